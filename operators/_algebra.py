@@ -165,15 +165,32 @@ class Composition(LinearOperator):
             return None
         return (_product([s[0] for s in syms]), all(s[1] for s in syms))
 
-    def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
-        from ._decimation import Decimation, _decimated_blur_solve
+    def _decimated_fourier(self, like):
+        """``(factor, symbol, real_kernel)`` if this is Decimation @ (Fourier multiplier)."""
+        from ._decimation import Decimation
 
-        like = b
-        if len(self.ops) == 2 and isinstance(self.ops[0], Decimation):
+        if len(self.ops) == 2 and isinstance(self.ops[0], Decimation) and \
+                self.ops[1].in_shape == self.ops[1].out_shape:
             sym = self.ops[1]._fourier_symbol(like)
-            if sym is not None and self.ops[1].in_shape == self.ops[1].out_shape:
-                return _decimated_blur_solve(self.ops[0].factor, sym[0], sym[1], b, rho)
+            if sym is not None and isinstance(sym[0], Tensor):
+                return self.ops[0].factor, sym[0], sym[1]
+        return None
+
+    def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
+        from ._decimation import _decimated_blur_solve
+
+        found = self._decimated_fourier(b)
+        if found is not None:
+            return _decimated_blur_solve(found[0], found[1], found[2], b, rho)
         return super()._solve_normal(b, rho, **cg_kwargs)
+
+    def opnorm(self, **kwargs) -> Tensor:
+        from ._decimation import _decimated_blur_opnorm
+
+        found = self._decimated_fourier(next(iter(self._tensors()), None))
+        if found is not None:
+            return _decimated_blur_opnorm(found[0], found[1], len(self.in_shape))
+        return super().opnorm(**kwargs)
 
 
 class Sum(LinearOperator):

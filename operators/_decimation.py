@@ -90,6 +90,19 @@ class Decimation(LinearOperator):
         return f"factor={self.factor}, in_shape={self.in_shape}"
 
 
+def _block_mean(t: Tensor, f: int) -> Tensor:
+    """Mean of the ``f x f`` aliased blocks of a spectrum over the last two dims."""
+    m, n = t.shape[-2] // f, t.shape[-1] // f
+    return t.reshape(*t.shape[:-2], f, m, f, n).mean(dim=(-4, -2))
+
+
+def _decimated_blur_opnorm(factor: int, otf: Tensor, ndim: int) -> Tensor:
+    r"""Exact :math:`\|SB\|`: :math:`SBB^HS^H` is the coarse multiplier ``mean_blocks(|ĥ|²)``."""
+    lam = _block_mean(otf.abs() ** 2, factor)
+    nb = max(lam.ndim - ndim, 0)
+    return lam.amax(dim=tuple(range(nb, lam.ndim))).sqrt()
+
+
 def _decimated_blur_solve(factor: int, otf: Tensor, real_kernel: bool, b: Tensor,
                           rho: Tensor) -> Tensor:
     r"""Solve :math:`(B^H S^H S B + \rho I) x = b` for circular ``B`` (OTF ``otf``), in closed form.
@@ -103,14 +116,8 @@ def _decimated_blur_solve(factor: int, otf: Tensor, real_kernel: bool, b: Tensor
         {\rho + \mathrm{mean_{blocks}}(|\hat h|^2)}\Big)\Big].
     """
     f = factor
-    h, w = b.shape[-2:]
-    m, n = h // f, w // f
-
-    def block_mean(t: Tensor) -> Tensor:
-        return t.reshape(*t.shape[:-2], f, m, f, n).mean(dim=(-4, -2))
-
     bf = fft2(b)
-    q = block_mean(otf * bf) / (block_mean(otf.abs() ** 2) + rho)
+    q = _block_mean(otf * bf, f) / (_block_mean(otf.abs() ** 2, f) + rho)
     xf = (bf - otf.conj() * q.repeat(*([1] * (q.ndim - 2)), f, f)) / rho
     x = ifft2(xf)
     return x.real if (real_kernel and not b.is_complex()) else x

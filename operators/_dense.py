@@ -57,10 +57,10 @@ class Dense(LinearOperator):
         return _param_batch(self.matrix, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return (self.matrix @ x.unsqueeze(-1)).squeeze(-1)
+        return _matvec(self.matrix, x)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        return (self.matrix.mH @ y.unsqueeze(-1)).squeeze(-1)
+        return _matvec(self.matrix.mH, y)
 
     def gram(self) -> LinearOperator:
         return Dense(self.matrix.mH @ self.matrix)
@@ -76,3 +76,9 @@ class Dense(LinearOperator):
 
     def opnorm(self, **kwargs) -> Tensor:
         return torch.linalg.matrix_norm(self.matrix, ord=2)
+
+
+def _matvec(a: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` over the last dim, promoting dtypes (``matmul`` itself does not promote)."""
+    dtype = torch.promote_types(a.dtype, x.dtype)
+    return (a.to(dtype) @ x.to(dtype).unsqueeze(-1)).squeeze(-1)

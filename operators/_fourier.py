@@ -1,4 +1,5 @@
-"""Fourier-diagonal operators: :class:`FourierMultiplier`, :class:`Convolution`, :class:`FourierSampling`.
+"""Fourier-diagonal operators: :class:`FourierMultiplier`, :class:`Convolution`,
+:class:`FourierSampling`.
 
 All FFTs act on the last two dimensions of a sample. Complex tensors that must survive
 ``Module.to(dtype)`` (which would drop imaginary parts) are stored as real views

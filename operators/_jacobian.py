@@ -96,7 +96,8 @@ class Jacobian(LinearOperator):
     def forward(self, v: Tensor) -> Tensor:
         def jvp(t: Tensor) -> Tensor:
             t = t.reshape(self.x.shape)
-            out = torch.func.jvp(self._f, (self.x,), (t.to(self.x.dtype),))[1]
+            out = _apply_linear(lambda u: torch.func.jvp(self._f, (self.x,), (u,))[1], t,
+                                self.x.dtype)
             return out.reshape(*self.x.shape[: self.batch_ndim], *self.out_shape)
 
         return self._map(jvp, v, len(self.in_shape) if not self._scalar_in else 1)
@@ -104,7 +105,20 @@ class Jacobian(LinearOperator):
     def adjoint(self, u: Tensor) -> Tensor:
         def vjp(t: Tensor) -> Tensor:
             t = t.reshape(self.fx.shape)
-            out = self._vjp_fn(t.to(self.fx.dtype))[0]
+            out = _apply_linear(lambda u: self._vjp_fn(u)[0], t, self.fx.dtype)
             return out.reshape(*self.x.shape[: self.batch_ndim], *self.in_shape)
 
         return self._map(vjp, u, len(self.out_shape) if not self._scalar_out else 1)
+
+
+def _apply_linear(fn: Callable[[Tensor], Tensor], t: Tensor, dtype: torch.dtype) -> Tensor:
+    """Apply the linear map ``fn`` (which takes ``dtype`` tensors) to ``t``, never downcasting.
+
+    A complex ``t`` on a real linearization is split into its real and imaginary parts (the
+    Jacobian acts complex-linearly), and the result is promoted to ``t``'s precision.
+    """
+    if t.is_complex() and not dtype.is_complex:
+        out = fn(t.real.to(dtype)) + 1j * fn(t.imag.to(dtype))
+    else:
+        out = fn(t.to(dtype))
+    return out.to(torch.promote_types(out.dtype, t.dtype))

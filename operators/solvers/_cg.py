@@ -136,7 +136,8 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float =
     Gradients w.r.t. ``b`` and every tensor of ``op`` (its parameters and buffers that require
     grad, e.g. a learnable PSF or a per-sample damping) are computed by implicit
     differentiation: the backward pass solves :math:`M z = \bar x` once more and returns
-    :math:`\bar b = z`, :math:`\bar\theta = -\partial_\theta \mathrm{Re}\langle z, M_\theta x\rangle`.
+    :math:`\bar b = z` and
+    :math:`\bar\theta = -\partial_\theta \mathrm{Re}\langle z, M_\theta x\rangle`.
     No graph of the iterations is kept (memory is independent of the iteration count). When
     ``x0`` is given, the result is not differentiated (plain no-grad iterations).
 
