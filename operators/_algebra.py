@@ -187,7 +187,7 @@ class Composition(LinearOperator):
     def opnorm(self, **kwargs) -> Tensor:
         from ._decimation import _decimated_blur_opnorm
 
-        found = self._decimated_fourier(next(iter(self._tensors()), None))
+        found = self._decimated_fourier(self._reference_tensor())
         if found is not None:
             return _decimated_blur_opnorm(found[0], found[1], len(self.in_shape))
         return super().opnorm(**kwargs)
@@ -265,9 +265,16 @@ class Scaled(LinearOperator):
             if not (c.is_floating_point() or c.is_complex()):
                 c = c.to(torch.get_default_dtype())
         elif isinstance(c, numbers.Number) and not isinstance(c, bool):
-            c = torch.tensor(c)
-            if not c.is_complex():
-                c = c.to(torch.get_default_dtype())
+            # A Python number takes the precision of the operator's tensors, and double precision
+            # for parameter-free operators (a 0-d double never changes the dtype of the data it
+            # scales), so that e.g. ``0.1 * A`` is exact to the data's precision.
+            ref = op._reference_tensor()
+            real = torch.float64
+            if ref is not None and (ref.is_floating_point() or ref.is_complex()):
+                real = ref.real.dtype if ref.is_complex() else ref.dtype
+            if not isinstance(c, numbers.Real):  # complex
+                real = torch.promote_types(real, torch.complex64)
+            c = torch.tensor(c, dtype=real)
         else:
             raise TypeError(f"the scale must be a number or a tensor, got {type(c).__name__}")
         self.register_buffer("c", c)

@@ -30,7 +30,7 @@ def _as_shape(shape: Sequence[int] | int | torch.Size, name: str) -> tuple[int, 
         shape = (shape,)
     try:
         out = tuple(int(s) for s in shape)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # not iterable, or e.g. a string element
         raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from err
     if any(s <= 0 for s in out) or any(int(s) != s for s in shape):
         raise ValueError(f"{name} must contain positive integers, got {tuple(shape)!r}")
@@ -128,10 +128,24 @@ class LinearOperator(nn.Module, abc.ABC):
             seen.setdefault(id(t), t)
         return list(seen.values())
 
-    def _device(self) -> torch.device | None:
+    def _reference_tensor(self) -> Tensor | None:
+        """The tensor whose device and dtype the operator follows, or None if it has none.
+
+        0-d CPU tensors (e.g. the scale of ``2.0 * A``) are passed over: they combine with
+        tensors on any device, so they must not decide the operator's device.
+        """
+        scalar = None
         for t in self._tensors():
-            return t.device
-        return None
+            if t.ndim or t.device.type != "cpu":
+                return t
+            scalar = t if scalar is None else scalar
+        return scalar
+
+    def _device(self) -> torch.device | None:
+        ref = self._reference_tensor()
+        if ref is None or (ref.ndim == 0 and ref.device.type == "cpu"):
+            return None
+        return ref.device
 
     # ------------------------------------------------------------------ input checks
     def _check_input(self, x: Tensor, shape: tuple[int, ...], what: str) -> None:
@@ -317,7 +331,7 @@ class LinearOperator(nn.Module, abc.ABC):
         -------
         Tensor of shape ``batch_shape`` (0-d for operators shared by all samples).
         """
-        like = next(iter(self._tensors()), None)
+        like = self._reference_tensor()
         gram = self.gram()
         candidates = ((lambda: self._diagonal_symbol(like), False),
                       (lambda: _first(self._fourier_symbol(like)), False),

@@ -54,11 +54,11 @@ def _param_batch(t: Tensor, event_ndim: int) -> tuple[int, ...]:
 class _ComplexBuffers:
     """Mixin: complex buffers stored as real views so that ``Module.to(dtype)`` keeps them."""
 
-    def _store(self, name: str, t: Tensor | None) -> None:
+    def _store(self, name: str, t: Tensor | None, persistent: bool = False) -> None:
         flags = self.__dict__.setdefault("_complex_flags", {})
         flags[name] = t is not None and t.is_complex()
         self.register_buffer(name, torch.view_as_real(t) if flags[name] else t,  # type: ignore
-                             persistent=False)
+                             persistent=persistent)
 
     def _get(self, name: str) -> Tensor | None:
         t = getattr(self, name)
@@ -106,12 +106,12 @@ class FourierMultiplier(_ComplexBuffers, LinearOperator):
             raise ValueError(f"symbol must end with the image shape {in_shape[-2:]}, got "
                              f"{tuple(symbol.shape)}")
         self.real_kernel = bool(real_kernel)
-        self._store("_symbol", symbol)
+        self._store("_symbol", symbol, persistent=True)  # the operator's state: in state_dict
         half = None
         if self.real_kernel:
             half = _symbol_half if _symbol_half is not None else \
                 symbol[..., : in_shape[-1] // 2 + 1].contiguous()
-        self._store("_symbol_half", half)
+        self._store("_symbol_half", half, persistent=True)
 
     @property
     def symbol(self) -> Tensor:
@@ -235,10 +235,20 @@ class Convolution(_ComplexBuffers, LinearOperator):
             self._store("_otf_half", None)
             self._store("_otf_full", None)
         else:
-            full = self._compute_otf(full=True)
-            self._store("_otf_full", full)
-            self._store("_otf_half", None if psf.is_complex() else
-                        full[..., : self.grid[1] // 2 + 1].contiguous())
+            self._cache_otf()
+
+    def _cache_otf(self) -> None:
+        full = self._compute_otf(full=True)
+        self._store("_otf_full", full)
+        self._store("_otf_half", None if self.psf.is_complex() else
+                    full[..., : self.grid[1] // 2 + 1].contiguous())
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        # The cached OTF is not saved (it is derived from the PSF): refresh it after loading.
+        super()._load_from_state_dict(*args, **kwargs)
+        if self._otf_full is not None:
+            with torch.no_grad():
+                self._cache_otf()
 
     # -------------------------------------------------------------- OTF
     def _compute_otf(self, full: bool) -> Tensor:

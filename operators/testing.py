@@ -34,7 +34,7 @@ def _random(shape, dtype, device, generator) -> Tensor:
 def _setup(op, dtype, device, batch_shape, generator):
     if not isinstance(op, LinearOperator):
         raise TypeError(f"expected a LinearOperator, got {type(op).__name__}")
-    ref = next(iter(op._tensors()), None)
+    ref = op._reference_tensor()
     if dtype is None:
         dtype = ref.dtype if ref is not None else torch.get_default_dtype()
         if dtype.is_complex is False and not dtype.is_floating_point:

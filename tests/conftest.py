@@ -16,7 +16,8 @@ Fixtures
 ``generator``
     A CPU ``torch.Generator`` seeded with 1234.
 
-Every test starts with ``torch``, ``numpy`` and ``random`` seeded with 0.
+Every test starts with ``torch``, ``numpy`` and ``random`` seeded with 0; torch uses one
+intra-op thread per test process.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ import pytest
 import torch
 
 CUDA_AVAILABLE = torch.cuda.is_available()
+
+# `make test` runs two xdist workers on two cores: one intra-op thread per worker avoids
+# oversubscription (measured: one file took 74 s instead of 1.6 s with default threading).
+torch.set_num_threads(1)
 
 _DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.gpu)] if CUDA_AVAILABLE else [])
 

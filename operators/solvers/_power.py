@@ -86,7 +86,7 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
         raise ValueError(f"tol must be positive, got {tol}")
     nd = len(op.in_shape)
     if x0 is None:
-        ref = next(iter(op._tensors()), None)
+        ref = op._reference_tensor()
         if dtype is None:
             dtype = ref.dtype if ref is not None else torch.get_default_dtype()
             if op.complex_input and not dtype.is_complex:
