@@ -178,6 +178,14 @@ def _physics_class() -> type:
     return OperatorPhysics
 
 
+def __getattr__(name: str):
+    # The LinearPhysics subclass is created lazily; expose it under its qualified name so that
+    # pickle (torch.save, copy.deepcopy of containers, multiprocessing) finds it.
+    if name == "OperatorPhysics":
+        return _physics_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def to_deepinv(op: LinearOperator, *, noise_model=None, sensor_model=None):
     r"""Wrap an operator as a ``deepinv.physics.LinearPhysics``.
 

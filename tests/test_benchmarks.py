@@ -1,0 +1,66 @@
+"""Smoke test of ``benchmarks/operators.py --quick`` (structure and finite numbers only).
+
+Timings are never asserted: CI machines are shared and drift.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "operators.py"
+
+
+def _load(monkeypatch: pytest.MonkeyPatch):
+    # Load by path under another name: the file is called operators.py like the package. It is
+    # registered in sys.modules while it runs (dataclasses look their module up there).
+    name = "_benchmarks_operators"
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite(values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def test_quick_benchmark_writes_the_expected_json(tmp_path, capsys, monkeypatch):
+    bench = _load(monkeypatch)
+    out = tmp_path / "sub" / "operators.json"
+    assert bench.main(["--quick", "--rounds", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "correctness" in printed and "timing" in printed
+    assert "MISMATCH" not in printed
+    data = json.loads(out.read_text())
+    assert set(data) == {"meta", "cases"}
+    assert {"device", "torch", "deepinv", "threads", "rounds", "quick"} <= set(data["meta"])
+    assert data["meta"]["quick"] is True and data["meta"]["rounds"] == 2
+    assert not list(out.parent.glob(".operators-*"))  # the temporary file was renamed
+    names = [c["name"] for c in data["cases"]]
+    assert names.count("fwd_adj") == 2 and names.count("gram") == 2 and names.count("solve") == 1
+    expected_impls = {
+        "fwd_adj": {"ours", "raw_torch", "deepinv_BlurFFT", "deepinv_Blur_fft"},
+        "gram": {"ours", "ours_incl_gram()", "deepinv_A_adjoint(A(x))", "deepinv_A_adjoint_A"},
+        "solve": {"ours", "ours_prox_l2", "cg_20", "deepinv_prox_l2"},
+    }
+    for case in data["cases"]:
+        assert {"name", "shape", "median_s", "times_s", "ratios", "checks", "accuracy"} <= set(case)
+        assert set(case["median_s"]) == expected_impls[case["name"]]
+        assert _finite(case["median_s"].values())
+        assert all(len(t) == 2 and _finite(t) for t in case["times_s"].values())
+        for ratio in case["ratios"].values():
+            assert _finite([ratio["median"], ratio["min"], ratio["max"]])
+        for check in case["checks"]:
+            assert _finite([check["rel_err"]])
+            assert check["ok"] is True or not check["gated"]
+    solve = next(c for c in data["cases"] if c["name"] == "solve")
+    assert set(solve["accuracy"]) == expected_impls["solve"]
+    assert all(_finite(a.values()) for a in solve["accuracy"].values())
+    assert solve["ratios"]["ours/cg_20"]["target_max"] == pytest.approx(0.1)
