@@ -181,7 +181,19 @@ class Composition(LinearOperator):
 
         found = self._decimated_fourier(b)
         if found is not None:
-            return _decimated_blur_solve(found[0], found[1], found[2], b, rho)
+            f, otf, real_kernel = found
+            # mean_blocks(|ĥ|²) depends on the PSF only: cache it, keyed on the OTF's storage
+            # and version so that a changed PSF is never served a stale value.
+            key = (otf.data_ptr(), otf._version, tuple(otf.shape), otf.dtype, otf.device, f)
+            cache = self._cache()
+            power = cache.get("aliased_power", {}).get(key)
+            if power is None:
+                from ._decimation import _block_mean
+
+                power = _block_mean(otf.abs() ** 2, f)
+                if not power.requires_grad:
+                    cache["aliased_power"] = {key: power}
+            return _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
         return super()._solve_normal(b, rho, **cg_kwargs)
 
     def opnorm(self, **kwargs) -> Tensor:

@@ -147,6 +147,35 @@ class LinearOperator(nn.Module, abc.ABC):
             return None
         return ref.device
 
+    # ------------------------------------------------------------------ cached metadata
+    # ``_check_input`` runs on every application, so the device and the per-sample batch shape
+    # are cached (as are e.g. Gram symbols of convolutions). The cache is dropped by ``.to()``,
+    # ``.cuda()``, ``.double()`` (``_apply``) and by
+    # attribute or buffer assignment on this operator; a cached value that disagrees with the
+    # input is recomputed before an error is raised, so a stale cache (e.g. after moving only a
+    # child of a composite) can never produce a false error.
+    def _cache(self) -> dict:
+        """Per-instance cache of derived quantities (never holds tensors that require grad)."""
+        return self.__dict__.setdefault("_derived_cache", {})
+
+    def _meta(self, fresh: bool = False) -> tuple[torch.device | None, tuple[int, ...]]:
+        cache = self._cache()
+        if fresh or "meta" not in cache:
+            cache["meta"] = (self._device(), tuple(self.batch_shape))
+        return cache["meta"]
+
+    def _apply(self, fn, recurse=True):  # noqa: D401 - nn.Module hook
+        self.__dict__.pop("_derived_cache", None)
+        return super()._apply(fn, recurse)
+
+    def __setattr__(self, name: str, value) -> None:
+        self.__dict__.pop("_derived_cache", None)
+        super().__setattr__(name, value)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        self.__dict__.pop("_derived_cache", None)
+        super().register_buffer(name, tensor, persistent)
+
     # ------------------------------------------------------------------ input checks
     def _check_input(self, x: Tensor, shape: tuple[int, ...], what: str) -> None:
         if not isinstance(x, Tensor):
@@ -158,23 +187,22 @@ class LinearOperator(nn.Module, abc.ABC):
                 f"{type(self).__name__}.{what} expects a tensor of shape (*batch, {_fmt(shape)}), "
                 f"got {tuple(x.shape)}; reshape the input or build the operator with the right "
                 f"shape")
-        batch = tuple(x.shape[: x.ndim - n])
-        bs = self.batch_shape
-        if bs:
-            try:
-                torch.broadcast_shapes(batch, bs)
-            except RuntimeError as err:
-                raise ValueError(
-                    f"{type(self).__name__}.{what}: the input's batch shape {batch} does not "
-                    f"broadcast against the operator's per-sample batch shape {bs}") from err
-        dev = self._device()
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(f"{type(self).__name__}.{what} expects a floating-point or complex "
+                            f"tensor, got dtype {x.dtype}")
+        dev, bs = self._meta()
+        if (dev is not None and x.device != dev) or (bs and not _broadcasts(x.shape[:x.ndim - n],
+                                                                            bs)):
+            dev, bs = self._meta(fresh=True)
         if dev is not None and x.device != dev:
             raise ValueError(
                 f"{type(self).__name__}: input is on {x.device} but the operator's tensors are on "
                 f"{dev}; move one of them (e.g. op.to(x.device))")
-        if not (x.is_floating_point() or x.is_complex()):
-            raise TypeError(f"{type(self).__name__}.{what} expects a floating-point or complex "
-                            f"tensor, got dtype {x.dtype}")
+        if bs and not _broadcasts(x.shape[: x.ndim - n], bs):
+            raise ValueError(
+                f"{type(self).__name__}.{what}: the input's batch shape "
+                f"{tuple(x.shape[: x.ndim - n])} does not broadcast against the operator's "
+                f"per-sample batch shape {bs}")
 
     def __call__(self, x: Tensor) -> Tensor:  # type: ignore[override]
         self._check_input(x, self.in_shape, "forward")
@@ -412,3 +440,8 @@ def _max_per_sample(sym: Tensor | float, ndim: int, root: bool) -> Tensor:
         nb = max(a.ndim - ndim, 0)
         v = a.amax(dim=tuple(range(nb, a.ndim))) if a.ndim > nb else a
     return v.sqrt() if root else v
+
+
+def _broadcasts(a, b) -> bool:
+    """Whether two shapes broadcast (right-aligned)."""
+    return all(x == y or x == 1 or y == 1 for x, y in zip(reversed(a), reversed(b), strict=False))

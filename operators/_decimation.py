@@ -91,9 +91,17 @@ class Decimation(LinearOperator):
 
 
 def _block_mean(t: Tensor, f: int) -> Tensor:
-    """Mean of the ``f x f`` aliased blocks of a spectrum over the last two dims."""
+    """Mean of the ``f x f`` aliased blocks of a spectrum over the last two dims.
+
+    A sum of ``f²`` strided slices: much faster than ``reshape(...).mean(dims)`` on complex data.
+    """
     m, n = t.shape[-2] // f, t.shape[-1] // f
-    return t.reshape(*t.shape[:-2], f, m, f, n).mean(dim=(-4, -2))
+    out = None
+    for i in range(f):
+        for j in range(f):
+            blk = t[..., i * m:(i + 1) * m, j * n:(j + 1) * n]
+            out = blk if out is None else out + blk
+    return out / (f * f)
 
 
 def _decimated_blur_opnorm(factor: int, otf: Tensor, ndim: int) -> Tensor:
@@ -104,7 +112,7 @@ def _decimated_blur_opnorm(factor: int, otf: Tensor, ndim: int) -> Tensor:
 
 
 def _decimated_blur_solve(factor: int, otf: Tensor, real_kernel: bool, b: Tensor,
-                          rho: Tensor) -> Tensor:
+                          rho: Tensor, aliased_power: Tensor | None = None) -> Tensor:
     r"""Solve :math:`(B^H S^H S B + \rho I) x = b` for circular ``B`` (OTF ``otf``), in closed form.
 
     With the Woodbury identity and the aliasing structure of :math:`S` in Fourier space
@@ -114,10 +122,18 @@ def _decimated_blur_solve(factor: int, otf: Tensor, real_kernel: bool, b: Tensor
         \hat x = \rho^{-1}\Big[\hat b - \bar{\hat h} \odot
         \mathrm{rep}\Big(\frac{\mathrm{mean_{blocks}}(\hat h \odot \hat b)}
         {\rho + \mathrm{mean_{blocks}}(|\hat h|^2)}\Big)\Big].
+
+    ``aliased_power`` is ``mean_blocks(|ĥ|²)`` if already known (it depends on the PSF only).
     """
     f = factor
+    h, w = b.shape[-2:]
+    m, n = h // f, w // f
+    if aliased_power is None:
+        aliased_power = _block_mean(otf.abs() ** 2, f)
     bf = fft2(b)
-    q = _block_mean(otf * bf, f) / (_block_mean(otf.abs() ** 2, f) + rho)
-    xf = (bf - otf.conj() * q.repeat(*([1] * (q.ndim - 2)), f, f)) / rho
+    q = _block_mean(otf * bf, f) / (aliased_power + rho)
+    # replicate q over the f x f blocks by broadcasting in a (..., f, m, f, n) view
+    corr = otf.conj().reshape(*otf.shape[:-2], f, m, f, n) * q.unsqueeze(-3).unsqueeze(-2)
+    xf = (bf - corr.reshape(*corr.shape[:-4], h, w)) / rho
     x = ifft2(xf)
     return x.real if (real_kernel and not b.is_complex()) else x

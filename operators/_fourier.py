@@ -243,9 +243,19 @@ class Convolution(_ComplexBuffers, LinearOperator):
         self._store("_otf_half", None if self.psf.is_complex() else
                     full[..., : self.grid[1] // 2 + 1].contiguous())
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name == "psf" and "_otf_full" in self._buffers:  # a new PSF: refresh the cached OTF
+            if value.requires_grad:
+                self._store("_otf_half", None)
+                self._store("_otf_full", None)
+            else:
+                self._cache_otf()
+
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         # The cached OTF is not saved (it is derived from the PSF): refresh it after loading.
         super()._load_from_state_dict(*args, **kwargs)
+        self.__dict__.pop("_derived_cache", None)
         if self._otf_full is not None:
             with torch.no_grad():
                 self._cache_otf()
@@ -320,11 +330,17 @@ class Convolution(_ComplexBuffers, LinearOperator):
     def gram(self) -> LinearOperator:
         if self.padding != "circular":
             return super().gram()
+        cache = self._cache()
+        if "gram" in cache and not self.psf.requires_grad:
+            return cache["gram"]
         full = self._otf(full=True)
         half = None if self.psf.is_complex() else self._otf(full=False)
-        return FourierMultiplier(full.abs() ** 2, self.in_shape,
+        gram = FourierMultiplier(full.abs() ** 2, self.in_shape,
                                  real_kernel=not self.psf.is_complex(),
                                  _symbol_half=None if half is None else half.abs() ** 2)
+        if not self.psf.requires_grad:
+            cache["gram"] = gram
+        return gram
 
     def extra_repr(self) -> str:
         return (f"psf_shape={tuple(self.psf.shape)}, in_shape={self.in_shape}, "
