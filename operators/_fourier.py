@@ -238,6 +238,7 @@ class Convolution(_ComplexBuffers, LinearOperator):
             self._cache_otf()
 
     def _cache_otf(self) -> None:
+        self.__dict__.pop("_derived_cache", None)
         full = self._compute_otf(full=True)
         self._store("_otf_full", full)
         self._store("_otf_half", None if self.psf.is_complex() else
@@ -272,11 +273,17 @@ class Convolution(_ComplexBuffers, LinearOperator):
         return rfft2(padded)
 
     def _otf(self, full: bool) -> Tensor:
-        if full:
-            otf = self._get("_otf_full")
-            return otf if otf is not None else self._compute_otf(full=True)
-        otf = self._get("_otf_half")
-        return otf if otf is not None else self._compute_otf(full=False)
+        # the complex views of the cached OTF buffers are themselves cached (hot path)
+        cache = self._cache()
+        key = "otf_full" if full else "otf_half"
+        otf = cache.get(key)
+        if otf is not None:
+            return otf
+        otf = self._get("_" + key)
+        if otf is None:  # the PSF requires grad: recompute so gradients reach it
+            return self._compute_otf(full=full)
+        cache[key] = otf
+        return otf
 
     @property
     def otf(self) -> Tensor:
