@@ -36,7 +36,7 @@ print("per-sample ||A||:", A.opnorm())
 
 # %%
 # Closed-form normal solve versus conjugate gradient
-# -------------------------------------------------
+# --------------------------------------------------
 # ``solve_normal(b, rho)`` returns :math:`(A^H A + \rho I)^{-1} b`. For circular blur followed
 # by decimation it uses the analytical formula of Zhao et al. (2016); CG needs many iterations.
 x = torch.rand(2, *shape)
