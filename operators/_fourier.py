@@ -30,8 +30,16 @@ def fourier_apply(x: Tensor, symbol: Tensor | float, real_kernel: bool,
     h, w = x.shape[-2:]
     if real_kernel and not x.is_complex():
         half = symbol[..., : w // 2 + 1] if symbol_half is None else symbol_half
-        return irfft2(rfft2(x) * half, s=(h, w))
-    return ifft2(fft2(x) * symbol)
+        return irfft2(_mul_spectrum(rfft2(x), half), s=(h, w))
+    return ifft2(_mul_spectrum(fft2(x), symbol))
+
+
+def _mul_spectrum(xf: Tensor, s: Tensor) -> Tensor:
+    """``xf * s``, in place on the temporary spectrum ``xf`` when autograd and shapes allow it."""
+    if s.requires_grad or s.shape != xf.shape[xf.ndim - s.ndim:] or \
+            torch.promote_types(xf.dtype, s.dtype) != xf.dtype:
+        return xf * s
+    return xf.mul_(s)
 
 
 def _next_fast_len(n: int) -> int:
@@ -301,10 +309,10 @@ class Convolution(_ComplexBuffers, LinearOperator):
         if x.is_complex() or self.psf.is_complex():
             otf = self._otf(full=True)
             xf = fft2(x, s=(gh, gw))
-            return ifft2(xf * (otf.conj() if adjoint else otf))
+            return ifft2(_mul_spectrum(xf, otf.conj() if adjoint else otf))
         otf = self._otf(full=False)
         xf = rfft2(x, s=(gh, gw))
-        return irfft2(xf * (otf.conj() if adjoint else otf), s=(gh, gw))
+        return irfft2(_mul_spectrum(xf, otf.conj() if adjoint else otf), s=(gh, gw))
 
     def forward(self, x: Tensor) -> Tensor:
         big_h, big_w = self.in_shape[-2:]
