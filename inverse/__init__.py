@@ -1,6 +1,57 @@
-"""Variational and learned priors for inverse problems.
+"""Variational and learned priors for inverse problems, on the operators of :mod:`operators`.
 
-This package will hold learned proximal networks (LPN), plug-and-play (PnP) solvers, and
-VBLE-xz restoration of satellite images, all written against the linear operators of
-:mod:`operators`. None of it is implemented yet: these land in later issues.
+What is here:
+
+* data fidelity: :class:`L2DataFidelity` (:math:`\\tfrac12\\|Ax-y\\|^2` for any
+  :class:`operators.LinearOperator`; its prox is one ``op.solve_normal``);
+* priors: :class:`Prior` (the interface), :class:`LPNPrior` (a learned proximal network, a prox
+  at weight 1 only), :class:`TVPrior` (isotropic total variation, Chambolle's dual projection,
+  also as :func:`tv_prox`), :class:`TikhonovPrior` (:math:`\\tfrac12\\|Dx\\|^2`);
+* plug-and-play solvers written once against these two interfaces: :func:`pgd`, :func:`admm`
+  (standard and the LPN reference's "132" ordering), :func:`hqs`, with typed options and a
+  per-iteration history;
+* :func:`to_deepinv_denoiser` / :func:`to_deepinv_prior`: a prior inside deepinv's optimizers;
+* :mod:`inverse.metrics`: PSNR and SSIM (scikit-image's definitions);
+* :mod:`inverse.lpn`: learned proximal networks (input-convex potentials, proximal matching,
+  evaluation of the learned regularizer).
+
+VBLE-xz restoration of satellite images is not implemented yet (a later issue).
 """
+
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from . import metrics as metrics
+from ._deepinv import to_deepinv_denoiser as to_deepinv_denoiser
+from ._deepinv import to_deepinv_prior as to_deepinv_prior
+from ._fidelity import AbstractDataFidelity as AbstractDataFidelity
+from ._fidelity import L2DataFidelity as L2DataFidelity
+from ._prior import LPNPrior as LPNPrior
+from ._prior import Prior as Prior
+from ._prior import TikhonovPrior as TikhonovPrior
+from ._prior import TVPrior as TVPrior
+from ._solvers import ADMMOptions as ADMMOptions
+from ._solvers import History as History
+from ._solvers import HQSOptions as HQSOptions
+from ._solvers import PGDOptions as PGDOptions
+from ._solvers import SolverResult as SolverResult
+from ._solvers import admm as admm
+from ._solvers import hqs as hqs
+from ._solvers import pgd as pgd
+from ._tv import TVProxResult as TVProxResult
+from ._tv import total_variation as total_variation
+from ._tv import tv_prox as tv_prox
+
+try:
+    __version__ = _version("sciml-inverse")
+except _PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AbstractDataFidelity", "L2DataFidelity",
+    "Prior", "LPNPrior", "TVPrior", "TikhonovPrior",
+    "pgd", "admm", "hqs", "PGDOptions", "ADMMOptions", "HQSOptions", "History", "SolverResult",
+    "tv_prox", "total_variation", "TVProxResult",
+    "to_deepinv_denoiser", "to_deepinv_prior",
+    "metrics", "__version__",
+]
