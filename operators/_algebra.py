@@ -105,7 +105,21 @@ class Adjoint(LinearOperator):
         return self.op.opnorm(**kwargs)
 
 
-class Composition(LinearOperator):
+class _Composite(LinearOperator):
+    """Base of operators built from ``self.ops``: complex if any part is, batch shapes broadcast."""
+
+    ops: torch.nn.ModuleList
+
+    @property
+    def complex_input(self) -> bool:  # type: ignore[override]
+        return any(op.complex_input for op in self.ops)
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return _broadcast_batch(*(op.batch_shape for op in self.ops))
+
+
+class Composition(_Composite):
     r"""Composition :math:`A_1 A_2 \cdots A_k` (the last operator is applied first).
 
     Usually built with ``A @ B``, which also flattens nested compositions, drops identities and
@@ -133,14 +147,6 @@ class Composition(LinearOperator):
                     f"{type(b).__name__} (out_shape {b.out_shape}): the shapes must match")
         super().__init__(ops[-1].in_shape, ops[0].out_shape)
         self.ops = torch.nn.ModuleList(ops)
-
-    @property
-    def complex_input(self) -> bool:  # type: ignore[override]
-        return any(op.complex_input for op in self.ops)
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return _broadcast_batch(*(op.batch_shape for op in self.ops))
 
     def forward(self, x: Tensor) -> Tensor:
         for op in reversed(self.ops):
@@ -205,7 +211,7 @@ class Composition(LinearOperator):
         return super().opnorm(**kwargs)
 
 
-class Sum(LinearOperator):
+class Sum(_Composite):
     r"""Sum :math:`A_1 + \cdots + A_k` of operators with equal shapes (built by ``A + B``)."""
 
     def __init__(self, ops: Sequence[LinearOperator]) -> None:
@@ -221,14 +227,6 @@ class Sum(LinearOperator):
                     f"{op.in_shape}->{op.out_shape}")
         super().__init__(flat[0].in_shape, flat[0].out_shape)
         self.ops = torch.nn.ModuleList(flat)
-
-    @property
-    def complex_input(self) -> bool:  # type: ignore[override]
-        return any(op.complex_input for op in self.ops)
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return _broadcast_batch(*(op.batch_shape for op in self.ops))
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.ops[0].forward(x)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._algebra import Sum
-from ._base import LinearOperator, _broadcast_batch
+from ._algebra import Sum, _Composite
+from ._base import LinearOperator
 
 __all__ = ["Stack", "BlockDiagonal"]
 
@@ -41,7 +41,7 @@ def _check_ops(ops: Sequence[LinearOperator], name: str) -> list[LinearOperator]
     return ops
 
 
-class Stack(LinearOperator):
+class Stack(_Composite):
     r"""Vertical stack :math:`A = [A_1; \dots; A_k]` of operators with a common input.
 
     ``A(x)`` is the concatenation of the flattened ``A_i(x)``, shape ``(*batch, sum_i n_i)``.
@@ -79,14 +79,6 @@ class Stack(LinearOperator):
         super().__init__(ops[0].in_shape, (sum(math.prod(o.out_shape) for o in ops),))
         self.ops = torch.nn.ModuleList(ops)
 
-    @property
-    def complex_input(self) -> bool:  # type: ignore[override]
-        return any(o.complex_input for o in self.ops)
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return _broadcast_batch(*(o.batch_shape for o in self.ops))
-
     def split(self, y: Tensor) -> list[Tensor]:
         """Split a stacked output ``(*batch, n)`` into the blocks' outputs."""
         return _split(y, [o.out_shape for o in self.ops])
@@ -106,7 +98,7 @@ class Stack(LinearOperator):
         return grams[0] if len(grams) == 1 else Sum(grams)
 
 
-class BlockDiagonal(LinearOperator):
+class BlockDiagonal(_Composite):
     r"""Block-diagonal operator :math:`\mathrm{diag}(A_1, \dots, A_k)`.
 
     Inputs and outputs are the concatenations of the blocks' flattened inputs and outputs;
@@ -129,14 +121,6 @@ class BlockDiagonal(LinearOperator):
         super().__init__((sum(math.prod(o.in_shape) for o in ops),),
                          (sum(math.prod(o.out_shape) for o in ops),))
         self.ops = torch.nn.ModuleList(ops)
-
-    @property
-    def complex_input(self) -> bool:  # type: ignore[override]
-        return any(o.complex_input for o in self.ops)
-
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        return _broadcast_batch(*(o.batch_shape for o in self.ops))
 
     def split_input(self, x: Tensor) -> list[Tensor]:
         """Split a concatenated input ``(*batch, n)`` into the blocks' inputs."""
