@@ -209,8 +209,8 @@ class LinearOperator(nn.Module, abc.ABC):
         return super().__call__(x)
 
     def __init_subclass__(cls, **kwargs) -> None:
-        # Public ``adjoint`` calls get the same input checks as ``op(x)``; internal code calls the
-        # unchecked ``_adjoint_impl``.
+        # ``adjoint`` gets the same input checks as ``op(x)``: each subclass's ``adjoint`` is
+        # wrapped once (the unwrapped function stays available as ``adjoint._impl``).
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("adjoint")
         if fn is not None and not getattr(fn, "_checked", False):
@@ -292,6 +292,10 @@ class LinearOperator(nn.Module, abc.ABC):
         >>> A.solve_normal(torch.tensor([2.0, 2.0]), rho=1.0)
         tensor([1., 2.])
         """
+        unknown = set(cg_kwargs) - _CG_OPTIONS
+        if unknown:
+            raise TypeError(f"solve_normal got unknown options {sorted(unknown)}; the CG options "
+                            f"are {sorted(_CG_OPTIONS)}")
         self._check_input(b, self.in_shape, "solve_normal")
         rho_t = self._check_rho(rho, b)
         if self.complex_input and not b.is_complex():
@@ -425,6 +429,10 @@ class LinearOperator(nn.Module, abc.ABC):
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in shape)
+
+
+#: keyword options of :func:`operators.cg` that ``solve_normal`` passes to its CG fallback
+_CG_OPTIONS = frozenset({"rtol", "atol", "max_iter", "check_every", "throw"})
 
 
 def _first(sym):

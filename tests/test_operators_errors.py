@@ -353,3 +353,13 @@ def test_checkers_need_an_operator():
     _raises(TypeError, "expected a LinearOperator, got Tensor", lambda: check_adjoint(randn(3, 3)))
     _raises(TypeError, "expected a LinearOperator, got builtin_function",
             lambda: check_adjoint_autograd(torch.sin))
+
+
+def test_solve_normal_rejects_unknown_cg_options():
+    import operators as op_
+
+    A = op_.Identity((3,))
+    with pytest.raises(TypeError, match=r"solve_normal got unknown options \['maxiter'\]"):
+        A.solve_normal(torch.ones(3), 1.0, maxiter=5)
+    # a known option is accepted (and ignored by the closed form)
+    assert torch.allclose(A.solve_normal(torch.ones(3), 1.0, max_iter=5), torch.full((3,), 0.5))
