@@ -12,9 +12,9 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 .PHONY: help install test lint demo bench docs clean
 
 help:
-	@echo "make install  create $(VENV) and install the project with the [test,plot,examples] extras"
+	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
 	@echo "make test     ruff + the test suite (pytest, 2 workers)"
-	@echo "make demo     run examples/demo_deblur.py, writing to demo_output/"
+	@echo "make demo     restore a bundled satellite tile with VBLE-xz (image + uncertainty map) into outputs/"
 	@echo "make bench    run benchmarks/operators.py, writing bench_output/operators.json"
 	@echo "make docs     build the HTML documentation into docs/_build/html"
 	@echo "make clean    remove build outputs (keeps $(VENV))"
@@ -25,7 +25,7 @@ $(PY):
 # The stamp is newer than pyproject.toml once the install has succeeded, so re-runs are no-ops.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[test,plot,examples]"
+	$(PIP) install -e ".[test,plot,examples,geo,dask]"
 	touch $@
 
 $(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed
@@ -42,7 +42,7 @@ test: install
 	$(PY) -m pytest -n 2
 
 demo: install
-	$(PY) examples/demo_deblur.py --out demo_output
+	$(PY) examples/satellite_demo.py --out outputs
 
 bench: install
 	$(PY) benchmarks/operators.py --json bench_output/operators.json
@@ -51,7 +51,7 @@ docs: $(VENV)/.installed-docs
 	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf build dist *.egg-info demo_output bench_output \
+	rm -rf build dist *.egg-info demo_output outputs bench_output \
 	       docs/_build docs/auto_examples docs/api/generated docs/sg_execution_times.rst \
 	       .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
