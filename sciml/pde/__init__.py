@@ -1,0 +1,38 @@
+"""Darcy-flow data: random coefficient fields, a finite-volume solver and HDF5 data sets.
+
+The problem is :math:`-\\nabla\\cdot(a\\nabla u) = f` on :math:`[0,1]^2` with :math:`u = 0` on the
+boundary (``f = 10`` in the DGNO / MultiONet benchmarks). Fields live at the nodes of a uniform
+``n x n`` grid, boundary included: ``a[..., i, j]`` is the value at ``(i, j) / (n - 1)``, and
+:func:`grid_nodes` flattens the nodes row-major (row ``i * n + j``).
+
+* :func:`piecewise_field`, :func:`smooth_field`: seeded Gaussian-random-field coefficients
+  (two-phase ``a in {5, 10}``, or smooth positive), :func:`gaussian_random_field` underneath.
+* :func:`solve_darcy`: 5-point finite volumes with harmonic face means, sparse LU (scipy);
+  :func:`darcy_operator` returns its SPD matrix.
+* :func:`generate_darcy` -> :class:`DarcyData`; :func:`save_darcy` / :func:`load_darcy` (HDF5,
+  also the authors' MATLAB v7.3 files). Command line: ``sciml-inverse darcy generate``.
+"""
+
+from ._darcy import DarcyData as DarcyData
+from ._darcy import darcy_operator as darcy_operator
+from ._darcy import generate_darcy as generate_darcy
+from ._darcy import grid_nodes as grid_nodes
+from ._darcy import solve_darcy as solve_darcy
+from ._fields import gaussian_random_field as gaussian_random_field
+from ._fields import piecewise_field as piecewise_field
+from ._fields import smooth_field as smooth_field
+from ._io import load_darcy as load_darcy
+from ._io import save_darcy as save_darcy
+
+__all__ = [
+    "DarcyData",
+    "darcy_operator",
+    "gaussian_random_field",
+    "generate_darcy",
+    "grid_nodes",
+    "load_darcy",
+    "piecewise_field",
+    "save_darcy",
+    "smooth_field",
+    "solve_darcy",
+]
