@@ -1,0 +1,403 @@
+r"""DGNO (DGenNO): a physics-aware generative neural operator trained without solution labels.
+
+Model (Zang & Koutsourelakis 2025). A deterministic encoder maps the coefficient field to a
+bounded latent :math:`\beta = \tanh(\mathrm{Enc}_\phi(a)) \in (-1, 1)^{d_\beta}`; decoders
+(MultiONets of :math:`(\beta, x)`) give
+
+* the coefficient likelihood :math:`p_\theta(a\mid\beta)`: Bernoulli per node for two-phase
+  :math:`a \in \{a_\text{lo}, a_\text{hi}\}` (:class:`BernoulliLikelihood`), Gaussian for smooth
+  :math:`a` (:class:`GaussianLikelihood`);
+* the solution :math:`u_\theta(x;\beta) = N_\theta(x;\beta)\,\sin(\pi x)\sin(\pi y)` (hard zero
+  Dirichlet conditions);
+* for discontinuous :math:`a`, the flux :math:`\mathbf s_\theta = (s_1, s_2)` of the mixed form.
+
+The PDE enters as *virtual observables*: the weak residuals :math:`r_j` (see
+:mod:`~sciml.neural_operators._weak_form`) are observed to be 0 with likelihood
+:math:`\propto \exp(-\lambda r_j^2/2)`, so the negative ELBO (flat prior on the cube, Dirac
+encoder) is
+
+.. math::
+
+    \mathcal L = w_\text{data}\,\overline{-\log p_\theta(a_i\mid\beta_i)}
+      + w_\text{pde}\Big(w_\text{flux}\,\overline{\|\mathbf s - a\nabla u\|^2}
+      + w_\text{res}\,\overline{r_j^2}\Big),
+
+with the *true* :math:`a` (no gradient) in the residual during forward training, and
+:math:`r_j = \overline{\mathbf s\cdot\nabla v_j} - \overline{f v_j}` (mixed form, :math:`a` never
+differentiated) or :math:`\overline{a\nabla u\cdot\nabla v_j} - \overline{f v_j}` (primal form,
+smooth
+:math:`a`, no flux decoders). No labelled :math:`u` is used.
+
+Shared trunk. The test-function centres are shared by the mini-batch, so the trunk features at
+the quadrature points and their spatial Jacobians are computed once per batch
+(:meth:`MultiONet.jet`) and contracted with the per-sample branch vectors. The naive layout
+(points repeated per sample, autograd with ``create_graph=True``) gives the same loss and
+gradients (tested) and is kept behind ``DGNOLossOptions(shared_trunk=False)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ._base import AbstractNeuralOperator, _check_points
+from ._multionet import OperatorJet, _InnerProductOperator
+from ._train import AbstractObjective
+from ._weak_form import (
+    Interpolation,
+    TestFunctions,
+    WeakFormOptions,
+    coefficient_at,
+    sample_test_functions,
+    weak_residual,
+)
+
+__all__ = [
+    "AbstractCoefficientLikelihood", "BernoulliLikelihood", "GaussianLikelihood", "DGNO",
+    "DGNOLossOptions", "DGNOObjective", "dgno_loss", "physics_loss", "grid_points",
+    "sine_mollifier",
+]
+
+
+def grid_points(n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Nodes of the uniform ``n × n`` grid on ``[0,1]^2`` (boundary included), ``(n*n, 2)``,
+    row-major with ``"ij"`` indexing (row ``i*n + j`` is ``(i, j)/(n-1)``), as in
+    :mod:`sciml.pde`."""
+    t = torch.linspace(0.0, 1.0, int(n), dtype=dtype)
+    return torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+
+
+def sine_mollifier(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r""":math:`m = \sin\pi x\,\sin\pi y`, its gradient and Laplacian (:math:`-2\pi^2 m`).
+
+    ``x`` ``(..., 2)`` → ``m (...)``, ``∇m (..., 2)``, ``Δm (...)``.
+    """
+    sx, sy = torch.sin(math.pi * x[..., 0]), torch.sin(math.pi * x[..., 1])
+    cx, cy = torch.cos(math.pi * x[..., 0]), torch.cos(math.pi * x[..., 1])
+    m = sx * sy
+    return m, math.pi * torch.stack([cx * sy, sx * cy], -1), -2 * math.pi ** 2 * m
+
+
+def _mollify(jet: OperatorJet, x: Tensor) -> OperatorJet:
+    """Product rule for ``u = N m`` with shared points ``x`` ``(N, 2)``."""
+    m, gm, lm = sine_mollifier(x)
+    val = jet.value * m
+    grad = None if jet.grad is None else jet.grad * m[..., None] + jet.value[..., None] * gm
+    lap = None
+    if jet.laplacian is not None:
+        lap = jet.laplacian * m + 2 * (jet.grad * gm).sum(-1) + jet.value * lm
+    return OperatorJet(val, grad, lap)
+
+
+# ------------------------------------------------------------------------------ likelihoods
+class AbstractCoefficientLikelihood(abc.ABC):
+    """The coefficient likelihood :math:`p_\\theta(a\\mid\\beta)` of a DGNO a-decoder."""
+
+    @abc.abstractmethod
+    def nll(self, decoded: Tensor, a: Tensor) -> Tensor:
+        """Loss (a negative log-likelihood up to constants) of ``a`` ``(B, N)``."""
+
+    @abc.abstractmethod
+    def estimate(self, decoded: Tensor, *, samples: int = 0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Point estimate of ``a`` from the decoder output ``(B, N)``."""
+
+
+@dataclass(frozen=True)
+class BernoulliLikelihood(AbstractCoefficientLikelihood):
+    r"""Two-phase :math:`a \in \{\text{low}, \text{high}\}`: a Bernoulli variable per node.
+
+    The decoder gives logits; :math:`p = \sigma(\text{logit})` is the probability of the high
+    phase and the loss is the mean binary cross-entropy with target
+    :math:`(a - \text{low})/(\text{high} - \text{low})`. :meth:`estimate` with ``samples = S > 0``
+    is the reference's relaxed-Bernoulli average
+    :math:`\text{low} + (\text{high}-\text{low})\,\sigma\big(\tfrac1S\sum_s[\text{logit} +
+    \log\varepsilon_s - \log(1-\varepsilon_s)]\big)`, :math:`\varepsilon_s\sim U(0,1)`
+    (differentiable; used in the inverse problem); ``samples = 0`` gives
+    :math:`\text{low} + (\text{high}-\text{low})\,p`.
+    """
+
+    low: float = 5.0
+    high: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.high > self.low:
+            raise ValueError(f"need high > low, got low={self.low}, high={self.high}")
+
+    def nll(self, decoded: Tensor, a: Tensor) -> Tensor:
+        target = ((a - self.low) / (self.high - self.low)).clamp(0, 1)
+        return nn.functional.binary_cross_entropy_with_logits(decoded, target)
+
+    def estimate(self, decoded: Tensor, *, samples: int = 0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        if samples <= 0:
+            return self.low + (self.high - self.low) * torch.sigmoid(decoded)
+        eps = torch.rand((int(samples), *decoded.shape), generator=generator,
+                         dtype=decoded.dtype).to(decoded.device).clamp(1e-6, 1 - 1e-6)
+        z = (decoded + torch.log(eps) - torch.log1p(-eps)).mean(0)
+        return self.low + (self.high - self.low) * torch.sigmoid(z)
+
+    def probabilities(self, decoded: Tensor) -> Tensor:
+        """Probability of the high phase per node."""
+        return torch.sigmoid(decoded)
+
+
+@dataclass(frozen=True)
+class GaussianLikelihood(AbstractCoefficientLikelihood):
+    r"""Smooth :math:`a`: a Gaussian likelihood around the decoder output.
+
+    ``squared=False`` (reference parity, its ``mse_org``): the loss is the mean over samples of
+    the *un-squared* L2 norm :math:`\|\hat a_i - a_i\|_2` over the nodes (not an MSE).
+    ``squared=True``: the mean squared error (the exact Gaussian NLL up to a constant).
+    """
+
+    squared: bool = False
+
+    def nll(self, decoded: Tensor, a: Tensor) -> Tensor:
+        if self.squared:
+            return ((decoded - a) ** 2).mean()
+        return (decoded - a).norm(dim=-1).mean()
+
+    def estimate(self, decoded: Tensor, *, samples: int = 0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        return decoded
+
+
+# ------------------------------------------------------------------------------ model
+class DGNO(AbstractNeuralOperator):
+    r"""Deep generative neural operator: encoder, a-decoder, u-decoder (+ flux decoders).
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        ``(B, n, n)`` → β ``(B, d_β)``, bounded (e.g. ``MLPEncoder(..., bounded=True)``); it must
+        have an integer attribute ``grid`` (the ``n`` it accepts).
+    u_decoder, a_decoder : MultiONet or DeepONet
+        Operators of ``(β, x)`` without their own encoder (``in_size_a = d_β``).
+    likelihood : AbstractCoefficientLikelihood
+    flux_decoders : (MultiONet, MultiONet), optional
+        ``s_1, s_2`` of the mixed form (required for two-phase coefficients, where the primal
+        form would differentiate a discontinuous ``a``).
+
+    Shapes
+    ------
+    ``forward(a, x)``: ``a (B, n, n)``, ``x (N, 2)`` or ``(B, N, 2)`` → ``u (B, N)``.
+
+    Raises
+    ------
+    TypeError
+        Wrong component types.
+    ValueError
+        Decoders with an encoder of their own, or a latent size mismatch.
+
+    References
+    ----------
+    Y. Zang, P.-S. Koutsourelakis, J. Comput. Phys. 538 (2025) 114137, arXiv:2502.06250.
+    """
+
+    def __init__(self, encoder: nn.Module, u_decoder: _InnerProductOperator,
+                 a_decoder: _InnerProductOperator, likelihood: AbstractCoefficientLikelihood, *,
+                 flux_decoders: tuple[_InnerProductOperator, _InnerProductOperator] | None = None,
+                 ) -> None:
+        super().__init__()
+        decs = [u_decoder, a_decoder, *(flux_decoders or ())]
+        if not isinstance(encoder, nn.Module) or not isinstance(getattr(encoder, "grid", None),
+                                                                int):
+            raise TypeError("encoder must be an nn.Module with an integer `grid` attribute "
+                            "(e.g. MLPEncoder or CNNEncoder)")
+        if not all(isinstance(d, _InnerProductOperator) for d in decs):
+            raise TypeError("decoders must be MultiONet or DeepONet instances")
+        if any(d.encoder is not None for d in decs):
+            raise ValueError("decoders take the latent β directly: build them with encoder=None")
+        if len({d.in_size_a for d in decs}) != 1 or any(d.in_size_x != 2 for d in decs):
+            raise ValueError("all decoders must share the latent size and take x in R^2")
+        if not isinstance(likelihood, AbstractCoefficientLikelihood):
+            raise TypeError("likelihood must be a BernoulliLikelihood or GaussianLikelihood")
+        if flux_decoders is not None and len(flux_decoders) != 2:
+            raise ValueError("flux_decoders must be a pair (s_1, s_2)")
+        self.encoder = encoder
+        self.u_decoder = u_decoder
+        self.a_decoder = a_decoder
+        self.flux_decoders = nn.ModuleList(flux_decoders) if flux_decoders else None
+        self.likelihood = likelihood
+
+    @property
+    def grid(self) -> int:
+        return int(self.encoder.grid)
+
+    @property
+    def latent_size(self) -> int:
+        return int(self.u_decoder.in_size_a)
+
+    def encode(self, a: Tensor) -> Tensor:
+        """β ``(B, d_β)`` of fields ``a`` ``(B, n, n)``."""
+        return self.encoder(a)
+
+    def decode_u(self, beta: Tensor, x: Tensor) -> Tensor:
+        """``u (B, N)`` at ``x`` (Cartesian ``(N, 2)`` or batch ``(B, N, 2)``)."""
+        _check_points(x, beta.shape[0], 2)
+        return self.u_decoder(beta, x) * sine_mollifier(x)[0]
+
+    def u_jet(self, beta: Tensor, x: Tensor, *, laplacian: bool = False) -> OperatorJet:
+        """``u`` and ``∇u`` (and ``Δu``) at shared points ``x`` ``(N, 2)`` (shared trunk)."""
+        return _mollify(self.u_decoder.jet(beta, x, grad=True, laplacian=laplacian), x)
+
+    def decode_a(self, beta: Tensor, x: Tensor) -> Tensor:
+        """Raw a-decoder output (logits or mean) ``(B, N)``."""
+        return self.a_decoder(beta, x)
+
+    def decode_flux(self, beta: Tensor, x: Tensor) -> Tensor:
+        """Flux ``s (B, N, 2)`` (mixed form only)."""
+        if self.flux_decoders is None:
+            raise ValueError("this DGNO has no flux decoders (primal form)")
+        return torch.stack([d(beta, x) for d in self.flux_decoders], -1)
+
+    def forward(self, a: Tensor, x: Tensor) -> Tensor:
+        return self.decode_u(self.encode(a), x)
+
+    def reconstruct(self, a: Tensor, *, samples: int = 0,
+                    generator: torch.Generator | None = None) -> Tensor:
+        """Coefficient reconstruction ``(B, n, n)`` through the latent (on the grid nodes)."""
+        beta = self.encode(a)
+        x = grid_points(self.grid, dtype=beta.dtype).to(beta.device)
+        dec = self.decode_a(beta, x)
+        est = self.likelihood.estimate(dec, samples=samples, generator=generator)
+        return est.reshape(-1, self.grid, self.grid)
+
+
+# ------------------------------------------------------------------------------ loss
+@dataclass(frozen=True)
+class DGNOLossOptions:
+    """Weights and discretisation of the DGNO objective.
+
+    Attributes
+    ----------
+    weak : WeakFormOptions
+    source : float
+        Constant :math:`f` (10 in the benchmarks).
+    data_weight, pde_weight : float
+        ``w_data`` (coefficient NLL) and ``w_pde``. Reference: 1/1 (piecewise), 0.25/1 (smooth).
+    flux_weight : float
+        Weight of :math:`\\overline{\\|s - a\\nabla u\\|^2}` (mixed form).
+    residual_weight : float, optional
+        Weight of :math:`\\overline{r_j^2}`; default :math:`\\sqrt{n_c}` (the reference's).
+    top_k : int, optional
+        Add the sum of the ``top_k`` largest squared residuals of the batch (the reference's
+        smooth-Darcy adaptive weighting, explicit here); default off.
+    interpolation : Interpolation
+        How the true ``a`` is read at quadrature points (nearest node for two-phase fields).
+    shared_trunk : bool
+        Compute trunk features and Jacobians once per batch (default) or use the naive
+        per-sample autograd layout (same numbers, much slower; for tests and benchmarks).
+    """
+
+    weak: WeakFormOptions = field(default_factory=WeakFormOptions)
+    source: float = 10.0
+    data_weight: float = 1.0
+    pde_weight: float = 1.0
+    flux_weight: float = 1.0
+    residual_weight: float | None = None
+    top_k: int | None = None
+    interpolation: Interpolation = Interpolation.NEAREST
+    shared_trunk: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weak, WeakFormOptions):
+            raise TypeError("weak must be a WeakFormOptions")
+        if not isinstance(self.interpolation, Interpolation):
+            raise TypeError("interpolation must be an Interpolation member")
+        for name in ("data_weight", "pde_weight", "flux_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.residual_weight is not None and self.residual_weight < 0:
+            raise ValueError(f"residual_weight must be >= 0, got {self.residual_weight}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}")
+
+
+def _naive_u_grad(model: DGNO, beta: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+    """u and ∇u with the points repeated per sample and autograd (the naive layout)."""
+    xb = points.detach().expand(beta.shape[0], -1, -1).clone().requires_grad_(True)
+    u = model.decode_u(beta, xb)
+    (grad,) = torch.autograd.grad(u.sum(), xb, create_graph=True)
+    return u, grad
+
+
+def physics_loss(model: DGNO, beta: Tensor, a_points: Tensor, tf: TestFunctions,
+                 options: DGNOLossOptions) -> tuple[Tensor, dict[str, float]]:
+    """The virtual-observable term for latents ``beta`` and ``a`` at ``tf.points`` ``(B, Q)``."""
+    if options.shared_trunk:
+        ujet = model.u_jet(beta, tf.points)
+        grad_u = ujet.grad
+    else:
+        _, grad_u = _naive_u_grad(model, beta, tf.points)
+    a_grad_u = a_points[..., None] * grad_u
+    parts: dict[str, float] = {}
+    w_res = (math.sqrt(tf.n_centres) if options.residual_weight is None
+             else options.residual_weight)
+    if model.flux_decoders is not None:
+        if options.shared_trunk:
+            s = model.decode_flux(beta, tf.points)
+        else:
+            xb = tf.points.expand(beta.shape[0], -1, -1)
+            s = model.decode_flux(beta, xb)
+        flux = ((s - a_grad_u) ** 2).sum(-1).mean()
+        r = weak_residual(s, options.source, tf)
+        parts["flux"] = float(flux.detach())
+        pde = options.flux_weight * flux
+    else:
+        r = weak_residual(a_grad_u, options.source, tf)
+        pde = a_grad_u.new_zeros(())
+    r2 = r ** 2
+    pde = pde + w_res * r2.mean()
+    if options.top_k is not None:
+        pde = pde + r2.flatten().topk(min(options.top_k, r2.numel())).values.sum()
+    parts["residual"] = float(r2.mean().detach())
+    return pde, parts
+
+
+def dgno_loss(model: DGNO, a: Tensor, options: DGNOLossOptions, *,
+              generator: torch.Generator | None = None,
+              test_functions: TestFunctions | None = None) -> tuple[Tensor, dict[str, float]]:
+    """The DGNO training loss of a mini-batch of coefficient fields ``a`` ``(B, n, n)``.
+
+    Returns the scalar loss and its parts (``nll``, ``residual``, ``flux``, ``loss``) as floats.
+    ``test_functions`` fixes the centres (otherwise drawn with ``generator``).
+
+    Raises
+    ------
+    TypeError
+        Wrong model/options types.
+    ValueError
+        Fields of the wrong grid size or with NaN.
+    """
+    if not isinstance(model, DGNO):
+        raise TypeError(f"model must be a DGNO, got {type(model).__name__}")
+    if not isinstance(options, DGNOLossOptions):
+        raise TypeError(f"options must be a DGNOLossOptions, got {type(options).__name__}")
+    beta = model.encode(a)
+    nodes = grid_points(model.grid, dtype=a.dtype).to(a.device)
+    nll = model.likelihood.nll(model.decode_a(beta, nodes), a.reshape(a.shape[0], -1))
+    tf = test_functions or sample_test_functions(options.weak, generator=generator,
+                                                 dtype=a.dtype, device=a.device)
+    a_pts = coefficient_at(a, tf.points, options.interpolation)
+    pde, parts = physics_loss(model, beta, a_pts, tf, options)
+    loss = options.data_weight * nll + options.pde_weight * pde
+    parts["nll"] = float(nll.detach())
+    parts["loss"] = float(loss.detach())
+    return loss, parts
+
+
+@dataclass(frozen=True)
+class DGNOObjective(AbstractObjective):
+    """:func:`dgno_loss` as a :func:`fit` objective; batches are ``(a,)`` (no labels)."""
+
+    options: DGNOLossOptions = field(default_factory=DGNOLossOptions)
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...],
+             generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        return dgno_loss(model, batch[0], self.options, generator=generator)

@@ -1,0 +1,126 @@
+"""Encoders from a gridded coefficient field to a vector (branch input or bounded latent β)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["MLPEncoder", "CNNEncoder"]
+
+
+class _GridEncoder(nn.Module):
+    """Input checks and per-node unit-Gaussian normalisation of ``(B, n, n)`` fields."""
+
+    def __init__(self, grid: int, out_size: int, bounded: bool) -> None:
+        super().__init__()
+        if int(grid) < 2 or int(out_size) < 1:
+            raise ValueError(f"grid must be >= 2 and out_size >= 1, got {grid}, {out_size}")
+        self.grid = int(grid)
+        self.out_size = int(out_size)
+        self.bounded = bool(bounded)
+        self.register_buffer("mean", torch.zeros(self.grid, self.grid))
+        self.register_buffer("std", torch.ones(self.grid, self.grid))
+
+    def fit_normalization(self, a: Tensor) -> None:
+        """Set the per-node mean and standard deviation from training fields ``(B, n, n)``."""
+        a = self._check(a)
+        self.mean.copy_(a.mean(0))
+        self.std.copy_(a.std(0).clamp_min(1e-6) if a.shape[0] > 1 else torch.ones_like(a[0]))
+
+    def _check(self, a: Tensor) -> Tensor:
+        if not isinstance(a, Tensor) or not a.is_floating_point():
+            raise TypeError("the coefficient field must be a floating-point tensor (B, n, n)")
+        if a.ndim != 3 or a.shape[1:] != (self.grid, self.grid):
+            raise ValueError(f"coefficient fields must have shape (B, {self.grid}, {self.grid}) "
+                             f"(the encoder's grid), got {tuple(a.shape)}; resample the data or "
+                             f"build the model for this grid")
+        if bool(torch.isnan(a).any()):
+            raise ValueError("the coefficient field contains NaN")
+        return a
+
+    def _finish(self, z: Tensor) -> Tensor:
+        return torch.tanh(z) if self.bounded else z
+
+
+class MLPEncoder(_GridEncoder):
+    r"""Fully connected encoder of a flattened, per-node normalised field.
+
+    ``β = tanh(FC(norm(a)))`` (``bounded=True``, the DGNO latent in :math:`(-1, 1)^{d_\beta}`);
+    SiLU between layers, none after the last. The DGNO piecewise reference is
+    ``hidden=(512, 256)``, ``out_size=128`` on 29 × 29 (595,328 parameters).
+
+    Parameters
+    ----------
+    grid : int
+        ``n`` of the ``n × n`` input.
+    hidden : sequence of int
+    out_size : int
+    bounded : bool
+        Apply tanh to the output.
+
+    Raises
+    ------
+    ValueError
+        Input of the wrong grid size or with NaN (at call time).
+    """
+
+    def __init__(self, grid: int, hidden: Sequence[int] = (512, 256), out_size: int = 128, *,
+                 bounded: bool = True) -> None:
+        super().__init__(grid, out_size, bounded)
+        sizes = [self.grid ** 2, *[int(h) for h in hidden], self.out_size]
+        mods: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            mods.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                mods.append(nn.SiLU())
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, a: Tensor) -> Tensor:
+        """``(B, n, n)`` → ``(B, out_size)``."""
+        a = self._check(a)
+        return self._finish(self.net(((a - self.mean) / self.std).flatten(1)))
+
+
+class CNNEncoder(_GridEncoder):
+    """Convolutional encoder: strided convolutions + SiLU, flatten, fully connected layers.
+
+    Parameters
+    ----------
+    grid : int
+    channels : sequence of int
+        Output channels of the convolutions (input has one channel).
+    kernel, stride : int
+    hidden : sequence of int
+        Hidden widths of the fully connected head.
+    out_size : int
+    bounded : bool
+        Apply tanh to the output (DGNO latent).
+    """
+
+    def __init__(self, grid: int, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (),
+                 out_size: int = 128, *, kernel: int = 5, stride: int = 2,
+                 bounded: bool = False) -> None:
+        super().__init__(grid, out_size, bounded)
+        convs: list[nn.Module] = []
+        c_in = 1
+        for c in channels:
+            convs += [nn.Conv2d(c_in, int(c), int(kernel), int(stride)), nn.SiLU()]
+            c_in = int(c)
+        self.convs = nn.Sequential(*convs)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, 1, self.grid, self.grid)).numel()
+        sizes = [flat, *[int(h) for h in hidden], self.out_size]
+        head: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            head.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                head.append(nn.SiLU())
+        self.head = nn.Sequential(*head)
+
+    def forward(self, a: Tensor) -> Tensor:
+        """``(B, n, n)`` → ``(B, out_size)``."""
+        a = self._check(a)
+        z = self.convs(((a - self.mean) / self.std).unsqueeze(1))
+        return self._finish(self.head(z.flatten(1)))
