@@ -1,0 +1,271 @@
+"""Saving and loading compressive autoencoders (atomic writes, config and version checks).
+
+File layout (``torch.save`` of a dict, readable with ``weights_only=True``)::
+
+    {"format": "sciml-inverse/vble-cae", "format_version": 1, "library_version": "0.1.0",
+     "config": CAEConfig.to_dict(), "state_dict": {...}, "dtype": "float32" | "float16",
+     "extra": {...}}
+
+Weights may be stored in float16 (``save_cae(..., half=True)``) to halve the shipped file;
+:func:`load_cae` casts them back to float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._cae import CAEConfig, CompressiveAutoencoder
+
+__all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHTS_DIR"]
+
+FORMAT = "sciml-inverse/vble-cae"
+FORMAT_VERSION = 1
+#: Folder of the shipped weights ``cae_low.pt`` / ``cae_high.pt``.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+_BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt"}
+
+
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sciml-inverse")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def _write_atomic(obj: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_cae(model: CompressiveAutoencoder, path: str | os.PathLike, *, half: bool = False,
+             **extra: Any) -> Path:
+    """Save a CAE's configuration and weights, atomically (temporary file + ``os.replace``).
+
+    Parameters
+    ----------
+    model : CompressiveAutoencoder
+    path : str or path-like
+    half : bool
+        Store floating-point weights as float16 (half the size; :func:`load_cae` casts back to
+        float32). Relative rounding error ≈ 5e-4 on each weight.
+    **extra
+        Anything ``torch.load(weights_only=True)`` can read back (numbers, strings, lists,
+        dicts, tensors): training record, data statement, command line, ...
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a :class:`CompressiveAutoencoder`.
+    """
+    if not isinstance(model, CompressiveAutoencoder):
+        raise TypeError(f"save_cae expects a CompressiveAutoencoder, got {type(model).__name__}")
+    state = {}
+    params = {name for name, _ in model.named_parameters()}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        # Only learned parameters are halved: the buffers are constants (likelihood floors of
+        # 1e-9, the GDN pedestal 2**-36) that float16 would round to 0.
+        if half and k in params and v.is_floating_point():
+            v = v.half()
+        state[k] = v.clone()
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": _library_version(),
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "dtype": "float16" if half else "float32",
+        "extra": dict(extra),
+    }
+    return _write_atomic(payload, Path(path))
+
+
+def _read(path: Path, map_location: Any) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no CAE checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated / not a torch file / unsafe pickle
+        raise ValueError(f"{path} could not be read as a CAE checkpoint (corrupted or not "
+                         f"written by save_cae): {type(err).__name__}: {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a CAE checkpoint written by sciml-inverse's save_cae "
+                         f"(for a CompressAI checkpoint use cae_from_compressai)")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has CAE checkpoint format version "
+                         f"{ckpt.get('format_version')!r}, this library reads version "
+                         f"{FORMAT_VERSION}; re-save it with a matching sciml-inverse")
+    if ckpt.get("library_version") != _library_version():
+        warnings.warn(f"{path} was written by sciml-inverse {ckpt.get('library_version')}, "
+                      f"this is {_library_version()}", UserWarning, stacklevel=3)
+    return ckpt
+
+
+def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
+             with_extra: bool = False
+             ) -> CompressiveAutoencoder | tuple[CompressiveAutoencoder, dict[str, Any]]:
+    """Load a CAE written by :func:`save_cae` (float32 parameters, eval mode).
+
+    Parameters
+    ----------
+    path : str or path-like
+    map_location
+        Passed to :func:`torch.load`; the model is moved there when it is a device.
+    with_extra : bool
+        Also return the ``**extra`` dict given to :func:`save_cae`.
+
+    Returns
+    -------
+    CompressiveAutoencoder or (CompressiveAutoencoder, dict)
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is corrupted or not a CAE checkpoint, has another format version, a
+        configuration this version does not know, or weights that do not fit its configuration.
+    """
+    path = Path(path)
+    ckpt = _read(path, map_location)
+    try:
+        config = CAEConfig.from_dict(ckpt["config"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} has no valid CAE configuration: {err}") from err
+    model = CompressiveAutoencoder(config)
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} has no state_dict")
+    own = model.state_dict()
+    params = {name for name, _ in model.named_parameters()}
+    # the context mask is rebuilt, not stored (early files of this format stored it)
+    state = {k: v.to(dtype=own[k].dtype) if k in own and v.is_floating_point() else v
+             for k, v in state.items() if k != "context_prediction.mask"}
+    # Buffers are constants fixed by the configuration (likelihood floors, the GDN pedestal).
+    # Files written before save_cae kept them in float32 stored them in float16, which rounds
+    # the 1e-9 floors to 0 (then latent_bits can be inf): take them from the fresh model.
+    if ckpt.get("dtype") == "float16":
+        state = {k: own[k] if (k in own and k not in params) else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the saved configuration {config}: "
+                         f"{err}") from err
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    model.eval()
+    if with_extra:
+        return model, dict(ckpt.get("extra") or {})
+    return model
+
+
+def default_cae(bitrate: str = "low") -> CompressiveAutoencoder:
+    """The shipped one-channel 12-bit CAE (with variance decoder), in eval mode.
+
+    Parameters
+    ----------
+    bitrate : {"low", "high"}
+        ``"low"``: trained with α = 0.0067 (stronger prior); ``"high"``: α = 0.0483.
+
+    Returns
+    -------
+    CompressiveAutoencoder
+
+    Raises
+    ------
+    ValueError
+        For another ``bitrate``.
+    FileNotFoundError
+        If the weights file is not installed (``inverse/vble/weights/cae_{bitrate}.pt``).
+    """
+    if bitrate not in _BITRATES:
+        raise ValueError(f"bitrate must be one of {sorted(_BITRATES)}, got {bitrate!r}")
+    path = WEIGHTS_DIR / _BITRATES[bitrate]
+    if not path.is_file():
+        raise FileNotFoundError(f"the shipped CAE weights {path} are missing; reinstall "
+                                f"sciml-inverse or pass your own checkpoint to load_cae")
+    return load_cae(path)  # type: ignore[return-value]
+
+
+def cae_from_compressai(state_dict_or_path: dict | str | os.PathLike, *, alpha: float,
+                        n_bits: int = 8, std_decoder: bool = False) -> CompressiveAutoencoder:
+    """Build a CAE from a CompressAI ``mbt2018`` checkpoint (state dict or local file).
+
+    N, M, C and the entropy-model widths are read from the weight shapes; entries only the
+    entropy coder needs are dropped (see
+    :meth:`CompressiveAutoencoder.load_compressai_state_dict`). Nothing is downloaded.
+
+    Parameters
+    ----------
+    state_dict_or_path : dict or path
+        A state dict, or a file holding one (possibly under ``"state_dict"``).
+    alpha : float
+        The rate–distortion weight the checkpoint was trained with (CompressAI's mbt2018
+        qualities 1–8: 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18).
+    n_bits : int
+        Bit depth of its training images (8 for CompressAI's).
+    std_decoder : bool
+        Add an (untrained) variance decoder.
+
+    Returns
+    -------
+    CompressiveAutoencoder
+        In eval mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path is given and there is no file.
+    ValueError
+        If the dict is not an mbt2018 state dict.
+    """
+    sd = state_dict_or_path
+    if not isinstance(sd, dict):
+        path = Path(sd)
+        if not path.is_file():
+            raise FileNotFoundError(f"no CompressAI checkpoint at {path}")
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path} could not be read as a torch checkpoint: {err}") from err
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    try:
+        cin = int(sd["g_a.0.weight"].shape[1])
+        N = int(sd["g_a.0.weight"].shape[0])
+        M = int(sd["g_a.6.weight"].shape[0])
+        hyper = tuple(int(sd[f"h_s.{i}.weight"].shape[1 if i < 4 else 0]) for i in (0, 2, 4))
+        k = int(sd["context_prediction.weight"].shape[0])
+        ent = (int(sd["entropy_parameters.0.weight"].shape[0]),
+               int(sd["entropy_parameters.2.weight"].shape[0]))
+    except (KeyError, AttributeError, IndexError) as err:
+        raise ValueError(f"not a CompressAI mbt2018 state dict (missing {err})") from err
+    config = CAEConfig(in_channels=cin, N=N, M=M, n_bits=n_bits, alpha=alpha,
+                       std_decoder=std_decoder, hyper_channels=hyper, context_channels=k,
+                       entropy_channels=ent)
+    model = CompressiveAutoencoder(config)
+    model.load_compressai_state_dict(sd)
+    return model.eval()
