@@ -1,0 +1,870 @@
+"""Training of the compressive autoencoder and of its variance decoder (resumable, DDP-aware).
+
+Two phases, as in VBLE-xz (Biquard et al., arXiv 2412.04130; CAE training as in VBLE,
+arXiv 2311.17744, and CompressAI's ``examples/train.py``):
+
+1. :func:`train_cae` — rate-distortion training of everything but the variance decoder,
+
+   .. math::
+
+       \\mathcal L = \\alpha\\,(2^n-1)^2\\,\\mathrm{MSE}(\\hat x, x) + \\mathrm{bpp},
+       \\qquad \\mathrm{bpp} = \\frac{-\\log_2 p(\\tilde y \\mid \\tilde z) - \\log_2 p(\\tilde z)}
+       {B\\,H\\,W},
+
+   with the noisy latents of the model's training pass (``model(x)``), α and n from
+   ``model.config``; Adam, gradient-norm clipping.
+2. :func:`train_std_decoder` — everything frozen but ``g_s_std``, minimizing the Gaussian
+   negative log-likelihood per pixel (constant ½ log 2π dropped)
+
+   .. math::
+
+       \\frac{1}{BCHW}\\sum \\frac{(x - D(\\tilde y))^2}{2\\sigma_\\theta(\\tilde y)^2}
+       + \\log\\sigma_\\theta(\\tilde y), \\qquad \\tilde y = g_a(x) + U(-\\tfrac12, \\tfrac12),
+
+   the recipe of the VAE "gamma" loss of the VBLE code (the paper's own recipe is unverified,
+   see ``shared/reference/vble_xz.md`` §1).
+
+Both run under ``torchrun``: when ``torch.distributed`` is initialized the loss module is
+wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, each rank draws its own
+batches (seed offset by the rank), and rank 0 writes the checkpoints. Checkpoints are written
+atomically and hold the model configuration and weights, the library version, the optimizer,
+the step, every rank's generator and global RNG states, the training configuration and the
+history, so that an interrupted run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+__all__ = [
+    "TrainConfig",
+    "TrainHistory",
+    "train_cae",
+    "train_std_decoder",
+    "load_training_checkpoint",
+    "evaluate_cae",
+    "fit_decoder",
+    "library_version",
+]
+
+FORMAT = "sciml-inverse/vble-train-checkpoint"
+FORMAT_VERSION = 1
+_PHASES = ("cae", "std")
+
+DataFn = Callable[[int, torch.Generator], Tensor]
+
+
+def library_version() -> str:
+    """The installed ``sciml-inverse`` version (``"0.0.0+unknown"`` from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sciml-inverse")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def _num(name: str, v: object, *, positive: bool = True) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+            v <= 0 if positive else v < 0):
+        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
+
+
+def _int(name: str, v: object, minimum: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`train_cae` and :func:`train_std_decoder`.
+
+    Parameters
+    ----------
+    steps : int
+        Total number of optimizer steps of the phase.
+    batch_size : int
+        Patches per step (per rank under DDP).
+    lr : float
+        Adam learning rate.
+    lr_milestones : tuple of int
+        Steps at which the learning rate is multiplied by ``lr_decay`` (increasing).
+    lr_decay : float
+        Factor in (0, 1].
+    grad_clip : float or None
+        Maximum global gradient norm (VBLE's CAE training clips at 20); ``None``: no clipping.
+    seed : int
+        Seed of the batch/noise generator and of the global RNG used by the model's noise
+        (inside :func:`torch.random.fork_rng`, so the caller's RNG state is untouched).
+    checkpoint_every : int
+        Steps between checkpoints (with a ``checkpoint`` path; one is always written at the end).
+    log_every : int
+        Steps per entry of :class:`TrainHistory` (window means).
+
+    Raises
+    ------
+    ValueError
+        Non-positive numbers, milestones not increasing, ``lr_decay`` outside (0, 1].
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(steps=100, lr=3e-4, lr_milestones=(80,))
+    >>> cfg.lr_at(79), round(cfg.lr_at(80), 10)
+    (0.0003, 3e-05)
+    """
+
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 1e-4
+    lr_milestones: tuple[int, ...] = ()
+    lr_decay: float = 0.1
+    grad_clip: float | None = 20.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        _int("steps", self.steps, 1)
+        _int("batch_size", self.batch_size, 1)
+        _num("lr", self.lr)
+        if isinstance(self.lr_milestones, list):
+            object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        ms = self.lr_milestones
+        if not isinstance(ms, tuple) or not all(
+                isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ms) or any(
+                b <= a for a, b in zip(ms, ms[1:], strict=False)):
+            raise ValueError(f"lr_milestones must be an increasing tuple of positive ints, got "
+                             f"{ms!r}")
+        _num("lr_decay", self.lr_decay)
+        if self.lr_decay > 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if self.grad_clip is not None:
+            _num("grad_clip", self.grad_clip)
+        _int("seed", self.seed, 0)
+        _int("checkpoint_every", self.checkpoint_every, 1)
+        _int("log_every", self.log_every, 1)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of the (0-based) optimizer step ``step``."""
+        return self.lr * self.lr_decay ** sum(step >= m for m in self.lr_milestones)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["lr_milestones"] = tuple(d.get("lr_milestones", ()))
+        return cls(**d)
+
+    def _compatible(self, other: TrainConfig, step: int) -> bool:
+        """Same run up to ``step`` (``steps``/logging/checkpointing may differ)."""
+        keys = ("batch_size", "lr", "lr_decay", "grad_clip", "seed")
+        return all(getattr(self, k) == getattr(other, k) for k in keys) and all(
+            self.lr_at(s) == other.lr_at(s) for s in {0, max(step - 1, 0),
+                                                      *[m for m in self.lr_milestones if m < step],
+                                                      *[m for m in other.lr_milestones
+                                                        if m < step]})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainHistory:
+    """What :func:`train_cae` and :func:`train_std_decoder` return.
+
+    Attributes
+    ----------
+    phase : {"cae", "std"}
+    step : list of int
+        Step count at the end of each logging window (including resumed windows).
+    metrics : dict of str to list of float
+        Window means: ``loss``, ``bpp``, ``mse`` (CAE phase) or ``nll`` (std phase).
+    final_step : int
+    wall_time : float
+        Seconds spent in this call.
+    total_wall_time : float
+        Seconds over all calls that produced this state (resumed runs included).
+    stopped : str
+        ``"done"``, ``"stop_after"`` or ``"time_limit"``.
+    """
+
+    phase: str
+    step: list[int]
+    metrics: dict[str, list[float]]
+    final_step: int
+    wall_time: float
+    total_wall_time: float
+    stopped: str
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _write_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _config_dict(model: nn.Module) -> dict[str, Any]:
+    return model.config.to_dict()  # type: ignore[operator]
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no training checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated or foreign file
+        raise ValueError(f"{path} could not be read as a training checkpoint ({err}); delete it "
+                         f"or pass resume=False") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a CAE training checkpoint written by sciml-inverse "
+                         f"(final weights written by save_cae are loaded with load_cae)")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has training-checkpoint format {ckpt.get('format_version')}, "
+                         f"this library reads {FORMAT_VERSION}")
+    if ckpt.get("library_version") != library_version():
+        warnings.warn(f"{path} was written by sciml-inverse {ckpt.get('library_version')}, this "
+                      f"is {library_version()}", UserWarning, stacklevel=3)
+    return ckpt
+
+
+def _model_state(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without the entries of non-persistent buffers of ``model`` (e.g. the context
+    mask, which older files stored); everything else must match exactly on loading."""
+    own = model.state_dict().keys()
+    buffers = {k for k, _ in model.named_buffers()}
+    return {k: v for k, v in state.items() if k in own or k not in buffers}
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved in a :func:`train_cae` / :func:`train_std_decoder` checkpoint.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    model : CompressiveAutoencoder
+        In eval mode, on the CPU.
+    info : dict
+        ``phase``, ``step``, ``train_config`` (a :class:`TrainConfig`), ``history``,
+        ``total_wall_time``, ``library_version``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not a training checkpoint (e.g. final weights, a corrupted file), wrong format version.
+    """
+    from ._cae import CAEConfig, CompressiveAutoencoder
+
+    path = Path(path)
+    ckpt = _read_checkpoint(path)
+    model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
+    model.load_state_dict(_model_state(model, ckpt["model_state"]))
+    info = {k: ckpt[k] for k in ("phase", "step", "history", "total_wall_time",
+                                 "library_version")}
+    info["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
+    return model.eval(), info
+
+
+# --------------------------------------------------------------------------- distributed
+def _dist() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(obj: Any, world: int) -> list[Any]:
+    if world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _agree(flag: bool, world: int, device: torch.device) -> bool:
+    """``flag`` of any rank (time-based decisions must be taken by all ranks together)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# --------------------------------------------------------------------------- loss modules
+class _RateDistortion(nn.Module):
+    """``alpha (2^n-1)^2 MSE + bpp`` of a CAE training pass (a module, for DDP)."""
+
+    def __init__(self, cae: nn.Module) -> None:
+        super().__init__()
+        self.cae = cae
+        cfg = cae.config
+        self.lmbda = float(cfg.alpha) * float(2 ** cfg.n_bits - 1) ** 2
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.cae(x)
+        n_px = x.shape[0] * x.shape[-2] * x.shape[-1]
+        bits = sum((-torch.log2(lik)).sum() for lik in out["likelihoods"].values())
+        bpp = bits / n_px
+        mse = F.mse_loss(out["x_hat"], x)
+        return self.lmbda * mse + bpp, bpp.detach(), mse.detach()
+
+
+class _StdNLL(nn.Module):
+    """Per-pixel Gaussian NLL of the variance decoder at noisy latents (a module, for DDP)."""
+
+    def __init__(self, cae: nn.Module) -> None:
+        super().__init__()
+        self.cae = cae
+
+    def forward(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        with torch.no_grad():
+            y, _ = self.cae.analysis(x)
+            y = y + (torch.rand(y.shape, generator=gen, dtype=y.dtype) - 0.5).to(y.device)
+            mu = self.cae.decode(y)
+        sigma = self.cae.decode_std(y)
+        return gaussian_nll(x, mu, sigma)
+
+
+def gaussian_nll(x: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+    """Mean over all entries of ``(x - mu)^2 / (2 sigma^2) + log sigma`` (no ½ log 2π)."""
+    return ((x - mu) ** 2 / (2 * sigma ** 2) + torch.log(sigma)).mean()
+
+
+# --------------------------------------------------------------------------- the loop
+def _check_model(model: object) -> None:
+    from ._cae import CompressiveAutoencoder
+
+    if not isinstance(model, CompressiveAutoencoder):
+        raise TypeError(f"expected a CompressiveAutoencoder, got {type(model).__name__}")
+
+
+def _draw(data: DataFn, batch: int, gen: torch.Generator, model: nn.Module,
+          device: torch.device, dtype: torch.dtype, check: bool) -> Tensor:
+    x = data(batch, gen)
+    if check:
+        c, m = model.config.in_channels, model.pad_multiple
+        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[0] != batch or x.shape[1] != c:
+            raise ValueError(f"the data callable must return a tensor (batch={batch}, C={c}, "
+                             f"H, W), "
+                             f"got {tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        if x.shape[-2] % m or x.shape[-1] % m:
+            raise ValueError(f"training patches must have sides that are multiples of "
+                             f"{m} (the CAE's pad_multiple), got {tuple(x.shape[-2:])}")
+        if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+            raise ValueError("the data callable returned a non-floating tensor or NaN/inf values")
+    return x.to(device=device, dtype=dtype)
+
+
+def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
+         checkpoint: str | os.PathLike | None, resume: bool, device: Any,
+         stop_after: int | None, time_limit: float | None, checkpoint_seconds: float | None,
+         progress: bool, params: list[nn.Parameter], loss_module: nn.Module,
+         step_fn: Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]],
+         metric_names: tuple[str, ...], before_first_step: Callable[[], None] | None = None
+         ) -> TrainHistory:
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not callable(data):
+        raise TypeError(f"data must be a callable (batch_size, generator) -> (B, C, H, W) tensor "
+                        f"(e.g. a PatchSampler), got {type(data).__name__}")
+    if stop_after is not None:
+        _int("stop_after", stop_after, 1)
+    if time_limit is not None:
+        _num("time_limit", time_limit)
+    if checkpoint_seconds is not None:
+        _num("checkpoint_seconds", checkpoint_seconds)
+    rank, world = _dist()
+    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    ref = next(model.parameters())
+    device = ref.device if device is None else torch.device(device)
+    model.to(device)
+    dtype = ref.dtype
+
+    gen = torch.Generator().manual_seed(config.seed + 1_000_003 * rank)
+    opt = torch.optim.Adam(params, lr=config.lr)
+    step, prior_wall = 0, 0.0
+    hist_step: list[int] = []
+    hist: dict[str, list[float]] = {k: [] for k in metric_names}
+    rng_state: Tensor | None = None
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        ckpt = _read_checkpoint(ckpt_path)
+        if ckpt["phase"] != phase:
+            raise ValueError(f"{ckpt_path} is a checkpoint of the {ckpt['phase']!r} phase, not "
+                             f"{phase!r}; use another checkpoint path")
+        if ckpt["model_config"] != _config_dict(model):
+            raise ValueError(f"checkpoint {ckpt_path} was saved for {ckpt['model_config']} but "
+                             f"the model has {_config_dict(model)}; build the model with the "
+                             f"saved configuration (load_training_checkpoint) or use resume=False")
+        step = int(ckpt["step"])
+        saved = TrainConfig.from_dict(ckpt["train_config"])
+        if not saved._compatible(config, step) or step > config.steps:
+            raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with {saved!r}, "
+                             f"which disagrees with {config!r} on the steps already done; use "
+                             f"the same configuration or resume=False")
+        if len(ckpt["generators"]) != world:
+            raise ValueError(f"checkpoint {ckpt_path} was written by {len(ckpt['generators'])} "
+                             f"process(es), this run has {world}; resume with the same world size")
+        model.load_state_dict({k: v.to(device) for k, v in
+                               _model_state(model, ckpt["model_state"]).items()})
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generators"][rank])
+        rng_state = ckpt["rng_states"][rank]
+        hist_step = list(ckpt["history"]["step"])
+        hist = {k: list(ckpt["history"][k]) for k in metric_names}
+        prior_wall = float(ckpt.get("total_wall_time", 0.0))
+
+    runner: nn.Module = loss_module
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    t0 = time.perf_counter()
+    last_save = t0
+
+    def save() -> None:
+        nonlocal last_save
+        gens = _gather(gen.get_state(), world)
+        rngs = _gather(torch.random.get_rng_state(), world)
+        if ckpt_path is not None and rank == 0:
+            _write_atomic({
+                "format": FORMAT, "format_version": FORMAT_VERSION,
+                "library_version": library_version(), "phase": phase,
+                "model_config": _config_dict(model),
+                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(), "step": step, "train_config": config.to_dict(),
+                "generators": gens, "rng_states": rngs,
+                "history": {"step": hist_step, **hist},
+                "total_wall_time": prior_wall + time.perf_counter() - t0,
+                "world_size": world,
+            }, ckpt_path)
+        _barrier(world)
+        last_save = time.perf_counter()
+
+    stopped = "done" if end == config.steps else "stop_after"
+    window: dict[str, list[Tensor]] = {k: [] for k in metric_names}
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if rng_state is None:
+            torch.manual_seed(config.seed + 1_000_003 * rank)
+            if before_first_step is not None and step == 0:
+                before_first_step()
+        else:
+            torch.random.set_rng_state(rng_state)
+        bar = tqdm(total=end, initial=step, disable=not progress or rank != 0,
+                   desc=f"train_{phase}", dynamic_ncols=True, mininterval=2.0)
+        first = True
+        try:
+            while step < end:
+                if time_limit is not None and _agree(
+                        time.perf_counter() - t0 > time_limit, world, device):
+                    stopped = "time_limit"
+                    break
+                for g in opt.param_groups:
+                    g["lr"] = config.lr_at(step)
+                x = _draw(data, config.batch_size, gen, model, device, dtype, first)
+                first = False
+                loss, logs = step_fn(runner, x, gen)
+                if not bool(torch.isfinite(loss.detach())):
+                    raise FloatingPointError(
+                        f"train_{phase}: the loss became {float(loss.detach())} at step "
+                        f"{step + 1}; "
+                        f"lower the learning rate or check the data (the last checkpoint is "
+                        f"unaffected)")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                opt.step()
+                step += 1
+                for k in metric_names:
+                    window[k].append(logs[k].detach())
+                bar.update(1)
+                if step % config.log_every == 0 or step == end:
+                    means = {k: float(torch.stack(v).mean()) for k, v in window.items()}
+                    window = {k: [] for k in metric_names}
+                    hist_step.append(step)
+                    for k, v in means.items():
+                        hist[k].append(v)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
+                if step < end and (step % config.checkpoint_every == 0 or (
+                        checkpoint_seconds is not None and _agree(
+                            time.perf_counter() - last_save > checkpoint_seconds, world,
+                            device))):
+                    save()
+        finally:
+            bar.close()
+        save()
+    wall = time.perf_counter() - t0
+    return TrainHistory(phase, hist_step, hist, step, wall, prior_wall + wall, stopped)
+
+
+def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+              checkpoint: str | os.PathLike | None = None, resume: bool = True,
+              device: Any = None, stop_after: int | None = None,
+              time_limit: float | None = None, checkpoint_seconds: float | None = None,
+              progress: bool = True) -> TrainHistory:
+    """Rate-distortion training of a :class:`~inverse.vble.CompressiveAutoencoder`.
+
+    Each step draws a batch ``x`` (B, C, P, P) from ``data``, runs the model's training pass
+    (noisy latents) and takes an Adam step on
+    :math:`\\alpha(2^n-1)^2\\,\\mathrm{MSE} + \\mathrm{bpp}` (α = ``model.config.alpha``,
+    n = ``model.config.n_bits``; bpp counts y and z bits per pixel of the batch, as CompressAI).
+    The variance decoder ``g_s_std`` is not trained here (its parameters are frozen during the
+    call and restored afterwards); train it afterwards with :func:`train_std_decoder`.
+
+    Parameters
+    ----------
+    model : CompressiveAutoencoder
+        Trained in place.
+    data : callable
+        ``data(batch_size, generator) -> Tensor (batch_size, C, P, P)`` in [0, 1] with
+        ``P`` a multiple of ``model.pad_multiple``, drawing its randomness from ``generator``
+        (e.g. :class:`~inverse.vble.PatchSampler`).
+    config : TrainConfig, optional
+    checkpoint : path, optional
+        Training checkpoint (atomic writes every ``config.checkpoint_every`` steps, every
+        ``checkpoint_seconds`` seconds if given, and at the end).
+    resume : bool
+        Continue from ``checkpoint`` if it exists (its model configuration must be the model's,
+        its training configuration must agree on the steps already done; ``config.steps`` may
+        be larger than before, to extend a run).
+    device : torch.device or str, optional
+        Default: the model's device.
+    stop_after : int, optional
+        Stop (and checkpoint) once this many steps are done in total.
+    time_limit : float, optional
+        Stop (and checkpoint) after this many seconds of this call.
+    checkpoint_seconds : float, optional
+        Also checkpoint whenever this many seconds have passed since the last one.
+    progress : bool
+        tqdm progress bar (rank 0 only).
+
+    Returns
+    -------
+    TrainHistory
+        Metrics ``loss``, ``bpp``, ``mse``.
+
+    Raises
+    ------
+    TypeError
+        Not a CompressiveAutoencoder, ``data`` not callable, wrong config type.
+    ValueError
+        Batches of the wrong shape or with NaN, an incompatible or foreign checkpoint.
+    FloatingPointError
+        If the loss becomes NaN or infinite.
+
+    References
+    ----------
+    Ballé et al., "Variational image compression with a scale hyperprior", ICLR 2018;
+    Minnen, Ballé, Toderici, "Joint autoregressive and hierarchical priors for learned image
+    compression", NeurIPS 2018.
+    """
+    _check_model(model)
+    config = TrainConfig() if config is None else config
+    std_params = list(model.g_s_std.parameters()) if getattr(model, "g_s_std", None) else []
+    std_ids = {id(p) for p in std_params}
+    saved_flags = [p.requires_grad for p in std_params]
+    for p in std_params:
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if id(p) not in std_ids]
+    for p in params:
+        p.requires_grad_(True)
+    loss_module = _RateDistortion(model)
+
+    def step_fn(runner: nn.Module, x: Tensor, gen: torch.Generator):
+        loss, bpp, mse = runner(x)
+        return loss, {"loss": loss, "bpp": bpp, "mse": mse}
+
+    model.train()
+    try:
+        return _run("cae", model, data, config, checkpoint=checkpoint, resume=resume,
+                    device=device, stop_after=stop_after, time_limit=time_limit,
+                    checkpoint_seconds=checkpoint_seconds, progress=progress, params=params,
+                    loss_module=loss_module, step_fn=step_fn,
+                    metric_names=("loss", "bpp", "mse"))
+    finally:
+        for p, f in zip(std_params, saved_flags, strict=True):
+            p.requires_grad_(f)
+        model.eval()
+
+
+def _warm_start_std(model: nn.Module, data: DataFn, batch: int) -> None:
+    """Copy ``g_s`` into ``g_s_std`` (same architecture) and make its output a constant σ0.
+
+    σ0 is the RMS residual ``x - D(g_a(x) + u)`` on one batch; the last layer's weights are
+    zeroed and its bias set to ``logit(σ0 - 2e-4)``, so training starts from the homoscedastic
+    fit and learns where the decoder is less accurate.
+    """
+    g_s, g_s_std = model.g_s, model.g_s_std
+    src, dst = g_s.state_dict(), g_s_std.state_dict()
+    if src.keys() != dst.keys() or any(src[k].shape != dst[k].shape for k in src):
+        return
+    g_s_std.load_state_dict(src)
+    last = [m for m in g_s_std.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+    gen = torch.Generator().manual_seed(12345)
+    ref = next(model.parameters())
+    with torch.no_grad():
+        x = data(batch, gen).to(device=ref.device, dtype=ref.dtype)
+        y, _ = model.analysis(x)
+        u = (torch.rand(y.shape, generator=gen, dtype=y.dtype) - 0.5).to(y.device)
+        rms = float(torch.sqrt(((x - model.decode(y + u)) ** 2).mean()))
+        s0 = min(max(rms - 2e-4, 1e-5), 0.5)
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.fill_(math.log(s0 / (1 - s0)))
+
+
+def train_std_decoder(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+                      checkpoint: str | os.PathLike | None = None, resume: bool = True,
+                      device: Any = None, stop_after: int | None = None,
+                      time_limit: float | None = None, checkpoint_seconds: float | None = None,
+                      warm_start: bool = True, progress: bool = True) -> TrainHistory:
+    """Train the variance decoder σ_θ of a trained CAE, everything else frozen.
+
+    Minimizes the per-pixel Gaussian NLL (½ log 2π dropped)
+
+    .. math::
+
+        \\frac{1}{BCHW}\\sum \\frac{(x - D(\\tilde y))^2}{2\\sigma_\\theta(\\tilde y)^2}
+        + \\log\\sigma_\\theta(\\tilde y), \\qquad \\tilde y = g_a(x) + u,\\;
+        u \\sim U(-\\tfrac12, \\tfrac12),
+
+    with :math:`\\sigma_\\theta = ` ``model.decode_std``. The uniform noise is drawn from the
+    training generator (device-independent, resumable).
+
+    Parameters
+    ----------
+    model : CompressiveAutoencoder
+        With a variance decoder (``config.std_decoder=True``); only ``g_s_std`` changes.
+    data, config, checkpoint, resume, device, stop_after, time_limit, checkpoint_seconds, \
+progress
+        As in :func:`train_cae`.
+    warm_start : bool
+        On a fresh run, copy ``g_s``'s weights into ``g_s_std`` and set its last layer so that
+        σ_θ starts at the RMS residual of one batch (constant); see :func:`_warm_start_std`.
+
+    Returns
+    -------
+    TrainHistory
+        Metric ``nll`` (per pixel).
+
+    Raises
+    ------
+    TypeError
+        Not a CompressiveAutoencoder, ``data`` not callable, wrong config type.
+    ValueError
+        The model has no variance decoder, bad batches, an incompatible checkpoint.
+    FloatingPointError
+        If the NLL becomes NaN or infinite.
+    """
+    _check_model(model)
+    if getattr(model, "g_s_std", None) is None:
+        raise ValueError("the model has no variance decoder; build it with "
+                         "CAEConfig(std_decoder=True)")
+    config = TrainConfig() if config is None else config
+    params = list(model.g_s_std.parameters())
+    saved_flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    loss_module = _StdNLL(model)
+
+    def step_fn(runner: nn.Module, x: Tensor, gen: torch.Generator):
+        nll = runner(x, gen)
+        return nll, {"nll": nll}
+
+    model.eval()
+    try:
+        return _run("std", model, data, config, checkpoint=checkpoint, resume=resume,
+                    device=device, stop_after=stop_after, time_limit=time_limit,
+                    checkpoint_seconds=checkpoint_seconds, progress=progress, params=params,
+                    loss_module=loss_module, step_fn=step_fn, metric_names=("nll",),
+                    before_first_step=(lambda: _warm_start_std(model, data, config.batch_size))
+                    if warm_start else None)
+    finally:
+        for p, f in saved_flags:
+            p.requires_grad_(f)
+        model.eval()
+
+
+# --------------------------------------------------------------------------- evaluation
+def _as_batch(img: np.ndarray | Tensor, ref: Tensor) -> Tensor:
+    x = torch.as_tensor(np.asarray(img) if not isinstance(img, Tensor) else img)
+    while x.ndim < 4:
+        x = x.unsqueeze(0)
+    return x.to(device=ref.device, dtype=ref.dtype)
+
+
+@torch.no_grad()
+def evaluate_cae(model: nn.Module, images: Mapping[str, np.ndarray | Tensor], *,
+                 seed: int = 0) -> dict[str, Any]:
+    """Rate and distortion of a CAE on whole images (sides multiples of ``pad_multiple``).
+
+    For each image: ``bpp_noisy`` and ``psnr_noisy`` of the training pass (noisy latents,
+    the training objective's estimate), ``bpp_round`` = ``latent_bits(round(y), round(z))/(HW)``
+    and ``psnr_round`` = PSNR of ``D(round(y))``, with ``y, z = analysis(x)``; PSNR peak 1 (i.e.
+    full scale of the normalization, ``2**n_bits - 1`` DN for pan data). Also ``nll_std``: the
+    per-pixel Gaussian NLL of the variance decoder at ``round(y)`` (if the model has one), and
+    ``nll_gamma``: the same NLL with the homoscedastic σ = ``model.gamma``. ``"mean"`` holds the
+    pixel-weighted means.
+
+    Raises
+    ------
+    TypeError
+        Not a CompressiveAutoencoder.
+    ValueError
+        Empty ``images``.
+    """
+    _check_model(model)
+    if not images:
+        raise ValueError("evaluate_cae needs at least one image")
+    ref = next(model.parameters())
+    was_training = model.training
+    out: dict[str, Any] = {}
+    tot: dict[str, float] = {}
+    npx = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, img in images.items():
+            x = _as_batch(img, ref)
+            n = x.shape[-2] * x.shape[-1] * x.shape[0]
+            model.train()
+            fw = model(x)
+            model.eval()
+            bpp_noisy = float(sum((-torch.log2(v)).sum() for v in fw["likelihoods"].values())) / n
+            mse_noisy = float(F.mse_loss(fw["x_hat"], x))
+            y, z = model.analysis(x)
+            yr, zr = torch.round(y), torch.round(z)
+            xr = model.decode(yr)
+            mse_round = float(F.mse_loss(xr, x))
+            r = {"shape": list(x.shape[-2:]), "bpp_noisy": bpp_noisy,
+                 "psnr_noisy": 10 * math.log10(1 / mse_noisy),
+                 "bpp_round": float(model.latent_bits(yr, zr).sum()) / n,
+                 "mse_round": mse_round, "psnr_round": 10 * math.log10(1 / mse_round),
+                 "nll_gamma": float(gaussian_nll(x, xr, torch.full_like(xr, model.gamma)))}
+            if getattr(model, "g_s_std", None) is not None:
+                r["nll_std"] = float(gaussian_nll(x, xr, model.decode_std(yr)))
+            out[name] = r
+            for k in ("bpp_noisy", "bpp_round", "mse_round", "nll_gamma", "nll_std"):
+                if k in r:
+                    tot[k] = tot.get(k, 0.0) + r[k] * n
+            tot["mse_noisy"] = tot.get("mse_noisy", 0.0) + mse_noisy * n
+            npx += n
+    mean = {k: v / npx for k, v in tot.items()}
+    mean["psnr_round"] = 10 * math.log10(1 / mean["mse_round"])
+    mean["psnr_noisy"] = 10 * math.log10(1 / mean.pop("mse_noisy"))
+    out["mean"] = mean
+    model.train(was_training)
+    return out
+
+
+def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
+                lr: float = 1.0) -> dict[str, Any]:
+    """Decoder fit ceiling: the best PSNR of ``D(y)`` with ``y`` optimized to fit ``x``.
+
+    Starting from ``y = g_a(x)``, Adam on ``y`` minimizes ``MSE(D(y), x)`` for ``n_iter``
+    iterations; the best iterate counts. This bounds the quality of any restoration that
+    outputs ``D(y)`` (MAP-z, the z-MMSE of VBLE) with this decoder.
+
+    Parameters
+    ----------
+    model : CompressiveAutoencoder
+    x : array or Tensor
+        ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)``, sides multiples of ``pad_multiple``.
+    n_iter : int
+    lr : float
+        Adam step on y. The latents of a trained CAE are of order 1 (quantization bins of
+        width 1), so steps ≈ 1 suit them: on the shipped models 300 iterations gave 41.7–42.0 dB
+        at lr 0.05, 44.5–44.6 dB at lr 1 and 45.2 dB at lr 2 (1000 iterations at lr 1:
+        46.1–46.4 dB), see ``inverse/vble/weights/README.md``.
+
+    Returns
+    -------
+    dict
+        ``psnr`` (best, peak 1), ``psnr_init`` (at ``g_a(x)``), ``mse``, ``iterations``,
+        ``curve`` (PSNR every 10 iterations).
+
+    Raises
+    ------
+    TypeError
+        Not a CompressiveAutoencoder.
+    ValueError
+        Bad ``n_iter`` or ``lr``.
+    """
+    _check_model(model)
+    _int("n_iter", n_iter, 1)
+    _num("lr", lr)
+    ref = next(model.parameters())
+    xt = _as_batch(x, ref)
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            y0, _ = model.analysis(xt)
+            mse0 = float(F.mse_loss(model.decode(y0), xt))
+        y = y0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=lr)
+        best, curve = mse0, []
+        for it in range(n_iter):
+            loss = F.mse_loss(model.decode(y), xt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            best = min(best, float(loss.detach()))
+            if it % 10 == 0:
+                curve.append(10 * math.log10(1 / float(loss.detach())))
+        with torch.no_grad():
+            best = min(best, float(F.mse_loss(model.decode(y), xt)))
+    finally:
+        for p, f in flags:
+            p.requires_grad_(f)
+        model.train(was_training)
+    return {"psnr": 10 * math.log10(1 / best), "psnr_init": 10 * math.log10(1 / mse0),
+            "mse": best, "iterations": n_iter, "lr": lr, "curve": curve}
