@@ -11,11 +11,19 @@ What is here:
   (standard and the LPN reference's "132" ordering), :func:`hqs`, with typed options and a
   per-iteration history;
 * :func:`to_deepinv_denoiser` / :func:`to_deepinv_prior`: a prior inside deepinv's optimizers;
-* :mod:`inverse.metrics`: PSNR and SSIM (scikit-image's definitions);
+* noise models :class:`GaussianNoise` and :class:`PoissonGaussianNoise` (variance
+  :math:`a + b x`), behind the interface :class:`NoiseModel`;
+* :mod:`inverse.metrics`: PSNR and SSIM (scikit-image's definitions) and calibration metrics
+  of uncertainty maps (coverage, z-scores, AUCE, UCE/ENCE, sparsification/AUSE, Gaussian NLL);
 * :mod:`inverse.lpn`: learned proximal networks (input-convex potentials, proximal matching,
-  evaluation of the learned regularizer).
+  evaluation of the learned regularizer);
+* :mod:`inverse.vble`: VBLE-xz, variational restoration in the latent space of a compressive
+  autoencoder with posterior samples and per-pixel standard deviations;
+* :mod:`inverse.satellite`: Pléiades-like degradation, georeferenced raster I/O, tiled
+  restoration of large scenes, and the ``sciml-inverse restore`` / ``degrade`` commands.
 
-VBLE-xz restoration of satellite images is not implemented yet (a later issue).
+The subpackages :mod:`inverse.lpn`, :mod:`inverse.vble` and :mod:`inverse.satellite` are
+imported explicitly (``from inverse.vble import vble_restore``).
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
@@ -26,6 +34,9 @@ from ._deepinv import to_deepinv_denoiser as to_deepinv_denoiser
 from ._deepinv import to_deepinv_prior as to_deepinv_prior
 from ._fidelity import AbstractDataFidelity as AbstractDataFidelity
 from ._fidelity import L2DataFidelity as L2DataFidelity
+from ._noise import GaussianNoise as GaussianNoise
+from ._noise import NoiseModel as NoiseModel
+from ._noise import PoissonGaussianNoise as PoissonGaussianNoise
 from ._prior import LPNPrior as LPNPrior
 from ._prior import Prior as Prior
 from ._prior import TikhonovPrior as TikhonovPrior
@@ -49,6 +60,7 @@ except _PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "AbstractDataFidelity", "L2DataFidelity",
+    "NoiseModel", "GaussianNoise", "PoissonGaussianNoise",
     "Prior", "LPNPrior", "TVPrior", "TikhonovPrior",
     "pgd", "admm", "hqs", "PGDOptions", "ADMMOptions", "HQSOptions", "History", "SolverResult",
     "tv_prox", "total_variation", "TVProxResult",

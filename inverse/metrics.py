@@ -1,7 +1,14 @@
-r"""Image-quality metrics: PSNR and SSIM, batched, in PyTorch.
+r"""Image-quality and uncertainty-calibration metrics, batched, in PyTorch.
 
-Both follow scikit-image's definitions (the metrics of the LPN reference code), so numbers are
-comparable with published ones computed by ``skimage.metrics``:
+Image quality: :func:`psnr`, :func:`ssim`. Calibration of a per-pixel standard deviation
+:math:`\sigma` predicted with an estimate :math:`\hat x` of a reference :math:`x`
+(VBLE convention, Biquard et al. arXiv 2412.04130): :func:`zscore_stats`,
+:func:`gaussian_coverage` and :func:`sample_coverage` (coverage curves) with :func:`auce`,
+:func:`uce`, :func:`ence`, :func:`sparsification` and :func:`ause`, :func:`gaussian_nll`,
+:func:`spearman`, and :func:`calibration_report` (all of them at once).
+
+PSNR and SSIM follow scikit-image's definitions (the metrics of the LPN reference code), so
+numbers are comparable with published ones computed by ``skimage.metrics``:
 
 * :func:`psnr` :math:`= 10\log_{10}(\mathrm{data\_range}^2 / \mathrm{MSE})` per sample;
 * :func:`ssim` is ``skimage.metrics.structural_similarity`` with its defaults — a 7×7 uniform
@@ -16,7 +23,28 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-__all__ = ["psnr", "ssim"]
+from ._metrics._calibration import CalibrationReport as CalibrationReport
+from ._metrics._calibration import SparsificationCurve as SparsificationCurve
+from ._metrics._calibration import ZScoreStats as ZScoreStats
+from ._metrics._calibration import auce as auce
+from ._metrics._calibration import ause as ause
+from ._metrics._calibration import calibration_report as calibration_report
+from ._metrics._calibration import default_levels as default_levels
+from ._metrics._calibration import ence as ence
+from ._metrics._calibration import gaussian_coverage as gaussian_coverage
+from ._metrics._calibration import gaussian_nll as gaussian_nll
+from ._metrics._calibration import sample_coverage as sample_coverage
+from ._metrics._calibration import sparsification as sparsification
+from ._metrics._calibration import spearman as spearman
+from ._metrics._calibration import uce as uce
+from ._metrics._calibration import zscore_stats as zscore_stats
+
+__all__ = [
+    "psnr", "ssim",
+    "zscore_stats", "ZScoreStats", "gaussian_coverage", "sample_coverage", "default_levels",
+    "auce", "uce", "ence", "sparsification", "SparsificationCurve", "ause", "gaussian_nll",
+    "spearman", "calibration_report", "CalibrationReport",
+]
 
 
 def _check_pair(x: Tensor, ref: Tensor, min_ndim: int, data_range: float) -> None:

@@ -1,0 +1,1 @@
+"""Private implementation modules of :mod:`inverse.metrics`."""
