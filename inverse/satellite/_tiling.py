@@ -1,0 +1,540 @@
+r"""Restoration of large scenes tile by tile: overlap, smooth blending, bounded memory, resume,
+optional dask.
+
+Tiles are laid out in the *image* (output) grid; the observation tile of an image tile starting
+at ``(r, c)`` starts at ``(r / f, c / f)`` with ``f`` the decimation factor, so ``tile`` and the
+step ``tile - overlap`` must be multiples of ``f``.
+
+Blending. Along each axis a tile's weight is 0 on the ``margin`` pixels at an inner tile edge,
+rises as :math:`\sin^2` over the next ``overlap - 2 margin`` pixels, and is 1 elsewhere (and up
+to the scene border). Adjacent tiles' ramps are aligned and complementary
+(:math:`\sin^2 + \cos^2 = 1`), so the 2-D weights :math:`w_t = w_t^{(y)} \otimes w_t^{(x)}`
+form a partition of unity (:func:`blend_weights`); the result is still divided by
+:math:`\sum_t w_t` against rounding. The smooth ramps hide seams; the zero margin drops the
+pixels next to inner tile edges, where a tile restoration has boundary effects (circular
+convolution, padding of the network). If ``restore_fn`` is exact at distance ``>= margin``
+from its tile's edges (e.g. a local filter), the tiled result equals the untiled one there.
+
+Uncertainty. The blended restoration is the mean of the mixture :math:`\sum_t w_t p_t` of the
+tile posteriors, and its variance is the mixture variance (law of total variance)
+
+.. math::
+
+    \bar x = \sum_t w_t \mu_t, \qquad
+    \bar v = \sum_t w_t \sigma_t^2 + \sum_t w_t (\mu_t - \bar x)^2,
+
+i.e. *variances* are blended (not standard deviations; :math:`\sqrt{\sum w \sigma^2} \ge
+\sum w \sigma`, so it never under-reports), plus the disagreement between overlapping tiles,
+which is zero when they agree. Both are accumulated with West's weighted incremental algorithm
+(stable in float32). Samples are combined as
+:math:`\bar x + \sum_t w_t (x_t^{(s)} - \mu_t) / \sqrt{\sum_t w_t^2}`, which keeps the
+per-pixel variance of independent tile samples (a plain weighted average would shrink it by
+:math:`\sum w_t^2` in the overlaps) and has no seams.
+
+Memory. The outputs and accumulators are preallocated float32 arrays (``np.memmap`` files in
+``work_dir`` when it is given) of the scene size; one tile is processed at a time (a few tiles
+at a time with dask), so peak memory is the outputs plus one (or a batch of) tile restorations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import _atomic_path
+
+__all__ = ["restore_tiled", "TiledResult", "tile_starts", "blend_weights", "RestoreFn"]
+
+#: ``restore_fn(observation_tile (C, h, w) float32, mask (C, h, w) bool or None)`` returning a
+#: mapping with ``"restored"`` and ``"std"`` of shape ``(C, h f, w f)`` and optionally
+#: ``"samples"`` of shape ``(k, C, h f, w f)``.
+RestoreFn = Callable[[np.ndarray, "np.ndarray | None"], Mapping[str, Any]]
+
+_MANIFEST = "manifest.json"
+_FORMAT = 1
+
+
+def tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start indices of the tiles along one axis of length ``size``.
+
+    Tiles of length ``min(tile, size)`` start every ``tile - overlap`` pixels; the last one is
+    moved back to end at ``size`` (its overlap with the previous tile is then larger).
+
+    Parameters
+    ----------
+    size, tile, overlap : int
+    multiple : int, default 1
+        Starts are multiples of it (the decimation factor); ``size`` and ``tile - overlap`` must
+        be too.
+
+    Returns
+    -------
+    list of int
+    """
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step))
+    last = size - tile
+    last -= last % multiple
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def _axis_window(length: int, overlap: int, margin: int, left: int | None,
+                 right: int | None) -> np.ndarray:
+    """1-D blending window of a tile; ``left``/``right`` are the actual overlaps with the
+    neighbouring tiles (None at the scene border)."""
+    w = np.ones(length, dtype=np.float64)
+    ramp_len = overlap - 2 * margin
+    ramp = np.sin(np.pi * (np.arange(ramp_len) + 0.5) / (2 * ramp_len)) ** 2
+    # The ramp shared by two neighbours is centred in their overlap (``margin`` from each edge
+    # when the overlap is ``overlap``; more when the last tile was moved back).
+    if left is not None:
+        z = (left - ramp_len) // 2
+        w[:z] = 0.0
+        w[z:z + ramp_len] *= ramp
+    if right is not None:
+        z = right - (right - ramp_len) // 2 - ramp_len
+        w[length - z:] = 0.0
+        w[length - z - ramp_len:length - z] *= ramp[::-1]
+    return w
+
+
+def _windows(size: int, tile: int, overlap: int, margin: int,
+             starts: list[int]) -> list[np.ndarray]:
+    length = min(tile, size)
+    out = []
+    for i, s in enumerate(starts):
+        left = None if i == 0 else starts[i - 1] + length - s
+        right = None if i == len(starts) - 1 else s + length - starts[i + 1]
+        out.append(_axis_window(length, overlap, margin, left, right))
+    return out
+
+
+def blend_weights(shape: tuple[int, int], tile: int = 256, overlap: int = 32,
+                  margin: int | None = None, decimation: int = 1
+                  ) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """The tiles of an image of ``shape`` and their 2-D blending weights.
+
+    Yields
+    ------
+    (slice, slice), ndarray
+        The tile's region in the image grid and its weight array (float64, same size). The
+        weights of all tiles sum to 1 at every pixel (partition of unity).
+    """
+    h, w = shape
+    tile, overlap, margin = _check_tiling(tile, overlap, margin, decimation)
+    rows, cols = (tile_starts(n, tile, overlap, decimation) for n in (h, w))
+    wy, wx = _windows(h, tile, overlap, margin, rows), _windows(w, tile, overlap, margin, cols)
+    th, tw = min(tile, h), min(tile, w)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            yield (slice(r, r + th), slice(c, c + tw)), np.outer(wy[i], wx[j])
+
+
+def _check_int(name: str, v: object, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _check_tiling(tile: int, overlap: int, margin: int | None,
+                  decimation: int) -> tuple[int, int, int]:
+    f = _check_int("decimation", decimation, 1)
+    tile = _check_int("tile", tile, 2)
+    overlap = _check_int("overlap", overlap, 1)
+    margin = overlap // 4 if margin is None else _check_int("margin", margin, 0)
+    if overlap >= tile:
+        raise ValueError(f"overlap ({overlap}) must be smaller than tile ({tile})")
+    if overlap - 2 * margin < 1:
+        raise ValueError(f"overlap ({overlap}) must exceed 2 * margin ({2 * margin}): the "
+                         "blending ramp lies between the two margins")
+    if tile % f or (tile - overlap) % f:
+        raise ValueError(f"tile ({tile}) and tile - overlap ({tile - overlap}) must be multiples "
+                         f"of the decimation factor {f}")
+    return tile, overlap, margin
+
+
+@dataclass
+class TiledResult:
+    """Output of :func:`restore_tiled`.
+
+    Attributes
+    ----------
+    restored : ndarray, shape ``(C, H, W)``, float32
+        Blended restoration; NaN where no tile had a valid observation.
+    std : ndarray, same shape
+        Blended posterior standard deviation (mixture variance, see the module notes).
+    samples : ndarray ``(k, C, H, W)`` or None
+        Blended samples, when ``restore_fn`` returned some.
+    n_tiles : int
+        Number of tiles.
+    n_computed : int
+        Tiles restored by this call (the others were loaded from ``work_dir`` or empty).
+    seconds : float
+        Wall time of the call.
+    tile_seconds : list of float
+        Wall time of the ``restore_fn`` call of each computed tile (measured where it ran).
+    """
+
+    restored: np.ndarray
+    std: np.ndarray
+    samples: np.ndarray | None
+    n_tiles: int
+    n_computed: int
+    seconds: float
+    tile_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def seconds_per_tile(self) -> float:
+        """Mean wall time per computed tile (NaN if none was computed)."""
+        return float(np.mean(self.tile_seconds)) if self.tile_seconds else math.nan
+
+
+class _Accumulator:
+    """Weighted incremental mean / mixture variance / sample combination (West, 1979)."""
+
+    def __init__(self, shape: tuple[int, int, int], work_dir: Path | None) -> None:
+        self.shape = shape
+        self.work_dir = work_dir
+        self.weight = self._alloc("weight", shape[1:])
+        self.mean = self._alloc("restored", shape)
+        self.m2 = self._alloc("m2", shape)
+        self.dev: np.ndarray | None = None
+        self.sq: np.ndarray | None = None
+
+    def _alloc(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if self.work_dir is None:
+            return np.zeros(shape, dtype=np.float32)
+        return np.memmap(self.work_dir / f"accum_{name}.f32", dtype=np.float32, mode="w+",
+                         shape=shape)
+
+    def add(self, region: tuple[slice, slice], w: np.ndarray, out: Mapping[str, np.ndarray]
+            ) -> None:
+        sl = (slice(None), *region)
+        x = out["restored"].astype(np.float64)
+        v = out["std"].astype(np.float64) ** 2
+        w_old = self.weight[region].astype(np.float64)
+        w_new = w_old + w
+        mean_old = self.mean[sl].astype(np.float64)
+        frac = np.divide(w, w_new, out=np.zeros_like(w_new), where=w_new > 0)
+        delta = x - mean_old
+        mean_new = mean_old + frac * delta
+        self.m2[sl] = self.m2[sl] + w * (v + delta * (x - mean_new))
+        self.mean[sl] = mean_new
+        self.weight[region] = w_new
+        samples = out.get("samples")
+        if samples is not None:
+            if self.dev is None:
+                self.dev = self._alloc("samples", (samples.shape[0], *self.shape))
+                self.sq = self._alloc("sq", self.shape[1:])
+            elif samples.shape[0] != self.dev.shape[0]:
+                raise ValueError(f"restore_fn returned {samples.shape[0]} samples for one tile "
+                                 f"and {self.dev.shape[0]} for another; return the same number")
+            self.dev[(slice(None), *sl)] += (w * (samples - x)).astype(np.float32)
+            self.sq[region] += (w * w).astype(np.float32)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Turn the accumulators into outputs in place, a block of rows at a time."""
+        c, h, w = self.shape
+        k = 0 if self.dev is None else self.dev.shape[0]
+        step = max(1, (1 << 21) // (w * c * max(1, k)))  # float64 temporaries of <= 16 MB
+        for r0 in range(0, h, step):
+            rows = slice(r0, min(h, r0 + step))
+            wt = self.weight[rows].astype(np.float64)
+            empty = wt <= 0
+            var = np.divide(self.m2[:, rows], wt, out=np.zeros(self.m2[:, rows].shape),
+                            where=~empty)
+            std = np.sqrt(np.maximum(var, 0.0))
+            std[:, empty] = np.nan
+            self.m2[:, rows] = std
+            mean = self.mean[:, rows]
+            mean[:, empty] = np.nan
+            self.mean[:, rows] = mean
+            if self.dev is not None:
+                sq = self.sq[rows].astype(np.float64)
+                scale = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)
+                blk = self.dev[:, :, rows] * scale.astype(np.float32) + self.mean[:, rows]
+                blk[:, :, empty] = np.nan
+                self.dev[:, :, rows] = blk
+        for arr in (self.mean, self.m2, self.dev):
+            if isinstance(arr, np.memmap):
+                arr.flush()
+        return self.mean, self.m2, self.dev
+
+
+def _as_numpy(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.shape != shape:
+        if arr.size == math.prod(shape) and arr.squeeze().shape == tuple(
+                s for s in shape if s != 1):
+            arr = arr.reshape(shape)
+        else:
+            raise ValueError(f"restore_fn returned {name!r} of shape {arr.shape}; expected "
+                             f"{shape}")
+    return arr
+
+
+def _check_output(out: Any, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    if not isinstance(out, Mapping) or "restored" not in out or "std" not in out:
+        raise TypeError("restore_fn must return a mapping with keys 'restored' and 'std' (and "
+                        f"optionally 'samples'), got {type(out).__name__}")
+    res = {"restored": _as_numpy("restored", out["restored"], shape),
+           "std": _as_numpy("std", out["std"], shape)}
+    if out.get("samples") is not None:
+        s = out["samples"]
+        s = s.detach().cpu().numpy() if hasattr(s, "detach") else np.asarray(s)
+        res["samples"] = _as_numpy("samples", s, (s.shape[0], *shape))
+    return res
+
+
+def _prepare_tile(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """NaN -> mask. Returns None for a tile without any valid pixel."""
+    tile = np.asarray(obs, dtype=np.float32)
+    valid = np.isfinite(tile)
+    if valid.all():
+        return np.ascontiguousarray(tile), None
+    if not valid.any():
+        return None
+    filled = np.where(valid, tile, np.float32(tile[valid].mean()))
+    return np.ascontiguousarray(filled, dtype=np.float32), valid
+
+
+def _run(restore_fn: RestoreFn, obs: np.ndarray, mask: np.ndarray | None,
+         shape: tuple[int, int, int]) -> tuple[dict[str, np.ndarray], float]:
+    t0 = time.perf_counter()
+    out = _check_output(restore_fn(obs, mask), shape)
+    return out, time.perf_counter() - t0
+
+
+class _TileStore:
+    """Finished tiles in ``work_dir/tiles``, each written atomically, with a manifest."""
+
+    def __init__(self, work_dir: Path, manifest: dict[str, Any]) -> None:
+        self.dir = work_dir / "tiles"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = work_dir / _MANIFEST
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"{path} is unreadable ({err}); delete work_dir to start "
+                                 "over") from err
+            if old != manifest:
+                diff = {k: (old.get(k), v) for k, v in manifest.items() if old.get(k) != v}
+                raise ValueError(f"work_dir {str(work_dir)!r} holds tiles of another run "
+                                 f"(differences (old, new): {diff}); use a fresh work_dir or "
+                                 "delete it")
+        else:
+            with _atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+    def _path(self, i: int, j: int) -> Path:
+        return self.dir / f"tile_{i:04d}_{j:04d}.npz"
+
+    def load(self, i: int, j: int, digest: str) -> dict[str, np.ndarray] | None:
+        path = self._path(i, j)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as data:
+                if str(data["obs_sha1"]) != digest:
+                    return None  # the observation changed under this tile: recompute it
+                return {k: data[k] for k in data.files if k != "obs_sha1"}
+        except (OSError, ValueError, KeyError, EOFError):
+            return None  # unreadable (should not happen with atomic writes): recompute
+
+    def save(self, i: int, j: int, digest: str, out: Mapping[str, np.ndarray]) -> None:
+        with _atomic_path(self._path(i, j)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, obs_sha1=np.array(digest), **out)
+
+
+def _digest(obs: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(obs, dtype=np.float32).tobytes()).hexdigest()
+
+
+def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, overlap: int = 32,
+                  margin: int | None = None, decimation: int = 1,
+                  work_dir: str | os.PathLike | None = None, resume_key: str | None = None,
+                  dask: bool = False, dask_batch: int | None = None,
+                  dask_scheduler: str | None = None, progress: bool = True) -> TiledResult:
+    """Restore a large scene tile by tile with overlap and smooth blending.
+
+    Parameters
+    ----------
+    observation : array_like, shape ``(C, h, w)`` or ``(h, w)``
+        The observation (NumPy array, memmap or DataArray), NaN at no-data pixels.
+    restore_fn : callable
+        ``restore_fn(obs_tile, mask)`` with ``obs_tile`` a float32 ``(C, th / f, tw / f)``
+        array (no-data pixels filled with the tile's mean) and ``mask`` a boolean array of the
+        same shape (True = valid) or None when every pixel is valid. Returns a mapping with
+        ``"restored"`` and ``"std"`` of shape ``(C, th, tw)`` and optionally ``"samples"``
+        ``(k, C, th, tw)`` (NumPy arrays or tensors). Tiles without any valid pixel are
+        skipped.
+    tile : int, default 256
+        Tile size in the image (output) grid; a multiple of ``decimation``.
+    overlap : int, default 32
+        Overlap of adjacent tiles (image grid); ``tile - overlap`` a multiple of ``decimation``.
+    margin : int, optional
+        Pixels at each inner tile edge given zero weight (default ``overlap // 4``); must be
+        ``< overlap / 2``.
+    decimation : int, default 1
+        Ratio of the image grid to the observation grid.
+    work_dir : path, optional
+        Enables resume: each finished tile is saved atomically in ``work_dir/tiles`` (with a
+        hash of its observation) and skipped when the call is repeated; the accumulators are
+        memory-mapped files there. A manifest records the settings and ``resume_key``; a
+        different one raises instead of mixing runs.
+    resume_key : str, optional
+        Identifies what ``restore_fn`` computes (model, options) in the manifest.
+    dask : bool, default False
+        Run tiles as ``dask.delayed`` tasks, ``dask_batch`` at a time, with dask's current
+        scheduler (a ``dask.distributed`` Client if one is active, else threads) or
+        ``dask_scheduler``. Results are blended and saved by the calling process.
+    dask_batch : int, optional
+        Tiles in flight at once (default: twice the number of workers/cores).
+    dask_scheduler : str, optional
+        Passed to ``dask.compute(scheduler=...)``, e.g. ``"synchronous"``.
+    progress : bool, default True
+        Show a tqdm progress bar (on stderr).
+
+    Returns
+    -------
+    TiledResult
+        Arrays of shape ``(C, h f, w f)`` (``np.memmap`` views into ``work_dir`` when given).
+
+    Raises
+    ------
+    ValueError
+        Bad tiling parameters, an observation that is not 2-D/3-D or has no valid pixel, a
+        ``restore_fn`` output of the wrong shape, or a ``work_dir`` from another run.
+    TypeError
+        A ``restore_fn`` output that is not a mapping with ``restored`` and ``std``.
+
+    Notes
+    -----
+    See the module documentation (:mod:`inverse.satellite._tiling`) for the blending weights,
+    the variance blending and the combination of samples.
+    """
+    t_start = time.perf_counter()
+    tile, overlap, margin = _check_tiling(tile, overlap, margin, decimation)
+    f = int(decimation)
+    obs_all = observation.values if hasattr(observation, "dims") else observation
+    if not isinstance(obs_all, np.ndarray):
+        obs_all = np.asarray(obs_all)
+    if obs_all.ndim == 2:
+        obs_all = obs_all[None]
+    if obs_all.ndim != 3:
+        raise ValueError(f"observation must be (h, w) or (C, h, w), got shape {obs_all.shape}")
+    if obs_all.dtype.kind != "f":
+        obs_all = obs_all.astype(np.float32)
+    c, ho, wo = obs_all.shape
+    if not any(np.isfinite(obs_all[:, r:r + 1024]).any() for r in range(0, ho, 1024)):
+        raise ValueError("the observation has no valid pixel (all NaN / no-data)")
+    shape = (c, ho * f, wo * f)
+    wdir = None if work_dir is None else Path(work_dir)
+    store = None
+    if wdir is not None:
+        wdir.mkdir(parents=True, exist_ok=True)
+        manifest = {"format": _FORMAT, "observation_shape": list(obs_all.shape), "tile": tile,
+                    "overlap": overlap, "margin": margin, "decimation": f,
+                    "resume_key": resume_key}
+        store = _TileStore(wdir, manifest)
+    acc = _Accumulator(shape, wdir)
+    tiles = list(blend_weights(shape[1:], tile, overlap, margin, f))
+    n_computed, tile_seconds = 0, []
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
+
+    def todo() -> Iterator[tuple]:
+        """The tiles to compute; empty tiles are skipped and finished ones loaded, in order."""
+        for region, w in tiles:
+            rs, cs = region
+            obs_sl = (slice(None), slice(rs.start // f, rs.stop // f),
+                      slice(cs.start // f, cs.stop // f))
+            prepared = _prepare_tile(obs_all[obs_sl])
+            if prepared is None:
+                bar.update(1)
+                continue
+            obs, mask = prepared
+            tshape = (c, rs.stop - rs.start, cs.stop - cs.start)
+            digest = _digest(obs if mask is None else np.where(mask, obs, np.nan))
+            key = (rs.start, cs.start)
+            if store is not None:
+                loaded = store.load(*key, digest)
+                if loaded is not None:
+                    acc.add(region, w, _check_output(loaded, tshape))
+                    bar.update(1)
+                    continue
+            yield key, region, w, obs, mask, digest, tshape
+
+    try:
+        if not dask:
+            for key, region, w, obs, mask, digest, tshape in todo():
+                out, sec = _run(restore_fn, obs, mask, tshape)
+                if store is not None:
+                    store.save(*key, digest, out)
+                acc.add(region, w, out)
+                n_computed += 1
+                tile_seconds.append(sec)
+                bar.update(1)
+        else:
+            n_computed, tile_seconds = _run_dask(todo(), restore_fn, acc, store, bar,
+                                                 dask_batch, dask_scheduler)
+    finally:
+        bar.close()
+    restored, std, samples = acc.finish()
+    return TiledResult(restored=restored, std=std, samples=samples, n_tiles=len(tiles),
+                       n_computed=n_computed, seconds=time.perf_counter() - t_start,
+                       tile_seconds=tile_seconds)
+
+
+def _n_workers() -> int:
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import default_client
+
+        return max(1, sum(default_client().nthreads().values()))
+    return max(1, os.cpu_count() or 1)
+
+
+def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _Accumulator,
+              store: _TileStore | None, bar: Any, batch: int | None, scheduler: str | None
+              ) -> tuple[int, list[float]]:
+    import dask
+
+    batch = 2 * _n_workers() if batch is None else _check_int("dask_batch", batch, 1)
+    n_computed, seconds = 0, []
+    kwargs = {} if scheduler is None else {"scheduler": scheduler}
+    # One graph node for the function (e.g. a tile restorer holding a CAE): sent once per
+    # batch and worker, not once per tile.
+    fn = dask.delayed(restore_fn, pure=True, traverse=False)
+    while chunk := list(itertools.islice(todo, batch)):
+        tasks = [dask.delayed(_run, pure=False)(fn, obs, mask, tshape)
+                 for _key, _region, _w, obs, mask, _digest, tshape in chunk]
+        results = dask.compute(*tasks, **kwargs)
+        for (key, region, w, _obs, _mask, digest, _shape), (out, sec) in zip(chunk, results,
+                                                                             strict=True):
+            if store is not None:
+                store.save(*key, digest, out)
+            acc.add(region, w, out)
+            n_computed += 1
+            seconds.append(sec)
+            bar.update(1)
+    return n_computed, seconds
