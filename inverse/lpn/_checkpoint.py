@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._internal import library_version as library_version
+from .._internal import write_atomic as write_atomic
 from ._icnn import ImageLPNConfig, VectorLPNConfig
 from ._lpn import LPN
 
@@ -19,16 +20,6 @@ __all__ = ["save_lpn", "load_lpn", "library_version"]
 FORMAT = "sciml-inverse/lpn-checkpoint"
 FORMAT_VERSION = 1
 _CONFIG_TYPES = {"VectorLPNConfig": VectorLPNConfig, "ImageLPNConfig": ImageLPNConfig}
-
-
-def library_version() -> str:
-    """The installed ``sciml-inverse`` version (``"0.0.0+unknown"`` from a bare source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sciml-inverse")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def config_to_dict(config: VectorLPNConfig | ImageLPNConfig) -> dict[str, Any]:
@@ -45,22 +36,6 @@ def config_from_dict(d: dict[str, Any]) -> VectorLPNConfig | ImageLPNConfig:
     if isinstance(fields.get("dilations"), list):
         fields["dilations"] = tuple(fields["dilations"])
     return cls(**fields)
-
-
-def write_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to a temporary file in the target folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _payload(model: LPN, train: dict[str, Any] | None) -> dict[str, Any]:

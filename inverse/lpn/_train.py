@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._internal import check_int as _int
+from .._internal import check_number as _num
 from ._checkpoint import _payload, check_model_matches, read_checkpoint, write_atomic
 from ._loss import ProximalMatchingLoss, proximal_matching_schedule
 from ._lpn import LPN
@@ -20,19 +22,6 @@ from ._lpn import LPN
 __all__ = ["TrainPhase", "LPNTrainConfig", "TrainHistory", "train_lpn", "standard_phases"]
 
 _LOSSES = ("l1", "l2", "pm")
-
-
-def _num(name: str, v: object, *, positive: bool = True, allow_none: bool = False) -> None:
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
-            v <= 0 if positive else v < 0):
-        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
-
-
-def _int(name: str, v: object, minimum: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,14 @@ Weights may be stored in float16 (``save_cae(..., half=True)``) to halve the shi
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._internal import library_version as _library_version
+from .._internal import write_atomic as _write_atomic
 from ._cae import CAEConfig, CompressiveAutoencoder
 
 __all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHTS_DIR"]
@@ -29,29 +30,6 @@ FORMAT_VERSION = 1
 #: Folder of the shipped weights ``cae_low.pt`` / ``cae_high.pt``.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt"}
-
-
-def _library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sciml-inverse")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
-
-
-def _write_atomic(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save_cae(model: CompressiveAutoencoder, path: str | os.PathLike, *, half: bool = False,

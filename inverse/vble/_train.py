@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -48,6 +47,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
+
+from .._internal import check_int as _int
+from .._internal import check_number as _num
+from .._internal import library_version as library_version
+from .._internal import write_atomic as _write_atomic
 
 __all__ = [
     "TrainConfig",
@@ -65,27 +69,6 @@ FORMAT_VERSION = 1
 _PHASES = ("cae", "std")
 
 DataFn = Callable[[int, torch.Generator], Tensor]
-
-
-def library_version() -> str:
-    """The installed ``sciml-inverse`` version (``"0.0.0+unknown"`` from a bare source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sciml-inverse")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
-
-
-def _num(name: str, v: object, *, positive: bool = True) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
-            v <= 0 if positive else v < 0):
-        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
-
-
-def _int(name: str, v: object, minimum: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,17 +195,6 @@ class TrainHistory:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _write_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _config_dict(model: nn.Module) -> dict[str, Any]:
