@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .._internal import library_version as library_version
+from .._internal import read_checkpoint as _read_checkpoint
 from .._internal import write_atomic as write_atomic
 from ._icnn import ImageLPNConfig, VectorLPNConfig
 from ._lpn import LPN
@@ -77,19 +75,8 @@ def save_lpn(model: LPN, path: str | os.PathLike) -> Path:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no LPN checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an LPN checkpoint written by sciml-inverse")
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has checkpoint format version {ckpt.get('format_version')}, "
-                         f"this library reads version {FORMAT_VERSION}")
-    if ckpt.get("library_version") != library_version():
-        warnings.warn(f"{path} was written by sciml-inverse {ckpt.get('library_version')}, this is "
-                      f"{library_version()}", UserWarning, stacklevel=3)
-    return ckpt
+    return _read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="LPN checkpoint",
+                            article="an", map_location=map_location, stacklevel=4)
 
 
 def check_model_matches(model: LPN, ckpt: dict[str, Any], path: str | os.PathLike) -> None:

@@ -13,13 +13,13 @@ Weights may be stored in float16 (``save_cae(..., half=True)``) to halve the shi
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._internal import library_version as _library_version
+from .._internal import read_checkpoint
 from .._internal import write_atomic as _write_atomic
 from ._cae import CAEConfig, CompressiveAutoencoder
 
@@ -81,24 +81,9 @@ def save_cae(model: CompressiveAutoencoder, path: str | os.PathLike, *, half: bo
 
 
 def _read(path: Path, map_location: Any) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no CAE checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated / not a torch file / unsafe pickle
-        raise ValueError(f"{path} could not be read as a CAE checkpoint (corrupted or not "
-                         f"written by save_cae): {type(err).__name__}: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a CAE checkpoint written by sciml-inverse's save_cae "
-                         f"(for a CompressAI checkpoint use cae_from_compressai)")
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has CAE checkpoint format version "
-                         f"{ckpt.get('format_version')!r}, this library reads version "
-                         f"{FORMAT_VERSION}; re-save it with a matching sciml-inverse")
-    if ckpt.get("library_version") != _library_version():
-        warnings.warn(f"{path} was written by sciml-inverse {ckpt.get('library_version')}, "
-                      f"this is {_library_version()}", UserWarning, stacklevel=3)
-    return ckpt
+    return read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="CAE checkpoint",
+                           hint=" (for a CompressAI checkpoint use cae_from_compressai)",
+                           map_location=map_location, stacklevel=4)
 
 
 def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,

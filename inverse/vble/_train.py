@@ -38,7 +38,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from torch import Tensor, nn
 from .._internal import check_int as _int
 from .._internal import check_number as _num
 from .._internal import library_version as library_version
+from .._internal import read_checkpoint
 from .._internal import write_atomic as _write_atomic
 
 __all__ = [
@@ -202,23 +202,10 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no training checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated or foreign file
-        raise ValueError(f"{path} could not be read as a training checkpoint ({err}); delete it "
-                         f"or pass resume=False") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a CAE training checkpoint written by sciml-inverse "
-                         f"(final weights written by save_cae are loaded with load_cae)")
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has training-checkpoint format {ckpt.get('format_version')}, "
-                         f"this library reads {FORMAT_VERSION}")
-    if ckpt.get("library_version") != library_version():
-        warnings.warn(f"{path} was written by sciml-inverse {ckpt.get('library_version')}, this "
-                      f"is {library_version()}", UserWarning, stacklevel=3)
-    return ckpt
+    return read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION,
+                           what="training checkpoint", article="a CAE",
+                           hint=" (final weights written by save_cae are loaded with load_cae)",
+                           stacklevel=4)
 
 
 def _model_state(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
