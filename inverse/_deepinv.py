@@ -25,18 +25,11 @@ import functools
 
 from torch import Tensor, nn
 
+from operators.interop._deepinv import _import_deepinv
+
 from ._prior import Prior
 
 __all__ = ["to_deepinv_denoiser", "to_deepinv_prior"]
-
-
-def _import_deepinv():
-    try:
-        import deepinv  # noqa: TID253 - imported lazily on purpose
-    except ImportError as err:  # pragma: no cover - deepinv is a declared dependency
-        raise ImportError("inverse.to_deepinv_prior needs deepinv; install it with "
-                          "`pip install deepinv`") from err
-    return deepinv
 
 
 class PriorDenoiser(nn.Module):
@@ -96,7 +89,7 @@ def to_deepinv_denoiser(prior: Prior, weight: float = 1.0) -> nn.Module:
 
 @functools.cache
 def _prior_class() -> type:
-    dinv = _import_deepinv()
+    dinv = _import_deepinv("inverse.to_deepinv_prior")
 
     class DeepinvPrior(dinv.optim.Prior):
         """An :class:`inverse.Prior` seen as a ``deepinv.optim.Prior``."""

@@ -20,12 +20,13 @@ from .._base import LinearOperator, _as_shape
 __all__ = ["to_deepinv", "from_deepinv"]
 
 
-def _import_deepinv():
+def _import_deepinv(feature: str = "operators.interop.to_deepinv/from_deepinv"):
+    """Import deepinv on first use (it is heavy); ``feature`` names the caller in the error."""
     try:
         import deepinv  # noqa: TID253 - imported lazily on purpose
     except ImportError as err:  # pragma: no cover - deepinv is a declared dependency
-        raise ImportError("operators.interop needs deepinv for to_deepinv/from_deepinv; install "
-                          "it with `pip install deepinv`") from err
+        raise ImportError(f"{feature} needs deepinv; install it with `pip install deepinv`"
+                          ) from err
     return deepinv
 
 
