@@ -49,6 +49,8 @@ from ._layers import MaskedConv2d as MaskedConv2d
 from ._layers import NonNegativeParametrizer as NonNegativeParametrizer
 from ._layers import lower_bound as lower_bound
 from ._posterior import VBLEOptions as VBLEOptions
+from ._posterior import estimate_decoder_error_scale as estimate_decoder_error_scale
+from ._posterior import exact_conditional_sample as exact_conditional_sample
 from ._posterior import VBLEResult as VBLEResult
 from ._posterior import initial_estimate as initial_estimate
 from ._posterior import vble_restore as vble_restore
@@ -62,6 +64,8 @@ from ._train import train_std_decoder as train_std_decoder
 
 __all__ = [
     "CAEConfig",
+    "exact_conditional_sample",
+    "estimate_decoder_error_scale",
     "CompressiveAutoencoder",
     "pad_to_multiple",
     "crop",
