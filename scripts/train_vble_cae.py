@@ -110,6 +110,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rows held out at the bottom of each pan image for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints")
+    p.add_argument("--init-from", default=None, metavar="PATH|low|high",
+                   help="warm start: initial CAE weights from a saved model (load_cae) or a "
+                        "shipped one (its N, M and widths must match); ignored on --resume "
+                        "once a checkpoint exists")
     p.add_argument("--ckpt-dir", type=Path, default=None,
                    help="folder of the training checkpoints (default: next to --out)")
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -233,6 +237,15 @@ def main(argv: list[str] | None = None) -> dict:
             if c.exists():
                 raise SystemExit(f"{c} exists: pass --resume to continue it, or delete it")
     progress = not args.no_progress
+    if args.init_from is not None and not (args.resume and cae_ckpt.exists()):
+        from inverse.vble import default_cae, load_cae
+
+        src = (default_cae(args.init_from) if args.init_from in ("low", "high")
+               else load_cae(args.init_from))
+        if src.config.to_dict() | {"alpha": cfg.alpha} != cfg.to_dict():
+            raise SystemExit(f"--init-from {args.init_from}: its configuration "
+                             f"{src.config.to_dict()} differs from this run's {cfg.to_dict()}")
+        model.load_state_dict({k: v.float() for k, v in src.state_dict().items()})
 
     # ------------------------------------------------------------------ phase 1: CAE
     def cae_config(milestones: tuple[int, ...]) -> TrainConfig:

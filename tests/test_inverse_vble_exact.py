@@ -115,3 +115,66 @@ def test_exact_conditional_option_errors():
         VBLEOptions(conditional="bogus")
     with pytest.raises(ValueError, match="decoder_error_scale"):
         VBLEOptions(conditional="exact", decoder_error_scale=-1.0)
+
+
+# --------------------------------------------------------------------------- --model auto
+def _rule():
+    from inverse.vble import AutoRule
+
+    return AutoRule((
+        {"decimation": 1, "mtf": 0.1, "noise_std": 1e-3, "model": "high"},
+        {"decimation": 1, "mtf": 0.1, "noise_std": 1e-2, "model": "low"},
+        {"decimation": 2, "mtf": 0.25, "noise_std": 1e-3, "model": "low"},
+    ))
+
+
+def test_select_model_nearest_setting():
+    from inverse.vble import select_model
+
+    rule = _rule()
+    assert select_model(1.5e-3, 1, 0.1, rule) == "high"
+    assert select_model(8e-3, 1, 0.12, rule) == "low"
+    # same decimation first: a decimation-2 acquisition takes the decimation-2 entry
+    assert select_model(1e-2, 2, 0.1, rule) == "low"
+    # an unseen decimation takes the nearest one
+    assert select_model(1e-3, 3, 0.25, rule) == "low"
+
+
+def test_auto_rule_round_trip_and_errors(tmp_path):
+    import json
+
+    from inverse.vble import AutoRule, load_auto_rule, select_model
+
+    rule = _rule()
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(rule.to_dict()))
+    assert load_auto_rule(path) == rule
+    with pytest.raises(FileNotFoundError, match="no auto-rule table"):
+        load_auto_rule(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a sciml-inverse VBLE auto-rule"):
+        load_auto_rule(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="at least one entry"):
+        AutoRule(())
+    with pytest.raises(ValueError, match="lacks"):
+        AutoRule(({"decimation": 1},))
+    with pytest.raises(ValueError, match="noise_std must be a finite number"):
+        select_model(0.0, 1, 0.1, rule)
+    with pytest.raises(ValueError, match="decimation must be an int"):
+        select_model(1e-3, 0, 0.1, rule)
+
+
+def test_shipped_auto_rule_names_shipped_models():
+    from inverse.vble import load_auto_rule
+
+    rule = load_auto_rule()
+    assert {e["model"] for e in rule.entries} <= {"low", "high"}
+    assert {e["decimation"] for e in rule.entries} == {1, 2}
+    assert "train" in rule.source
+
+
+def test_default_options_are_the_exact_conditional():
+    from inverse.vble import default_options
+
+    opts = default_options(n_samples=10)
+    assert (opts.method, opts.conditional, opts.n_samples) == ("vble_xz", "exact", 10)

@@ -30,6 +30,10 @@ Training (the commands that made the shipped weights are in ``inverse/vble/weigh
   ceiling).
 """
 
+from ._auto import AutoRule as AutoRule
+from ._auto import default_options as default_options
+from ._auto import load_auto_rule as load_auto_rule
+from ._auto import select_model as select_model
 from ._cae import CAEConfig as CAEConfig
 from ._cae import CompressiveAutoencoder as CompressiveAutoencoder
 from ._cae import crop as crop
@@ -49,9 +53,9 @@ from ._layers import MaskedConv2d as MaskedConv2d
 from ._layers import NonNegativeParametrizer as NonNegativeParametrizer
 from ._layers import lower_bound as lower_bound
 from ._posterior import VBLEOptions as VBLEOptions
+from ._posterior import VBLEResult as VBLEResult
 from ._posterior import estimate_decoder_error_scale as estimate_decoder_error_scale
 from ._posterior import exact_conditional_sample as exact_conditional_sample
-from ._posterior import VBLEResult as VBLEResult
 from ._posterior import initial_estimate as initial_estimate
 from ._posterior import vble_restore as vble_restore
 from ._train import TrainConfig as TrainConfig
@@ -63,6 +67,10 @@ from ._train import train_cae as train_cae
 from ._train import train_std_decoder as train_std_decoder
 
 __all__ = [
+    "AutoRule",
+    "default_options",
+    "load_auto_rule",
+    "select_model",
     "CAEConfig",
     "exact_conditional_sample",
     "estimate_decoder_error_scale",
