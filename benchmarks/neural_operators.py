@@ -61,6 +61,7 @@ from sciml.neural_operators import (  # noqa: E402
     WeakFormOptions,
     dgno_loss,
     fit,
+    load,
     relative_l2,
 )
 
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     model = supervised_multionet()
     source = "checkpoint"
     if os.path.exists(args.checkpoint) and not args.quick:
-        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["best_model"] or ck["model"])
+        load(args.checkpoint, model)
     else:
         source = "trained here (brief)"
         tr = generate_darcy("piecewise", 16 if args.quick else 200, GRID, seed=54321,

@@ -233,14 +233,9 @@ def load_models(args) -> dict:
         try:
             return load_cae(path)
         except ValueError:  # a training checkpoint (inverse.vble._train), e.g. mid-training
-            from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
-            from inverse.vble._train import _read_checkpoint
+            from inverse.vble import load_training_checkpoint
 
-            ckpt = _read_checkpoint(Path(path))
-            model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
-            own = model.state_dict()
-            model.load_state_dict({k: v for k, v in ckpt["model_state"].items() if k in own})
-            return model
+            return load_training_checkpoint(path)[0]
 
     out = {}
     for name, path in (("low", args.model_low), ("high", args.model_high)):

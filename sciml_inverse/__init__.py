@@ -5,17 +5,22 @@ user's arguments:
 
 * :func:`library_version` -- the installed distribution's version;
 * :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` -- atomic file writing;
-* :func:`read_checkpoint` -- the checked checkpoint reader (``weights_only=True`` always);
+* :func:`main` -- the ``sciml-inverse`` command line (plugin dispatcher);
+* :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`Checkpoint` -- the one checkpoint
+  format (format tag, library version, kind, config, state; ``weights_only=True`` always);
 * :func:`check_number`, :func:`check_int` -- the shared argument validators.
 """
 
-from ._checkpoint import read_checkpoint as read_checkpoint
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._checks import check_int as check_int
 from ._checks import check_number as check_number
+from ._cli import main as main
 from ._io import write_atomic as write_atomic
 from ._io import write_bytes_atomic as write_bytes_atomic
 from ._io import write_json as write_json
 from ._version import library_version as library_version
 
-__all__ = ["check_int", "check_number", "library_version", "read_checkpoint", "write_atomic",
-           "write_bytes_atomic", "write_json"]
+__all__ = ["Checkpoint", "check_int", "check_number", "library_version", "load_checkpoint",
+           "main", "save_checkpoint", "write_atomic", "write_bytes_atomic", "write_json"]

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse.vble import CAEConfig, CompressiveAutoencoder, save_cae
+from inverse.vble import CAEConfig, CompressiveAutoencoder, load_training_checkpoint, save_cae
 from inverse.vble._data import (
     NAIP_TRAIN,
     PAN_TRAIN,
@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
         # step reached as the milestone and continue at the decayed lr
         done = ()
         if args.resume and cae_ckpt.exists():
-            info = torch.load(cae_ckpt, map_location="cpu", weights_only=True)
-            done = tuple(m for m in info["train_config"]["lr_milestones"] if m <= info["step"])
+            _, info = load_training_checkpoint(cae_ckpt)
+            done = tuple(m for m in info["train_config"].lr_milestones if m <= info["step"])
         t0 = time.perf_counter()
         if not done:
             h_cae = train_cae(model, sampler, cae_config(()), resume=args.resume,
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     resume_std = args.resume
     if resume_std and std_ckpt.exists():
         # a std checkpoint is only valid for the CAE weights it started from
-        saved = torch.load(std_ckpt, map_location="cpu", weights_only=True)["model_state"]
+        saved = load_training_checkpoint(std_ckpt)[0].state_dict()
         own = model.state_dict()
         same = all(torch.equal(saved[k], own[k].cpu()) for k in own if not k.startswith("g_s_std"))
         if not same:

@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._internal import check_int as _int
-from .._internal import check_number as _num
-from ._checkpoint import _payload, check_model_matches, read_checkpoint, write_atomic
+from sciml_inverse import check_int as _int
+from sciml_inverse import check_number as _num
+
+from ._checkpoint import check_model_matches, read_checkpoint, write_lpn
 from ._loss import ProximalMatchingLoss, proximal_matching_schedule
 from ._lpn import LPN
 
@@ -371,7 +372,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     if ckpt_path is not None and resume and ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         check_model_matches(model, ckpt, ckpt_path)
-        tr = ckpt.get("train")
+        tr = ckpt.extra.get("train")
         if tr is None:
             raise ValueError(f"{ckpt_path} holds weights only (save_lpn), not a training state; "
                              f"pass resume=False to start a new run")
@@ -383,7 +384,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
             raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
                              f"{saved_cfg!r}, which disagrees with {config!r} on the steps "
                              f"already done; use the same configuration or resume=False")
-        model.load_state_dict({k: v.to(device) for k, v in ckpt["model_state"].items()})
+        model.load_state_dict({k: v.to(device) for k, v in ckpt.state.items()})
         opt.load_state_dict(tr["optimizer"])
         gen.set_state(tr["generator"])
         hist_step, hist_loss, hist_phase = (list(tr["history"][k])
@@ -399,7 +400,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
             "generator": gen.get_state(),
             "history": {"step": hist_step, "loss": hist_loss, "phase": hist_phase},
         }
-        write_atomic(_payload(model, train_state), ckpt_path)
+        write_lpn(model, ckpt_path, train_state)
 
     bounds = []
     acc = 0

@@ -47,11 +47,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from .._internal import check_int as _int
-from .._internal import check_number as _num
-from .._internal import library_version as library_version
-from .._internal import read_checkpoint
-from .._internal import write_atomic as _write_atomic
+from sciml_inverse import check_int as _int
+from sciml_inverse import check_number as _num
+from sciml_inverse import library_version as library_version
+from sciml_inverse import load_checkpoint, save_checkpoint
 
 __all__ = [
     "TrainConfig",
@@ -64,8 +63,11 @@ __all__ = [
     "library_version",
 ]
 
-FORMAT = "sciml-inverse/vble-train-checkpoint"
-FORMAT_VERSION = 1
+#: The ``kind`` of CAE training checkpoints in the common format.
+KIND = "vble-train"
+#: The layout of training checkpoints written before the common format.
+LEGACY_FORMAT = ("sciml-inverse/vble-train-checkpoint", 1)
+_STATE_KEYS = ("model_state", "optimizer", "generators", "rng_states")
 _PHASES = ("cae", "std")
 
 DataFn = Callable[[int, torch.Generator], Tensor]
@@ -201,11 +203,25 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
     return model.config.to_dict()  # type: ignore[operator]
 
 
+def _from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": KIND, "config": raw["model_config"],
+            "state": {k: raw[k] for k in _STATE_KEYS},
+            "extra": {k: v for k, v in raw.items()
+                      if k not in _STATE_KEYS and k not in ("format", "format_version",
+                                                             "model_config")}}
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    return read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION,
-                           what="training checkpoint", article="a CAE",
+    """The flat dict of a training checkpoint (common format or the older layout)."""
+    ckpt = load_checkpoint(path, kind=KIND, what="training checkpoint", article="a CAE",
                            hint=" (final weights written by save_cae are loaded with load_cae)",
-                           stacklevel=4)
+                           legacy={LEGACY_FORMAT: _from_legacy}, stacklevel=3)
+    try:
+        return {**ckpt.extra, "model_config": ckpt.config,
+                **{k: ckpt.state[k] for k in _STATE_KEYS},
+                "library_version": ckpt.library_version}
+    except KeyError as err:
+        raise ValueError(f"{path} lacks the entry {err} of a CAE training checkpoint") from err
 
 
 def _model_state(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -428,17 +444,15 @@ def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
         gens = _gather(gen.get_state(), world)
         rngs = _gather(torch.random.get_rng_state(), world)
         if ckpt_path is not None and rank == 0:
-            _write_atomic({
-                "format": FORMAT, "format_version": FORMAT_VERSION,
-                "library_version": library_version(), "phase": phase,
-                "model_config": _config_dict(model),
+            save_checkpoint(ckpt_path, kind=KIND, config=_config_dict(model), state={
                 "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "step": step, "train_config": config.to_dict(),
-                "generators": gens, "rng_states": rngs,
+                "optimizer": opt.state_dict(), "generators": gens, "rng_states": rngs,
+            }, extra={
+                "phase": phase, "step": step, "train_config": config.to_dict(),
                 "history": {"step": hist_step, **hist},
                 "total_wall_time": prior_wall + time.perf_counter() - t0,
                 "world_size": world,
-            }, ckpt_path)
+            })
         _barrier(world)
         last_save = time.perf_counter()
 

@@ -17,29 +17,21 @@ from __future__ import annotations
 import abc
 import copy
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import save_checkpoint
+
 from ._base import AbstractNeuralOperator
+from ._checkpoint import TRAIN_KIND, architecture, read
 
 __all__ = [
     "AbstractObjective", "SupervisedObjective", "TrainOptions", "TrainResult", "fit",
-    "relative_l2", "library_version",
+    "relative_l2",
 ]
-
-
-def library_version() -> str:
-    """Installed ``sciml-inverse`` version (``"0.0.0+unknown"`` from a source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sciml-inverse")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def relative_l2(pred: Tensor, target: Tensor) -> Tensor:
@@ -150,19 +142,6 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def _save_atomic(obj: dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, a: Tensor, u: Tensor, points: Tensor, *,
              batch_size: int = 200) -> Tensor:
@@ -194,8 +173,10 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
         Labelled validation split: relative L2 of ``model(a_val, points)`` against ``u_val``
         (mean over samples) selects the returned weights. Never pass test data here.
     checkpoint : path, optional
-        Written atomically at every validation: model and best weights, optimiser, scheduler,
-        generator state, epoch, history, ``options``, model class and library version.
+        Written atomically at every validation, in the common checkpoint format
+        (:func:`sciml_inverse.save_checkpoint`, ``kind="neural-operator-train"``): model and
+        best weights, optimiser, scheduler, generator state, epoch, history, ``options``,
+        model class and structure, library version. :func:`load` reads the weights back.
     resume : bool
         Continue from an existing ``checkpoint`` (its options must equal ``options``).
     progress : bool
@@ -244,20 +225,23 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
     start = 0
     cfg = asdict(options)
     if checkpoint is not None and resume and os.path.exists(checkpoint):
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if ck.get("model_class") != type(model).__name__ or ck.get("options") != cfg:
+        ck = read(checkpoint, kinds=(TRAIN_KIND,))
+        if ck.config.get("model_class") != type(model).__name__ or ck.config.get(
+                "options") != cfg:
             raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written for "
-                             f"{ck.get('model_class')} with options {ck.get('options')}; pass "
-                             f"resume=False to overwrite it")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck["scheduler"] is not None:
-            sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"])
-        start = int(ck["epoch"])
-        best_state = ck["best_model"]
-        result.history = list(ck["history"])
-        result.best_epoch, result.best_val = int(ck["best_epoch"]), float(ck["best_val"])
+                             f"{ck.config.get('model_class')} with options "
+                             f"{ck.config.get('options')}; pass resume=False to overwrite it")
+        st = ck.state
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        if sched is not None and st["scheduler"] is not None:
+            sched.load_state_dict(st["scheduler"])
+        gen.set_state(st["generator"])
+        start = int(ck.extra["epoch"])
+        best_state = st["best_model"]
+        result.history = list(ck.extra["history"])
+        result.best_epoch = int(ck.extra["best_epoch"])
+        result.best_val = float(ck.extra["best_val"])
     end = options.epochs if stop_after is None else min(options.epochs, int(stop_after))
     bar = None
     if progress and rank == 0:
@@ -312,14 +296,14 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
                              if k in ("loss", "val_rel_l2")})
         if checkpoint is not None and rank == 0 and (
                 (epoch + 1) % options.validate_every == 0 or last):
-            _save_atomic({"model": model.state_dict(), "best_model": best_state,
-                          "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict() if sched is not None else None,
-                          "generator": gen.get_state(), "epoch": epoch + 1,
-                          "history": result.history, "best_epoch": result.best_epoch,
-                          "best_val": result.best_val, "options": cfg,
-                          "model_class": type(model).__name__, "model_repr": repr(model),
-                          "library_version": library_version()}, os.fspath(checkpoint))
+            save_checkpoint(
+                checkpoint, kind=TRAIN_KIND, config={**architecture(model), "options": cfg},
+                state={"model": model.state_dict(), "best_model": best_state,
+                       "optimizer": opt.state_dict(),
+                       "scheduler": sched.state_dict() if sched is not None else None,
+                       "generator": gen.get_state()},
+                extra={"epoch": epoch + 1, "history": result.history,
+                       "best_epoch": result.best_epoch, "best_val": result.best_val})
     if bar is not None:
         bar.close()
     result.seconds = time.perf_counter() - t_all
