@@ -79,6 +79,7 @@ from sciml.neural_operators import (
     invert_darcy,
     load,
 )
+from sciml_inverse import write_json
 
 GRID = 29
 N_TRAIN, N_VAL, N_TEST = 1000, 200, 200
@@ -200,12 +201,7 @@ def save_results(res: dict, path: str | None) -> None:
                 table[model][case] = sum(vals) / len(vals)
     if not path:
         return
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(tmp, path)
+    write_json(path, res)
 
 
 # ------------------------------------------------------------------------------ runs

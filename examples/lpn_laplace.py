@@ -44,17 +44,16 @@ shrinks.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 import torch
 
 from inverse.lpn import LPN, LPNTrainConfig, TrainPhase, VectorLPNConfig, train_lpn
+from sciml_inverse import write_json
 
 #: (loss, steps at full scale, lr, gamma)
 L2_SCHEDULE = [("l2", 10_000, 1e-3, None), ("l2", 10_000, 1e-4, None)]
@@ -270,15 +269,6 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lpn_laplace-", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="write the results to this JSON file")
@@ -325,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"tail {s['max_err_vs_soft_tail']:.3f}; "
               f"|f−argmin PM_γ| {s['max_err_vs_pm_minimizer']:.3f}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     if args.plot:
         res["_curves"] = curves
         plot(res, args.plot)

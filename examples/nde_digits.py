@@ -49,8 +49,8 @@ from sciml.nde import (
     odeint,
     pareto_plot,
     summarize_sweep,
-    write_json,
 )
+from sciml_inverse import write_json
 
 F64 = torch.float64
 TOL = 1e-6
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     pareto_plot(res, plot, metric_name="test accuracy (%)", regularizers=REGULARIZERS)
     res["plot"] = plot
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return res
 
 

@@ -75,7 +75,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -83,6 +82,7 @@ import torch
 from torch import nn
 
 from sciml.nde import ErrorRegularizer, sdeint
+from sciml_inverse import write_atomic, write_json
 
 HIDDEN, LATENT = 64, 32
 
@@ -247,15 +247,6 @@ def _row(summary: dict) -> dict:
     return row
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".nde_sde-", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def _plot(sweep: dict, vanilla: dict, no_sde: dict, chosen: float | None, path: str) -> None:
     import matplotlib
 
@@ -323,21 +314,20 @@ def main(argv: list[str] | None = None) -> dict:
         model_file = os.path.join(model_dir, key.replace("|", "_") + ".pt") if model_dir else None
         if key in cache["runs"] and model_file and os.path.exists(model_file):
             models[key] = Classifier(use_sde=use_sde)
-            models[key].load_state_dict(torch.load(model_file))
+            models[key].load_state_dict(torch.load(model_file, weights_only=True))
         else:
             t0 = time.perf_counter()
             cache["runs"][key], models[key] = train_one(data, lam=lam, seed=seed, args=args,
                                                         use_sde=use_sde)
             if model_file:
                 os.makedirs(model_dir, exist_ok=True)
-                torch.save(models[key].state_dict(), model_file + ".tmp")
-                os.replace(model_file + ".tmp", model_file)
+                write_atomic(models[key].state_dict(), model_file)
             r = cache["runs"][key]
             print(f"  {name:8s} λ={lam:<5g} seed={seed}: acc {r['metric']:.2f}%  val "
                   f"{r['val_accuracy']:.2f}%  NFE {r['nfe']}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
             if cache_path:
-                _write_json(cache, cache_path)
+                write_json(cache_path, cache)
         return cache["runs"][key]
 
     seeds = list(range(args.seeds))
@@ -400,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{er['accuracy_drop_points']:.2f} points; target (ratio <= 0.7, drop <= 1) "
               f"{'met' if er['target_met'] else 'NOT met'}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     plot = args.plot or (os.path.splitext(args.json)[0] + "_pareto.png" if args.json else None)
     if plot:
         _plot(sweep, vanilla, no_sde, chosen, plot)

@@ -51,8 +51,8 @@ from sciml.nde import (
     odeint,
     pareto_plot,
     summarize_sweep,
-    write_json,
 )
+from sciml_inverse import write_json
 
 A_TRUE = [[-0.1, 2.0], [-2.0, -0.1]]
 U0 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
                 log_metric=True)
     res["plot"] = plot
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return res
 
 

@@ -4,7 +4,8 @@ It imports none of the three packages. It holds what they share where they meet 
 user's arguments:
 
 * :func:`library_version` -- the installed distribution's version;
-* :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` -- atomic file writing;
+* :func:`atomic_path`, :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` --
+  atomic file writing;
 * :func:`main` -- the ``sciml-inverse`` command line (plugin dispatcher);
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`Checkpoint` -- the one checkpoint
   format (format tag, library version, kind, config, state; ``weights_only=True`` always);
@@ -17,10 +18,12 @@ from ._checkpoint import save_checkpoint as save_checkpoint
 from ._checks import check_int as check_int
 from ._checks import check_number as check_number
 from ._cli import main as main
+from ._io import atomic_path as atomic_path
 from ._io import write_atomic as write_atomic
 from ._io import write_bytes_atomic as write_bytes_atomic
 from ._io import write_json as write_json
 from ._version import library_version as library_version
 
-__all__ = ["Checkpoint", "check_int", "check_number", "library_version", "load_checkpoint",
-           "main", "save_checkpoint", "write_atomic", "write_bytes_atomic", "write_json"]
+__all__ = ["Checkpoint", "atomic_path", "check_int", "check_number", "library_version",
+           "load_checkpoint", "main", "save_checkpoint", "write_atomic", "write_bytes_atomic",
+           "write_json"]

@@ -50,6 +50,7 @@ from inverse.lpn import (
     save_lpn,
     train_lpn,
 )
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -440,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     side = args.out.with_suffix(".json")
-    side.write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(side, meta)
     print(f"wrote {args.out} and {side}")
     return meta
 

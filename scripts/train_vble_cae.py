@@ -61,6 +61,7 @@ from inverse.vble._train import (
     train_cae,
     train_std_decoder,
 )
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite" / "train"
@@ -333,13 +334,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     path = save_cae(model, args.out, half=half, record=json.loads(json.dumps(record)))
     record["file_bytes"] = path.stat().st_size
-    side = args.out.with_suffix(".json")
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, side)
+    write_json(args.out.with_suffix(".json"), record)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        write_json(args.json, record)
     vm = val_metrics["mean"]
     print(f"{args.out}: {n_params / 1e6:.2f} M parameters, {record['file_bytes'] / 1e6:.2f} MB "
           f"({record['stored_dtype']}); CAE {h_cae.final_step} steps "

@@ -1,4 +1,4 @@
-"""Smoke test of ``benchmarks/operators.py --quick`` (structure and finite numbers only).
+"""Smoke test of ``benchmarks/bench_operators.py --quick`` (structure and finite numbers only).
 
 Timings are never asserted: CI machines are shared and drift.
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "operators.py"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_operators.py"
 
 
 def _load(monkeypatch: pytest.MonkeyPatch):
-    # Load by path under another name: the file is called operators.py like the package. It is
-    # registered in sys.modules while it runs (dataclasses look their module up there).
+    # Load by path; registered in sys.modules while it runs (dataclasses look their module up
+    # there).
     name = "_benchmarks_operators"
     spec = importlib.util.spec_from_file_location(name, BENCH)
     module = importlib.util.module_from_spec(spec)
@@ -42,7 +42,7 @@ def test_quick_benchmark_writes_the_expected_json(tmp_path, capsys, monkeypatch)
     assert set(data) == {"meta", "cases"}
     assert {"device", "torch", "deepinv", "threads", "rounds", "quick"} <= set(data["meta"])
     assert data["meta"]["quick"] is True and data["meta"]["rounds"] == 2
-    assert not list(out.parent.glob(".operators-*"))  # the temporary file was renamed
+    assert [p.name for p in out.parent.iterdir()] == ["operators.json"]  # no temporary file
     names = [c["name"] for c in data["cases"]]
     assert names.count("fwd_adj") == 2 and names.count("gram") == 2 and names.count("solve") == 1
     expected_impls = {
@@ -64,3 +64,16 @@ def test_quick_benchmark_writes_the_expected_json(tmp_path, capsys, monkeypatch)
     assert set(solve["accuracy"]) == expected_impls["solve"]
     assert all(_finite(a.values()) for a in solve["accuracy"].values())
     assert solve["ratios"]["ours/cg_20"]["target_max"] == pytest.approx(0.1)
+
+
+def test_no_benchmark_shadows_a_package():
+    """Run as a script, a benchmark's folder is sys.path[0]: no file there may be named like an
+    importable top-level package, and no script edits sys.path to work around it."""
+    import importlib.util as iu
+
+    scripts = sorted(BENCH.parent.glob("*.py"))
+    assert BENCH in scripts
+    for script in scripts:
+        assert iu.find_spec(script.stem) is None, f"{script.name} shadows a module"
+        assert script.stem.startswith("bench_"), f"{script.name}: name benchmarks bench_*.py"
+        assert "sys.path" not in script.read_text(), f"{script.name} edits sys.path"
