@@ -12,7 +12,7 @@ user's arguments:
 * :func:`check_number`, :func:`check_int` -- the shared argument validators;
 * :func:`fit` with :class:`FitOptions` / :class:`TrainTask` / :class:`FitResult` -- the one
   training loop (steps or epochs, progress, time limit, checkpoints with exact resume, DDP under
-  torchrun, mixed precision: :func:`resolve_precision`, :func:`full_precision`).
+  torchrun, mixed precision: :func:`resolve_precision`, :func:`full_precision`, :func:`upcast`).
 """
 
 from ._checkpoint import Checkpoint as Checkpoint
@@ -32,9 +32,10 @@ from ._io import write_json as write_json
 from ._precision import Precision as Precision
 from ._precision import full_precision as full_precision
 from ._precision import resolve_precision as resolve_precision
+from ._precision import upcast as upcast
 from ._version import library_version as library_version
 
 __all__ = ["Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask", "atomic_path",
            "check_int", "check_number", "fit", "full_precision", "library_version",
-           "load_checkpoint", "main", "resolve_precision", "save_checkpoint", "write_atomic",
-           "write_bytes_atomic", "write_json"]
+           "load_checkpoint", "main", "resolve_precision", "save_checkpoint", "upcast",
+           "write_atomic", "write_bytes_atomic", "write_json"]

@@ -117,6 +117,9 @@ class FitOptions:
     ddp : bool
         Wrap the model in DistributedDataParallel when ``torch.distributed`` is initialized
         with more than one process.
+    train_mode : bool
+        Put the model in training mode first (default); ``False`` leaves its mode (e.g. to
+        train a head on a frozen model kept in eval mode).
     """
 
     steps: int | None = None
@@ -135,6 +138,7 @@ class FitOptions:
     progress: bool = True
     desc: str = "fit"
     ddp: bool = True
+    train_mode: bool = True
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -313,7 +317,8 @@ def _float(v: Any) -> float:
 def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Module,
         optimizer: torch.optim.Optimizer, data: Any = None, options: FitOptions | None = None,
         *, scheduler: Any = None, generators: Sequence[Generator] = (),
-        config: Mapping[str, Any] | None = None) -> FitResult:
+        config: Mapping[str, Any] | None = None,
+        check_resume: Callable[[Mapping[str, Any], int], None] | None = None) -> FitResult:
     """Train ``model``: the one training loop of sciml-inverse.
 
     Each step takes the next batch, computes ``task.loss(model, batch)`` (or
@@ -345,6 +350,10 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
     config : mapping, optional
         What the run trains (model and training configuration, plain values): stored in the
         checkpoint; resuming with another ``config`` is an error.
+    check_resume : callable, optional
+        ``(saved_config, step_done) -> None``, raising ``ValueError`` if the run cannot
+        continue from the checkpoint; replaces the equality test of ``config`` (e.g. to allow
+        another schedule for the steps not done yet).
 
     Returns
     -------
@@ -419,7 +428,9 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
     resumed = False
     if path is not None and options.resume and os.path.exists(path):
         ckpt = load_checkpoint(path, kind=KIND, what="training checkpoint", stacklevel=2)
-        if ckpt.config.get("task") != cfg:
+        if check_resume is not None:
+            check_resume(ckpt.config.get("task") or {}, int(ckpt.extra["step"]))
+        elif ckpt.config.get("task") != cfg:
             raise ValueError(f"checkpoint {os.fspath(path)!r} was written for the configuration "
                              f"{ckpt.config.get('task')!r}, this run has {cfg!r}; use the same "
                              f"configuration or resume=False")
@@ -535,7 +546,8 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
     done = epoch if by_epoch else step
     bar = tqdm(total=end, initial=done, disable=not options.progress or rank != 0,
                desc=options.desc, dynamic_ncols=True, mininterval=2.0)
-    model.train()
+    if options.train_mode:
+        model.train()
     try:
         if not by_epoch:
             it: Iterator[Any] | None = None

@@ -25,7 +25,8 @@ from typing import Literal
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "resolve_precision", "full_precision", "cpu_supports_bf16"]
+__all__ = ["PRECISIONS", "Precision", "resolve_precision", "full_precision", "upcast",
+           "cpu_supports_bf16"]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 PrecisionName = Literal["fp32", "bf16", "fp16", "auto"]
@@ -156,3 +157,11 @@ def full_precision() -> Iterator[None]:
                 yield
         else:
             yield
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is float16/bfloat16 (made under autocast), else unchanged.
+
+    Use it on the inputs of a :func:`full_precision` block; float64 stays float64.
+    """
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -130,6 +130,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--half", choices=("auto", "yes", "no"), default="auto",
                    help=f"float16 storage (auto: if float32 exceeds {HALF_ABOVE_BYTES} bytes)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="mixed precision (bf16: CPUs with AMX/AVX512-BF16 or CUDA; fp16: CUDA; "
+                        "falls back to fp32 where unsupported)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", type=Path, default=None, help="also write the record here")
     p.add_argument("--no-progress", action="store_true")
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
                            checkpoint_every=args.checkpoint_every,
                            log_every=max(1, min(50, args.steps // 4)))
 
-    train_kw = dict(checkpoint=cae_ckpt, device=args.device,
+    train_kw = dict(checkpoint=cae_ckpt, device=args.device, precision=args.precision,
                     checkpoint_seconds=args.checkpoint_seconds, progress=progress)
     if args.decay_at is None:
         cae_cfg = cae_config(args.lr_milestones)
@@ -284,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
             resume_std = False
     h_std = train_std_decoder(model, sampler, std_cfg, checkpoint=std_ckpt, resume=resume_std,
                               device=args.device, time_limit=args.std_time_limit,
-                              checkpoint_seconds=args.checkpoint_seconds, progress=progress)
+                              checkpoint_seconds=args.checkpoint_seconds, progress=progress,
+                              precision=args.precision)
     train_seconds = time.perf_counter() - t_start
     if rank != 0:
         return {}
@@ -312,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "library_version": library_version(), "torch_version": torch.__version__,
         "device": args.device, "threads": args.threads, "world_size": world,
+        "precision": args.precision,
         "alpha": args.alpha, "gamma": model.gamma, "model_config": cfg.to_dict(),
         "num_parameters": n_params, "stored_dtype": "float16" if half else "float32",
         "data": data_desc, "patch": args.patch, "batch": args.batch,

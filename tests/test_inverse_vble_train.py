@@ -479,3 +479,17 @@ def test_script_quick_synthetic(script, tmp_path):
         script["main"](argv)
     rec2 = script["main"]([*argv, "--resume", "--steps", "8", "--lr-milestones", "5"])
     assert rec2["cae_train"]["steps"] == 8
+
+
+def test_script_precision_flag(script, tmp_path):
+    """--precision bf16 trains (bfloat16 autocast where the CPU has it, float32 otherwise) and
+    keeps float32 weights and finite metrics."""
+    out = tmp_path / "b.pt"
+    rec = script["main"](["--quick", "--synthetic", "--out", str(out), "--no-progress",
+                          "--precision", "bf16"])
+    assert rec["precision"] == "bf16"
+    model = load_cae(out)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(SystemExit):
+        script["main"](["--quick", "--synthetic", "--out", str(tmp_path / "c.pt"),
+                        "--precision", "int8"])
