@@ -60,6 +60,9 @@ class TrainTask(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore :meth:`state_dict` on resume."""
 
+    def after_step(self, model: nn.Module, step: int) -> None:  # noqa: B027 - optional hook
+        """Called after each optimizer step (``step`` steps done), e.g. to project weights."""
+
     def on_epoch_end(self, epoch: int) -> Mapping[str, float] | None:
         """Called after each epoch of an epoch-based run (e.g. validation); logged."""
         return None
@@ -514,6 +517,7 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
         if scheduler is not None and not by_epoch:
             scheduler.step()
         step += 1
+        the_task.after_step(model, step)
         for k, v in {"loss": value, **logs}.items():
             window.setdefault(k, []).append(v if isinstance(v, float) else _float(v))
         if step % options.log_every == 0:

@@ -80,10 +80,20 @@ def save_lpn(model: LPN, path: str | os.PathLike) -> Path:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
-    """An LPN checkpoint (common format, or the older LPN layout), checked."""
-    return load_checkpoint(path, kind=KIND, what="LPN checkpoint", article="an",
+    """An LPN checkpoint: weights (:func:`save_lpn`), a training checkpoint of
+    :func:`~inverse.lpn.train_lpn` (:func:`sciml_inverse.fit`), or the older LPN layout; as a
+    :class:`~sciml_inverse.Checkpoint` whose ``config``/``state`` are the model's."""
+    ckpt = load_checkpoint(path, kind=(KIND, "fit"), what="LPN checkpoint", article="an",
                            legacy={LEGACY_FORMAT: _from_legacy}, map_location=map_location,
                            stacklevel=3)
+    if ckpt.kind == "fit":
+        task = ckpt.config.get("task") or {}
+        if "model_config" not in task or "model" not in ckpt.state:
+            raise ValueError(f"{ckpt.path} is a training checkpoint of another model, not an "
+                             f"LPN checkpoint")
+        ckpt = dataclasses.replace(ckpt, config=task["model_config"], state=ckpt.state["model"],
+                                   extra={**ckpt.extra, "train": task.get("train_config")})
+    return ckpt
 
 
 def check_model_matches(model: LPN, ckpt: Checkpoint, path: str | os.PathLike) -> None:
