@@ -77,3 +77,24 @@ def test_no_benchmark_shadows_a_package():
         assert iu.find_spec(script.stem) is None, f"{script.name} shadows a module"
         assert script.stem.startswith("bench_"), f"{script.name}: name benchmarks bench_*.py"
         assert "sys.path" not in script.read_text(), f"{script.name} edits sys.path"
+
+
+@pytest.mark.slow
+def test_training_precision_benchmark_quick(tmp_path, monkeypatch):
+    """bench_training_precision.py --quick: structure and finite numbers (no timing asserted)."""
+    name = "_bench_training_precision"
+    spec = importlib.util.spec_from_file_location(
+        name, BENCH.parent / "bench_training_precision.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    out = tmp_path / "tp.json"
+    res = module.main(["--quick", "--steps", "3", "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert set(data["models"]) == {"cae", "std_decoder", "lpn"} == set(res["models"])
+    assert data["meta"]["mixed"] in ("fp32", "bf16")
+    for r in data["models"].values():
+        assert _finite([r["loss_fp32"], r["loss_mixed"], r["loss_fp32_other_seed"],
+                        r["speedup"], r["fp32"]["median_step_s"], r["mixed"]["median_step_s"]])
+        assert len(r["fp32"]["step_times_s"]) == 3
+        assert isinstance(r["loss_agrees"], bool)
