@@ -117,9 +117,11 @@ class FitOptions:
         A tqdm progress bar (rank 0 only).
     desc : str
         Its label.
-    ddp : bool
-        Wrap the model in DistributedDataParallel when ``torch.distributed`` is initialized
-        with more than one process.
+    ddp : bool or "grads"
+        When ``torch.distributed`` is initialized with more than one process: ``True`` wraps
+        the model in DistributedDataParallel; ``"grads"`` averages the gradients with
+        ``all_reduce`` after the backward pass instead (for models driven through several
+        sub-modules rather than one ``forward``); ``False`` does neither.
     train_mode : bool
         Put the model in training mode first (default); ``False`` leaves its mode (e.g. to
         train a head on a frozen model kept in eval mode).
@@ -140,7 +142,7 @@ class FitOptions:
     log_every: int = 1
     progress: bool = True
     desc: str = "fit"
-    ddp: bool = True
+    ddp: bool | Literal["grads"] = True
     train_mode: bool = True
 
     def __post_init__(self) -> None:
@@ -159,6 +161,8 @@ class FitOptions:
             check_int("seed", self.seed, 0)
         for name in ("grad_clip", "time_limit", "checkpoint_seconds"):
             check_number(name, getattr(self, name), allow_none=True)
+        if self.ddp not in (True, False, "grads"):
+            raise ValueError(f"ddp must be True, False or 'grads', got {self.ddp!r}")
         if self.channels_last not in (None, True, False):
             raise ValueError(f"channels_last must be a bool or None, got {self.channels_last!r}")
 
@@ -461,7 +465,7 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
     start_step = step
 
     runner: nn.Module = model
-    if world > 1 and options.ddp:
+    if world > 1 and options.ddp is True:
         from torch.nn.parallel import DistributedDataParallel
 
         runner = DistributedDataParallel(
@@ -490,6 +494,17 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
 
     window: dict[str, list[float]] = {}
 
+    def average_grads() -> None:
+        if world == 1 or options.ddp != "grads":
+            return
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
     def one_step(batch: Any) -> None:
         nonlocal step
         if channels_last:
@@ -504,6 +519,7 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            average_grads()
             if options.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(params, options.grad_clip)
@@ -511,6 +527,7 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
             scaler.update()
         else:
             loss.backward()
+            average_grads()
             if options.grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, options.grad_clip)
             optimizer.step()

@@ -348,8 +348,8 @@ def test_fit_resume_is_exact(tmp_path):
     for p, q in zip(ref.state_dict().values(), m2.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     saved = torch.load(ck, weights_only=True)
-    assert saved["kind"] == "neural-operator-train" and "library_version" in saved
-    assert saved["config"]["options"]["epochs"] == 4
+    assert saved["kind"] == "fit" and "library_version" in saved
+    assert saved["config"]["task"]["options"]["epochs"] == 4
     # the public loader puts the best validation weights into a model built the same way
     best = load(ck, _toy_model())
     for p, q in zip(ref.state_dict().values(), best.state_dict().values(), strict=True):
@@ -382,8 +382,8 @@ def test_save_load_predict(tmp_path):
 
 
 def test_untagged_training_checkpoints_still_load(tmp_path):
-    """fit's checkpoints of before the common format (untagged dicts) load with
-    weights_only=True, for resuming and through load."""
+    """fit's training checkpoints of earlier versions (untagged dicts) load with
+    weights_only=True through load; resuming one is a clear error."""
     a, u, x = _toy_supervised()
     opts = TrainOptions(epochs=2, batch_size=4, seed=3)
     m = _toy_model()
@@ -391,14 +391,35 @@ def test_untagged_training_checkpoints_still_load(tmp_path):
     fit(m, SupervisedObjective(x), (a, u), opts, validation=(a, u, x), checkpoint=ck,
         progress=False, stop_after=1)
     new = torch.load(ck, weights_only=True)
-    old = {**new["state"], **new["extra"], "options": new["config"]["options"],
-           "model_class": new["config"]["model_class"],
-           "model_repr": new["config"]["model_repr"], "library_version": new["library_version"]}
+    task = new["config"]["task"]
+    old = {"model": new["state"]["model"], "best_model": new["state"]["task"]["best_model"],
+           "optimizer": new["state"]["optimizer"], "scheduler": None,
+           "generator": torch.Generator().get_state(), "epoch": 1, "history": [],
+           "best_epoch": 1, "best_val": 0.5, "options": task["options"],
+           "model_class": task["model_class"], "model_repr": task["model_repr"],
+           "library_version": new["library_version"]}
     torch.save(old, ck)
     torch.testing.assert_close(load(ck, _toy_model(), best=False)(a, x), m(a, x))
-    res = fit(_toy_model(), SupervisedObjective(x), (a, u), opts, validation=(a, u, x),
-              checkpoint=ck, progress=False)
-    assert res.epochs_done == 2 and len(res.history) == 2
+    with pytest.raises(ValueError, match="resume=False"):
+        fit(_toy_model(), SupervisedObjective(x), (a, u), opts, validation=(a, u, x),
+            checkpoint=ck, progress=False)
+
+
+def test_fit_takes_darcy_data():
+    """fit and its validation take the DarcyData container (coefficients and solutions in the
+    model's dtype) and give the same run as the tensors."""
+    from sciml.pde import DarcyData
+
+    a, u, x = _toy_supervised()
+    data = DarcyData(coeff=a.numpy(), sol=u.numpy(), x=x.numpy(), attrs={})
+    opts = TrainOptions(epochs=2, batch_size=4, seed=1)
+    m1, m2 = _toy_model(), _toy_model()
+    r1 = fit(m1, SupervisedObjective(x), data, opts, validation=data, progress=False)
+    r2 = fit(m2, SupervisedObjective(x), (a, u), opts, validation=(a, u, x), progress=False)
+    assert r1.history == [{**h, "seconds": r1.history[i]["seconds"]}
+                          for i, h in enumerate(r2.history)]
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
 def test_label_free_objectives_run_in_fit():

@@ -7,6 +7,7 @@ builds the same way, and checks that it is the same architecture (class and modu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,12 @@ __all__ = ["save", "load", "predict", "KIND", "TRAIN_KIND"]
 
 #: ``kind`` of the weights files written by :func:`save`.
 KIND = "neural-operator"
-#: ``kind`` of the training checkpoints written by :func:`~sciml.neural_operators.fit`.
+#: ``kind`` of the training checkpoints of earlier versions of
+#: :func:`~sciml.neural_operators.fit` (read, not resumed).
 TRAIN_KIND = "neural-operator-train"
+#: ``kind`` of the training checkpoints of :func:`sciml_inverse.fit`, which
+#: :func:`~sciml.neural_operators.fit` runs on.
+FIT_KIND = "fit"
 _WHAT = "neural-operator checkpoint"
 
 
@@ -42,11 +47,20 @@ def _from_untagged(raw: dict[str, Any]) -> dict[str, Any]:
             "extra": {k: raw[k] for k in ("epoch", "history", "best_epoch", "best_val")}}
 
 
-def read(path: str | os.PathLike, *, kinds: tuple[str, ...] = (KIND, TRAIN_KIND),
+def read(path: str | os.PathLike, *, kinds: tuple[str, ...] = (KIND, TRAIN_KIND, FIT_KIND),
          stacklevel: int = 3) -> Checkpoint:
-    """A neural-operator weights file or training checkpoint (``weights_only=True``)."""
-    return load_checkpoint(path, kind=kinds, what=_WHAT, legacy={(None, None): _from_untagged},
+    """A neural-operator weights file or training checkpoint (``weights_only=True``); a
+    training checkpoint of :func:`sciml_inverse.fit` is returned with ``config`` = the run's
+    configuration (architecture and options)."""
+    ckpt = load_checkpoint(path, kind=kinds, what=_WHAT, legacy={(None, None): _from_untagged},
                            stacklevel=stacklevel)
+    if ckpt.kind == FIT_KIND:
+        task = ckpt.config.get("task") or {}
+        if "model_class" not in task:
+            raise ValueError(f"{ckpt.path} is a training checkpoint of another model, not a "
+                             f"{_WHAT}")
+        ckpt = dataclasses.replace(ckpt, config=task)
+    return ckpt
 
 
 def check_architecture(model: nn.Module, ckpt: Checkpoint) -> None:
@@ -92,8 +106,8 @@ def load(path: str | os.PathLike, model: AbstractNeuralOperator, *,
     """Load trained weights into ``model`` (built as it was for training); eval mode.
 
     Reads files of :func:`save` and training checkpoints of :func:`fit` (the best validation
-    weights, or the last ones with ``best=False`` or when no validation ran), with
-    ``weights_only=True``.
+    weights, or the last ones with ``best=False`` or when no validation ran), also those of
+    earlier versions, with ``weights_only=True``.
 
     Parameters
     ----------
@@ -132,8 +146,11 @@ def load(path: str | os.PathLike, model: AbstractNeuralOperator, *,
     ckpt = read(path)
     check_architecture(model, ckpt)
     state = ckpt.state["model"]
-    if ckpt.kind == TRAIN_KIND and best and ckpt.state.get("best_model") is not None:
-        state = ckpt.state["best_model"]
+    best_state = (ckpt.state.get("best_model") if ckpt.kind == TRAIN_KIND else
+                  (ckpt.state.get("task") or {}).get("best_model") if ckpt.kind == FIT_KIND
+                  else None)
+    if best and best_state is not None:
+        state = best_state
     ref = next(iter(model.parameters()), None)
     if ref is not None:
         state = {k: v.to(ref.device) for k, v in state.items()}
