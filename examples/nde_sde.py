@@ -82,7 +82,8 @@ import torch
 from torch import nn
 
 from sciml.nde import ErrorRegularizer, sdeint
-from sciml_inverse import write_atomic, write_json
+from sciml_inverse import FitOptions, write_atomic, write_json
+from sciml_inverse import fit as run_fit
 
 HIDDEN, LATENT = 64, 32
 
@@ -183,19 +184,21 @@ def train_one(data, *, lam: float, seed: int, args,
     n = x_tr.shape[0]
     train_nfe = []
     t_start = time.perf_counter()
-    for _epoch in range(args.epochs):
+
+    def batches(_epoch):
         perm = torch.randperm(n, generator=perm_gen)
-        for i in range(0, n, args.batch):
-            idx = perm[i:i + args.batch]
-            logits, stats = model(x_tr[idx], tol=args.tol, generator=gen)
-            loss = nn.functional.cross_entropy(logits, y_tr[idx])
-            if reg is not None:
-                loss = loss + reg(stats)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if stats is not None:
-                train_nfe.append(stats.nfe)
+        return [perm[i:i + args.batch] for i in range(0, n, args.batch)]
+
+    def step(_model, idx):
+        logits, stats = model(x_tr[idx], tol=args.tol, generator=gen)
+        loss = nn.functional.cross_entropy(logits, y_tr[idx])
+        if reg is not None:
+            loss = loss + reg(stats)
+        if stats is not None:
+            train_nfe.append(stats.nfe)
+        return loss
+
+    run_fit(step, model, opt, batches, FitOptions(epochs=args.epochs, progress=False))
     train_seconds = time.perf_counter() - t_start
     kw = {"tol": args.tol, "trajectories": args.trajectories}
     val = evaluate(model, *data["val"], entropy_seed=1, **kw)
