@@ -112,6 +112,8 @@ def run_lpn(precision: str, seed: int, args) -> dict:
 
 
 def _summary(data: Timed, losses: list[float], args, precision: str) -> dict:
+    # one stamp per training step (train_std_decoder's warm start draws one batch before)
+    data.stamps = data.stamps[-args.steps:]
     times = data.step_times(time.perf_counter())
     return {"median_step_s": statistics.median(times[1:]) if len(times) > 1 else times[0],
             "step_times_s": times, "loss": losses[-1],
