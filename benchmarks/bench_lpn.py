@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, TrainPhase, train_lpn
+from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, TrainPhase, train_lpn
 from sciml_inverse import write_json
 
 TARGET_SPEEDUP = 10.0
@@ -76,7 +76,7 @@ def build_model(hidden: int, layers: int, train_steps: int, seed: int) -> tuple[
         n_pm = max(1, train_steps // 3)
         phases = (TrainPhase("l1", train_steps - n_pm, 1e-3),
                   TrainPhase("pm", n_pm, 1e-4, gamma_rms=0.32))
-        train_lpn(lpn, train, LPNTrainConfig(phases=phases, batch_size=32, sigma_noise=0.1,
+        train_lpn(lpn, train, LPNTrainOptions(phases=phases, batch_size=32, sigma_noise=0.1,
                                              seed=seed), progress=False)
     return lpn.eval(), time.perf_counter() - t0
 

@@ -40,11 +40,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, TrainPhase, train_lpn
+from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, TrainPhase, train_lpn
 from inverse.vble import (
     CAEConfig,
     CompressiveAutoencoder,
-    TrainConfig,
+    TrainOptions,
     train_cae,
     train_std_decoder,
 )
@@ -86,7 +86,7 @@ def run_cae(precision: str, seed: int, args) -> dict:
            else CAEConfig.small(std_decoder=True))
     model = CompressiveAutoencoder(cfg).to(args.device)
     data = Timed(smooth_images(64 if args.quick else 128))
-    tcfg = TrainConfig(steps=args.steps, batch_size=8, lr=1e-4, seed=seed,
+    tcfg = TrainOptions(steps=args.steps, batch_size=8, lr=1e-4, seed=seed,
                        log_every=args.window, checkpoint_every=args.steps)
     h = train_cae(model, data, tcfg, progress=False, precision=precision)
     cae = _summary(data, h.metrics["loss"], args, precision)
@@ -104,7 +104,7 @@ def run_lpn(precision: str, seed: int, args) -> dict:
     data = Timed(smooth_images(32 if args.quick else 64))
     # the L1 phase of LPN training (proximal matching saturates at 1 on a short run, which would
     # hide any disagreement)
-    cfg = LPNTrainConfig(phases=(TrainPhase(num_steps=args.steps, loss="l1", lr=1e-3),),
+    cfg = LPNTrainOptions(phases=(TrainPhase(num_steps=args.steps, loss="l1", lr=1e-3),),
                          batch_size=8, sigma_noise=0.1, seed=seed, log_every=args.window,
                          checkpoint_every=args.steps)
     h = train_lpn(model, data, cfg, progress=False, precision=precision)

@@ -52,7 +52,7 @@ import time
 import numpy as np
 import torch
 
-from inverse.lpn import LPN, LPNTrainConfig, TrainPhase, VectorLPNConfig, train_lpn
+from inverse.lpn import LPN, LPNTrainOptions, TrainPhase, VectorLPNConfig, train_lpn
 from sciml_inverse import write_json
 
 #: (loss, steps at full scale, lr, gamma)
@@ -160,7 +160,7 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
     torch.manual_seed(seed)
     l2 = LPN(VectorLPNConfig())
     t0 = time.perf_counter()
-    train_lpn(l2, laplace_sampler, LPNTrainConfig(phases=_phases(L2_SCHEDULE, scale, min_steps),
+    train_lpn(l2, laplace_sampler, LPNTrainOptions(phases=_phases(L2_SCHEDULE, scale, min_steps),
                                                   **common), progress=progress)
     t_l2 = time.perf_counter() - t0
     # ℓ1 model, then proximal matching with the same optimizer (one schedule, snapshots)
@@ -176,7 +176,7 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
         snapshots[k] = _eval(model, ygrid)
         times[k] = time.perf_counter() - t0
 
-    train_lpn(l1pm, laplace_sampler, LPNTrainConfig(phases=phases, **common), progress=progress,
+    train_lpn(l1pm, laplace_sampler, LPNTrainOptions(phases=phases, **common), progress=progress,
               on_phase_end=on_phase_end)
     t_l1pm = time.perf_counter() - t0
 

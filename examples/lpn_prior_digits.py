@@ -44,7 +44,7 @@ import time
 import numpy as np
 import torch
 
-from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, standard_phases, train_lpn
+from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
 from sciml_inverse import write_json
 
 NOISE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -89,7 +89,7 @@ def run(steps_l1: int, steps_pm: int, n_test: int, hidden: int, layers: int, bat
     lpn = LPN(cfg)
     phases = standard_phases(num_steps_l1=steps_l1, num_steps_pm=steps_pm, num_stages=4,
                              gamma_min=0.08 * 8.0)
-    tcfg = LPNTrainConfig(phases=phases, batch_size=batch_size, sigma_noise=0.1, seed=seed,
+    tcfg = LPNTrainOptions(phases=phases, batch_size=batch_size, sigma_noise=0.1, seed=seed,
                           log_every=max(1, (steps_l1 + steps_pm) // 20))
     t0 = time.perf_counter()
     hist = train_lpn(lpn, train, tcfg, progress=progress)

@@ -44,7 +44,7 @@ import torch
 from inverse.lpn import (
     LPN,
     ImageLPNConfig,
-    LPNTrainConfig,
+    LPNTrainOptions,
     TrainPhase,
     library_version,
     save_lpn,
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps = args.steps
     gamma_min = args.gamma_min_rms if args.gamma_min_rms is not None else args.sigma_train
     sched = phases(steps, args.warmup_frac, gamma_min, args.lr_l1, args.lr_pm)
-    tcfg = LPNTrainConfig(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
+    tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
                           seed=args.seed, checkpoint_every=max(100, steps // 20),
                           log_every=max(1, min(100, steps // 20)))
     print("schedule: " + ", ".join(f"{p.describe()} x{p.num_steps} @ {p.lr:g}" for p in sched))

@@ -54,7 +54,7 @@ from inverse.vble._data import (
     load_satellite_train,
 )
 from inverse.vble._train import (
-    TrainConfig,
+    TrainOptions,
     evaluate_cae,
     fit_decoder,
     library_version,
@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     progress = not args.no_progress
 
     # ------------------------------------------------------------------ phase 1: CAE
-    def cae_config(milestones: tuple[int, ...]) -> TrainConfig:
-        return TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr,
+    def cae_config(milestones: tuple[int, ...]) -> TrainOptions:
+        return TrainOptions(steps=args.steps, batch_size=args.batch, lr=args.lr,
                            lr_milestones=tuple(m for m in milestones if m < args.steps),
                            lr_decay=args.lr_decay, grad_clip=args.grad_clip, seed=args.seed,
                            checkpoint_every=args.checkpoint_every,
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
         h_cae = train_cae(model, sampler, cae_cfg, resume=True, time_limit=left, **train_kw)
 
     # ------------------------------------------------------------------ phase 2: std decoder
-    std_cfg = TrainConfig(steps=args.std_steps, batch_size=args.batch, lr=args.std_lr,
+    std_cfg = TrainOptions(steps=args.std_steps, batch_size=args.batch, lr=args.std_lr,
                           lr_milestones=(max(1, int(0.8 * args.std_steps)),)
                           if args.std_steps > 1 else (),
                           lr_decay=0.1, grad_clip=args.grad_clip, seed=args.seed + 1,

@@ -20,7 +20,7 @@ from ._checkpoint import check_model_matches, config_to_dict, read_checkpoint
 from ._loss import ProximalMatchingLoss, proximal_matching_schedule
 from ._lpn import LPN
 
-__all__ = ["TrainPhase", "LPNTrainConfig", "TrainHistory", "train_lpn", "standard_phases"]
+__all__ = ["TrainPhase", "LPNTrainOptions", "TrainHistory", "train_lpn", "standard_phases"]
 
 _LOSSES = ("l1", "l2", "pm")
 
@@ -125,7 +125,7 @@ def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
 
 
 @dataclasses.dataclass(frozen=True)
-class LPNTrainConfig:
+class LPNTrainOptions:
     """Options of :func:`train_lpn`.
 
     Parameters
@@ -152,7 +152,7 @@ class LPNTrainConfig:
 
     Examples
     --------
-    >>> cfg = LPNTrainConfig(phases=standard_phases(num_steps_l1=100, num_steps_pm=200),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=100, num_steps_pm=200),
     ...                      batch_size=16, sigma_noise=0.1)
     >>> cfg.num_steps
     300
@@ -197,7 +197,7 @@ class LPNTrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LPNTrainConfig:
+    def from_dict(cls, d: dict[str, Any]) -> LPNTrainOptions:
         d = dict(d)
         d["phases"] = tuple(TrainPhase(**p) for p in d["phases"])
         return cls(**d)
@@ -227,7 +227,7 @@ class TrainHistory:
     wall_time: float
 
 
-def _schedule_until(cfg: LPNTrainConfig, step: int) -> list[tuple]:
+def _schedule_until(cfg: LPNTrainOptions, step: int) -> list[tuple]:
     """The schedule's (loss, lr, γ, γ_rms, steps) restricted to the first ``step`` steps."""
     out, left = [], step
     for p in cfg.phases:
@@ -239,7 +239,7 @@ def _schedule_until(cfg: LPNTrainConfig, step: int) -> list[tuple]:
     return out
 
 
-def _check_data(model: LPN, data: Any, cfg: LPNTrainConfig) -> None:
+def _check_data(model: LPN, data: Any, cfg: LPNTrainOptions) -> None:
     if isinstance(data, Tensor):
         if not data.is_floating_point():
             raise TypeError(f"train_lpn: data must be a floating tensor, got {data.dtype}")
@@ -254,7 +254,7 @@ def _check_data(model: LPN, data: Any, cfg: LPNTrainConfig) -> None:
                         f"(batch_size, generator) -> batch, got {type(data).__name__}")
 
 
-def _sample(data: Any, cfg: LPNTrainConfig, gen: torch.Generator, model: LPN,
+def _sample(data: Any, cfg: LPNTrainOptions, gen: torch.Generator, model: LPN,
             device: torch.device, dtype: torch.dtype, check: bool) -> Tensor:
     if isinstance(data, Tensor):
         idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen)
@@ -275,7 +275,7 @@ def _sample(data: Any, cfg: LPNTrainConfig, gen: torch.Generator, model: LPN,
 
 
 def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor],
-              config: LPNTrainConfig | None = None, *,
+              config: LPNTrainOptions | None = None, *,
               checkpoint: str | os.PathLike | None = None, resume: bool = True,
               device: torch.device | str | None = None, stop_after: int | None = None,
               progress: bool = True,
@@ -301,8 +301,8 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
         replacement; it may stay on the CPU) or a callable ``(batch_size, generator) -> Tensor``
         returning a clean batch ``(batch_size, *sample_shape)`` (it must draw its randomness
         from ``generator`` for reproducibility).
-    config : LPNTrainConfig, optional
-        Default ``LPNTrainConfig()``.
+    config : LPNTrainOptions, optional
+        Default ``LPNTrainOptions()``.
     checkpoint : path, optional
         Checkpoint file of :func:`sciml_inverse.fit` (common format, ``kind="fit"``): written
         atomically every ``config.checkpoint_every`` steps and at the end, with the model
@@ -342,9 +342,9 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     Examples
     --------
     >>> import torch
-    >>> from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, standard_phases, train_lpn
+    >>> from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
     >>> lpn = LPN(ImageLPNConfig(in_channels=1, hidden=8, num_layers=2))
-    >>> cfg = LPNTrainConfig(phases=standard_phases(num_steps_l1=2, num_steps_pm=2, num_stages=2),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=2, num_steps_pm=2, num_stages=2),
     ...                      batch_size=4, sigma_noise=0.1)
     >>> hist = train_lpn(lpn, torch.rand(10, 1, 12, 12), cfg, progress=False)
     >>> hist.final_step
@@ -352,9 +352,9 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     """
     if not isinstance(model, LPN):
         raise TypeError(f"train_lpn trains an LPN, got {type(model).__name__}")
-    config = LPNTrainConfig() if config is None else config
-    if not isinstance(config, LPNTrainConfig):
-        raise TypeError(f"config must be an LPNTrainConfig, got {type(config).__name__}")
+    config = LPNTrainOptions() if config is None else config
+    if not isinstance(config, LPNTrainOptions):
+        raise TypeError(f"config must be an LPNTrainOptions, got {type(config).__name__}")
     total = config.num_steps
     if stop_after is not None:
         _int("stop_after", stop_after, 1)
@@ -381,7 +381,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
                              f"resume=False to start again")
 
     def check_resume(saved: Mapping[str, Any], step: int) -> None:
-        saved_cfg = LPNTrainConfig.from_dict(saved["train_config"])
+        saved_cfg = LPNTrainOptions.from_dict(saved["train_config"])
         if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed) != (
                 config.batch_size, config.sigma_noise, config.seed) or _schedule_until(
                 saved_cfg, step) != _schedule_until(config, step) or step > total:

@@ -53,7 +53,7 @@ from sciml_inverse import full_precision, load_checkpoint, upcast
 from sciml_inverse import library_version as library_version
 
 __all__ = [
-    "TrainConfig",
+    "TrainOptions",
     "TrainHistory",
     "train_cae",
     "train_std_decoder",
@@ -73,7 +73,7 @@ DataFn = Callable[[int, torch.Generator], Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainOptions:
     """Options of :func:`train_cae` and :func:`train_std_decoder`.
 
     Parameters
@@ -105,7 +105,7 @@ class TrainConfig:
 
     Examples
     --------
-    >>> cfg = TrainConfig(steps=100, lr=3e-4, lr_milestones=(80,))
+    >>> cfg = TrainOptions(steps=100, lr=3e-4, lr_milestones=(80,))
     >>> cfg.lr_at(79), round(cfg.lr_at(80), 10)
     (0.0003, 3e-05)
     """
@@ -151,12 +151,12 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainOptions:
         d = dict(d)
         d["lr_milestones"] = tuple(d.get("lr_milestones", ()))
         return cls(**d)
 
-    def _compatible(self, other: TrainConfig, step: int) -> bool:
+    def _compatible(self, other: TrainOptions, step: int) -> bool:
         """Same run up to ``step`` (``steps``/logging/checkpointing may differ)."""
         keys = ("batch_size", "lr", "lr_decay", "grad_clip", "seed")
         return all(getattr(self, k) == getattr(other, k) for k in keys) and all(
@@ -255,7 +255,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[s
     model : CompressiveAutoencoder
         In eval mode, on the CPU.
     info : dict
-        ``phase``, ``step``, ``train_config`` (a :class:`TrainConfig`), ``history``,
+        ``phase``, ``step``, ``train_config`` (a :class:`TrainOptions`), ``history``,
         ``total_wall_time``, ``library_version``.
 
     Raises
@@ -273,7 +273,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[s
     model.load_state_dict(_model_state(model, ckpt["model_state"]))
     info = {k: ckpt[k] for k in ("phase", "step", "history", "total_wall_time",
                                  "library_version")}
-    info["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
+    info["train_config"] = TrainOptions.from_dict(ckpt["train_config"])
     return model.eval(), info
 
 
@@ -344,7 +344,7 @@ def _draw(data: DataFn, batch: int, gen: torch.Generator, model: nn.Module,
     return x.to(device=device, dtype=dtype)
 
 
-def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
+def _run(phase: str, model: nn.Module, data: DataFn, config: TrainOptions, *,
          checkpoint: str | os.PathLike | None, resume: bool, device: Any,
          stop_after: int | None, time_limit: float | None, checkpoint_seconds: float | None,
          progress: bool, params: list[nn.Parameter], loss_module: nn.Module,
@@ -354,8 +354,8 @@ def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
     """One phase on :func:`sciml_inverse.fit` (the loss module is what fit trains)."""
     from sciml_inverse import FitOptions, fit
 
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(config, TrainOptions):
+        raise TypeError(f"config must be a TrainOptions, got {type(config).__name__}")
     if not callable(data):
         raise TypeError(f"data must be a callable (batch_size, generator) -> (B, C, H, W) tensor "
                         f"(e.g. a PatchSampler), got {type(data).__name__}")
@@ -395,7 +395,7 @@ def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
                              f"the model has {task_config['model_config']}; build the model with "
                              f"the saved configuration (load_training_checkpoint) or use "
                              f"resume=False")
-        old_cfg = TrainConfig.from_dict(saved["train_config"])
+        old_cfg = TrainOptions.from_dict(saved["train_config"])
         if not old_cfg._compatible(config, step) or step > config.steps:
             raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
                              f"{old_cfg!r}, which disagrees with {config!r} on the steps already "
@@ -426,7 +426,7 @@ def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
                         res.total_wall_time, res.stopped)
 
 
-def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+def train_cae(model: nn.Module, data: DataFn, config: TrainOptions | None = None, *,
               checkpoint: str | os.PathLike | None = None, resume: bool = True,
               device: Any = None, stop_after: int | None = None,
               time_limit: float | None = None, checkpoint_seconds: float | None = None,
@@ -448,7 +448,7 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
         ``data(batch_size, generator) -> Tensor (batch_size, C, P, P)`` in [0, 1] with
         ``P`` a multiple of ``model.pad_multiple``, drawing its randomness from ``generator``
         (e.g. :class:`~inverse.vble.PatchSampler`).
-    config : TrainConfig, optional
+    config : TrainOptions, optional
     checkpoint : path, optional
         Training checkpoint (atomic writes every ``config.checkpoint_every`` steps, every
         ``checkpoint_seconds`` seconds if given, and at the end).
@@ -492,7 +492,7 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
     compression", NeurIPS 2018.
     """
     _check_model(model)
-    config = TrainConfig() if config is None else config
+    config = TrainOptions() if config is None else config
     std_params = list(model.g_s_std.parameters()) if getattr(model, "g_s_std", None) else []
     std_ids = {id(p) for p in std_params}
     saved_flags = [p.requires_grad for p in std_params]
@@ -546,7 +546,7 @@ def _warm_start_std(model: nn.Module, data: DataFn, batch: int) -> None:
             last.bias.fill_(math.log(s0 / (1 - s0)))
 
 
-def train_std_decoder(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+def train_std_decoder(model: nn.Module, data: DataFn, config: TrainOptions | None = None, *,
                       checkpoint: str | os.PathLike | None = None, resume: bool = True,
                       device: Any = None, stop_after: int | None = None,
                       time_limit: float | None = None, checkpoint_seconds: float | None = None,
@@ -594,7 +594,7 @@ progress, precision
     if getattr(model, "g_s_std", None) is None:
         raise ValueError("the model has no variance decoder; build it with "
                          "CAEConfig(std_decoder=True)")
-    config = TrainConfig() if config is None else config
+    config = TrainOptions() if config is None else config
     params = list(model.g_s_std.parameters())
     saved_flags = [(p, p.requires_grad) for p in model.parameters()]
     for p in model.parameters():
