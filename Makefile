@@ -15,7 +15,7 @@ help:
 	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
 	@echo "make test     ruff + the test suite (pytest, 2 workers)"
 	@echo "make demo     restore a bundled satellite tile with VBLE-xz (image + uncertainty map) into outputs/"
-	@echo "make bench    run benchmarks/operators.py, writing bench_output/operators.json"
+	@echo "make bench    run benchmarks/bench_operators.py, writing bench_output/operators.json"
 	@echo "make docs     build the HTML documentation into docs/_build/html"
 	@echo "make clean    remove build outputs (keeps $(VENV))"
 
@@ -45,7 +45,7 @@ demo: install
 	$(PY) examples/satellite_demo.py --out outputs
 
 bench: install
-	$(PY) benchmarks/operators.py --json bench_output/operators.json
+	$(PY) benchmarks/bench_operators.py --json bench_output/operators.json
 
 docs: $(VENV)/.installed-docs
 	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html

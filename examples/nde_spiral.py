@@ -51,8 +51,9 @@ from sciml.nde import (
     odeint,
     pareto_plot,
     summarize_sweep,
-    write_json,
 )
+from sciml_inverse import FitOptions, write_json
+from sciml_inverse import fit as run_fit
 
 A_TRUE = [[-0.1, 2.0], [-2.0, -0.1]]
 U0 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
@@ -151,8 +152,8 @@ def fit(model: Spiral, method: str, lam: float, seed: int, data: dict, iters: in
     aug = RNODEDynamics(model) if method == "RNODE" else None
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    for _ in range(iters):
-        opt.zero_grad()
+
+    def step(_model, _i):
         if aug is not None:
             aug.resample(u0, generator=gen)
             z = torch.zeros(u0.shape[0], dtype=F64)
@@ -165,8 +166,9 @@ def fit(model: Spiral, method: str, lam: float, seed: int, data: dict, iters: in
             loss = (pred - y).pow(2).mean()
             if pen is not None:
                 loss = loss + pen(st)
-        loss.backward()
-        opt.step()
+        return loss
+
+    run_fit(step, model, opt, options=FitOptions(steps=iters, progress=False))
     return time.perf_counter() - start
 
 
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
                 log_metric=True)
     res["plot"] = plot
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return res
 
 

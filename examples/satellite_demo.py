@@ -36,10 +36,7 @@ Run ``python examples/satellite_demo.py --out outputs`` (about a minute or two o
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +51,7 @@ from inverse.satellite import (
     simulate_raster,
     write_raster,
 )
+from sciml_inverse import write_json
 
 
 def psnr(x: np.ndarray, ref: np.ndarray, data_range: float) -> float:
@@ -70,19 +68,6 @@ def load_model(spec: str):
         except FileNotFoundError as err:
             raise SystemExit(f"satellite_demo: {err}") from None
     return load_cae(spec)
-
-
-def write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".satellite_demo-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -42,13 +42,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -261,14 +262,9 @@ def load_models(args) -> dict:
         try:
             return load_cae(path)
         except ValueError:  # a training checkpoint (inverse.vble._train), e.g. mid-training
-            from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
-            from inverse.vble._train import _read_checkpoint
+            from inverse.vble import load_training_checkpoint
 
-            ckpt = _read_checkpoint(Path(path))
-            model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
-            own = model.state_dict()
-            model.load_state_dict({k: v for k, v in ckpt["model_state"].items() if k in own})
-            return model
+            return load_training_checkpoint(path)[0]
 
     out = {}
     for name, path in (("low", args.model_low), ("high", args.model_high)):
@@ -497,13 +493,6 @@ def _method_of(label: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ driver
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
-
-
 def aggregate(records: list[dict], settings, methods) -> tuple[dict, dict]:
     keys = ("psnr", "ssim", "psnr_zmmse", "decoder_error_scale", "seconds", "seconds_per_sample",
             "zscore_mean", "zscore_std", "coverage_1sigma", "coverage_2sigma", "coverage_3sigma",
@@ -650,7 +639,7 @@ def merge(paths: list[Path], out: Path, methods: list[str]) -> dict:
     methods = [m for m in VBLE_METHODS + CLASSICAL if m in methods]
     merged["results"], merged["summary"] = aggregate(merged["records"], settings, methods)
     merged["table_rst"] = rst_table(merged["results"], settings, methods)
-    _write_json_atomic(out, merged)
+    write_json(out, merged)
     print(merged["table_rst"])
     return merged
 
@@ -704,7 +693,7 @@ def main(argv: list[str] | None = None) -> dict:
         methods = [m for m in VBLE_METHODS + CLASSICAL if m in args.methods]
         state["results"], state["summary"] = aggregate(state["records"], settings, methods)
         state["table_rst"] = rst_table(state["results"], settings, methods)
-        _write_json_atomic(args.json, state)
+        write_json(args.json, state)
 
     # tuning on train crops (never the eval image)
     todo = [s for s in settings if s.name not in state["tuning"]]

@@ -171,43 +171,18 @@ class Composition(_Composite):
             return None
         return (_product([s[0] for s in syms]), all(s[1] for s in syms))
 
-    def _decimated_fourier(self, like):
-        """``(factor, symbol, real_kernel)`` if this is Decimation @ (Fourier multiplier)."""
-        from ._decimation import Decimation
-
-        if len(self.ops) == 2 and isinstance(self.ops[0], Decimation) and \
-                self.ops[1].in_shape == self.ops[1].out_shape:
-            sym = self.ops[1]._fourier_symbol(like)
-            if sym is not None and isinstance(sym[0], Tensor):
-                return self.ops[0].factor, sym[0], sym[1]
-        return None
-
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
-        from ._decimation import _decimated_blur_solve
-
-        found = self._decimated_fourier(b)
-        if found is not None:
-            f, otf, real_kernel = found
-            # mean_blocks(|ĥ|²) depends on the PSF only: cache it, keyed on the OTF's storage
-            # and version so that a changed PSF is never served a stale value.
-            key = (otf.data_ptr(), otf._version, tuple(otf.shape), otf.dtype, otf.device, f)
-            cache = self._cache()
-            power = cache.get("aliased_power", {}).get(key)
-            if power is None:
-                from ._decimation import _block_mean
-
-                power = _block_mean(otf.abs() ** 2, f)
-                if not power.requires_grad:
-                    cache["aliased_power"] = {key: power}
-            return _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
+        if len(self.ops) == 2:  # a closed form the outer factor knows (its registered rule)
+            x = self.ops[0]._solve_normal_outer(self.ops[1], b, rho, self._cache())
+            if x is not None:
+                return x
         return super()._solve_normal(b, rho, **cg_kwargs)
 
     def opnorm(self, **kwargs) -> Tensor:
-        from ._decimation import _decimated_blur_opnorm
-
-        found = self._decimated_fourier(self._reference_tensor())
-        if found is not None:
-            return _decimated_blur_opnorm(found[0], found[1], len(self.in_shape))
+        if len(self.ops) == 2:
+            n = self.ops[0]._opnorm_outer(self.ops[1])
+            if n is not None:
+                return n
         return super().opnorm(**kwargs)
 
 

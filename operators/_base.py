@@ -325,6 +325,22 @@ class LinearOperator(nn.Module, abc.ABC):
         """``d`` with ``A x = d * x`` (broadcasting over ``(*batch, *in_shape)``), else None."""
         return None
 
+    # Structural rules of the algebra, owned by the concrete operator: when this operator is the
+    # outer factor of a two-factor composition ``self @ inner``, it may know a closed form that
+    # the generic algebra does not (e.g. decimation after a circular blur). ``Composition`` asks
+    # its outer factor through these hooks and falls back to the generic path on ``None``; it
+    # never tests for concrete classes.
+    def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
+                            cache: dict) -> Tensor | None:
+        """``((self @ inner)^H (self @ inner) + rho I)^{-1} b`` in closed form, else None.
+
+        ``cache`` is the composition's cache (for values that depend on ``inner`` only)."""
+        return None
+
+    def _opnorm_outer(self, inner: LinearOperator) -> Tensor | None:
+        """``||self @ inner||_2`` in closed form, else None."""
+        return None
+
     def _fourier_symbol(self, like=None) -> tuple[Tensor | float, bool] | None:
         """``(s, real_kernel)`` with ``A x = ifft2(s * fft2(x))``, else None."""
         return None

@@ -4,18 +4,38 @@ It imports none of the three packages. It holds what they share where they meet 
 user's arguments:
 
 * :func:`library_version` -- the installed distribution's version;
-* :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` -- atomic file writing;
-* :func:`read_checkpoint` -- the checked checkpoint reader (``weights_only=True`` always);
-* :func:`check_number`, :func:`check_int` -- the shared argument validators.
+* :func:`atomic_path`, :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` --
+  atomic file writing;
+* :func:`main` -- the ``sciml-inverse`` command line (plugin dispatcher);
+* :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`Checkpoint` -- the one checkpoint
+  format (format tag, library version, kind, config, state; ``weights_only=True`` always);
+* :func:`check_number`, :func:`check_int` -- the shared argument validators;
+* :func:`fit` with :class:`FitOptions` / :class:`TrainTask` / :class:`FitResult` -- the one
+  training loop (steps or epochs, progress, time limit, checkpoints with exact resume, DDP under
+  torchrun, mixed precision: :func:`resolve_precision`, :func:`full_precision`, :func:`upcast`).
 """
 
-from ._checkpoint import read_checkpoint as read_checkpoint
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._checks import check_int as check_int
 from ._checks import check_number as check_number
+from ._cli import main as main
+from ._fit import FitOptions as FitOptions
+from ._fit import FitResult as FitResult
+from ._fit import TrainTask as TrainTask
+from ._fit import fit as fit
+from ._io import atomic_path as atomic_path
 from ._io import write_atomic as write_atomic
 from ._io import write_bytes_atomic as write_bytes_atomic
 from ._io import write_json as write_json
+from ._precision import Precision as Precision
+from ._precision import full_precision as full_precision
+from ._precision import resolve_precision as resolve_precision
+from ._precision import upcast as upcast
 from ._version import library_version as library_version
 
-__all__ = ["check_int", "check_number", "library_version", "read_checkpoint", "write_atomic",
-           "write_bytes_atomic", "write_json"]
+__all__ = ["Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask", "atomic_path",
+           "check_int", "check_number", "fit", "full_precision", "library_version",
+           "load_checkpoint", "main", "resolve_precision", "save_checkpoint", "upcast",
+           "write_atomic", "write_bytes_atomic", "write_json"]

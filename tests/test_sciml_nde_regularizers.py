@@ -249,7 +249,8 @@ def test_benchmark_quick(tmp_path):
     import json
     import sys
 
-    spec = importlib.util.spec_from_file_location("_bench_nde", _ROOT / "benchmarks" / "nde.py")
+    spec = importlib.util.spec_from_file_location("_bench_nde",
+                                                  _ROOT / "benchmarks" / "bench_nde.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["_bench_nde"] = mod
     try:

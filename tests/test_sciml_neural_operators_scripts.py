@@ -1,5 +1,5 @@
-"""Smoke tests of examples/darcy_neural_operators.py and benchmarks/neural_operators.py (--quick):
-structure and finite numbers only; accuracy and timings are never asserted here."""
+"""Smoke tests of examples/darcy_neural_operators.py and benchmarks/bench_neural_operators.py
+(--quick): structure and finite numbers only; accuracy and timings are never asserted here."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_example_rejects_unknown_model(tmp_path, monkeypatch):
 
 
 def test_benchmark_quick_reports_speedups(tmp_path, monkeypatch):
-    bench = _load(ROOT / "benchmarks" / "neural_operators.py", "_bench_no", monkeypatch)
+    bench = _load(ROOT / "benchmarks" / "bench_neural_operators.py", "_bench_no", monkeypatch)
     out = tmp_path / "b.json"
     assert bench.main(["--quick", "--json", str(out)]) == 0
     res = json.loads(out.read_text())

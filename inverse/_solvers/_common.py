@@ -9,15 +9,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int
+
 from .._fidelity import AbstractDataFidelity, _check_positive
 from .._prior import Prior, _is_one
 
 __all__ = ["History", "SolverResult"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_opt_positive(name: str, value: object, *, tensor_ok: bool = False) -> None:
@@ -40,7 +37,7 @@ class _IterOptions:
     track_objective: bool | None = None
 
     def __post_init__(self) -> None:
-        _check_int("max_iter", self.max_iter, 1)
+        check_int("max_iter", self.max_iter, 1)
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or \
                 not (self.tol >= 0 and math.isfinite(self.tol)):
             raise ValueError(f"tol must be a finite float >= 0 (0 runs max_iter iterations), got "

@@ -1,6 +1,6 @@
 """The ``sciml-inverse restore`` and ``sciml-inverse degrade`` subcommands.
 
-Both are plugins of the dispatcher in :mod:`operators._cli` (entry points ``restore`` and
+Both are plugins of the dispatcher in :mod:`sciml_inverse._cli` (entry points ``restore`` and
 ``degrade`` of the group ``sciml_inverse.commands``): :data:`restore` and :data:`degrade` are
 objects with a ``register(subparsers)`` function. Heavy modules are imported when a command
 runs, not when it is registered.

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from sciml_inverse import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -37,28 +38,9 @@ GeoTransform = tuple[float, float, float, float, float, float]
 
 
 # ------------------------------------------------------------------------ atomic writes
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only on success."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the output directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600 files
-        os.replace(tmp_path, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """:func:`sciml_inverse.atomic_path` into an existing folder (a missing one is an error)."""
+    return atomic_path(path, mkdir=False)
 
 
 def _suffix(path: Path) -> str:

@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from sciml_inverse import check_int
+
 from ._io import _atomic_path
 
 __all__ = ["restore_tiled", "TiledResult", "tile_starts", "blend_weights", "RestoreFn"]
@@ -146,9 +148,9 @@ def blend_weights(shape: tuple[int, int], tile: int = 256, overlap: int = 32,
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
+    """:func:`sciml_inverse.check_int` that also takes numpy integers; returns a Python int."""
+    check_int(name, int(v) if isinstance(v, np.integer) else v, lo)
+    return int(v)  # type: ignore[call-overload]
 
 
 def _check_tiling(tile: int, overlap: int, margin: int | None,

@@ -24,7 +24,7 @@ The posterior (Biquard et al., arXiv 2412.04130 and 2311.17744):
 Training (the commands that made the shipped weights are in ``inverse/vble/weights/README.md``):
 
 * :func:`train_cae` (rate-distortion) and :func:`train_std_decoder` (the variance decoder) with
-  :class:`TrainConfig`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
+  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
 * :func:`load_satellite_train` / :class:`PatchSampler`: random patches of the training images
   with flips and rotations; :func:`evaluate_cae` and :func:`fit_decoder` (the decoder-fit
   ceiling).
@@ -58,8 +58,9 @@ from ._posterior import estimate_decoder_error_scale as estimate_decoder_error_s
 from ._posterior import exact_conditional_sample as exact_conditional_sample
 from ._posterior import initial_estimate as initial_estimate
 from ._posterior import vble_restore as vble_restore
-from ._train import TrainConfig as TrainConfig
 from ._train import TrainHistory as TrainHistory
+from ._train import TrainOptions as TrainConfig  # deprecated alias (naming scheme)
+from ._train import TrainOptions as TrainOptions
 from ._train import evaluate_cae as evaluate_cae
 from ._train import fit_decoder as fit_decoder
 from ._train import load_training_checkpoint as load_training_checkpoint
@@ -93,6 +94,7 @@ __all__ = [
     "VBLEResult",
     "vble_restore",
     "initial_estimate",
+    "TrainOptions",
     "TrainConfig",
     "TrainHistory",
     "train_cae",

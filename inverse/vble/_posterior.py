@@ -49,6 +49,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from operators import LinearOperator
+from sciml_inverse import check_int
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
@@ -67,10 +68,8 @@ _CONDITIONALS = ("variational", "exact")
 _TRACE_PROBES = 8
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"VBLEOptions.{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+def _check_int(name: str, value: object, minimum: int) -> None:
+    check_int(f"VBLEOptions.{name}", value, minimum)
 
 
 def _check_float(name: str, value: object, *, positive: bool) -> float:

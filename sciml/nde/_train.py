@@ -215,8 +215,6 @@ def pareto_plot(res: dict, path: str, *, metric_name: str, regularizers: Sequenc
                 log_metric: bool = False) -> None:
     """Save the λ sweep as NFE-vs-metric curves (one per regularizer) with the baselines, PNG,
     written atomically. Needs matplotlib (imported lazily)."""
-    import os
-    import tempfile
 
     import matplotlib
 
@@ -245,22 +243,16 @@ def pareto_plot(res: dict, path: str, *, metric_name: str, regularizers: Sequenc
     ax.legend(fontsize=8)
     ax.set_title("λ sweep (point labels: λ), mean over seeds")
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
 def write_json(data: dict, path: str) -> None:
-    """Write ``data`` as JSON atomically (temporary file in the same folder, then rename)."""
-    import json
-    import os
-    import tempfile
+    """Write ``data`` as JSON atomically (:func:`sciml_inverse.write_json`, ``(path, obj)``
+    order there; kept here with this order for the existing callers)."""
+    from sciml_inverse import write_json as _write_json
 
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    _write_json(path, data)

@@ -10,6 +10,7 @@
 * :class:`PhysicsInformedOperator` + :class:`StrongFormObjective`: the PI-DeepONet/PI-MultiONet
   baseline;
 * :func:`fit` with :class:`TrainOptions` (validation selection, checkpoints, resume, torchrun);
+  :func:`save`, :func:`load` and :func:`predict` for trained operators;
 * :func:`invert_darcy`: coefficients from noisy sensors (an :class:`operators.PointSampling`).
 
 See ``docs/guide/neural_operators.rst``.
@@ -23,6 +24,9 @@ from ._base import SiLUId as SiLUId
 from ._base import SiLUSin as SiLUSin
 from ._base import Tanh as Tanh
 from ._base import TanhSin as TanhSin
+from ._checkpoint import load as load
+from ._checkpoint import predict as predict
+from ._checkpoint import save as save
 from ._deeponet import DeepONet as DeepONet
 from ._dgno import DGNO as DGNO
 from ._dgno import AbstractCoefficientLikelihood as AbstractCoefficientLikelihood
@@ -73,5 +77,5 @@ __all__ = [
     "TrainOptions", "TrainResult", "fit", "evaluate", "relative_l2", "WeakFormOptions",
     "TestFunctions", "Interpolation", "wendland", "wendland_grad", "quadrature_rule",
     "sample_test_functions", "weak_residual", "coefficient_at", "InverseOptions",
-    "InverseResult", "invert_darcy", "add_noise_snr",
+    "InverseResult", "invert_darcy", "add_noise_snr", "save", "load", "predict",
 ]

@@ -8,7 +8,7 @@ Examples
         --out darcy_pwc.h5
     sciml-inverse darcy info darcy_pwc.h5
 
-This module is loaded by the command-line dispatcher (:mod:`operators._cli`) through the entry
+This module is loaded by the command-line dispatcher (:mod:`sciml_inverse._cli`) through the entry
 point ``darcy = "sciml.pde._cli:darcy"``; it imports numpy, scipy and h5py only when a command
 runs.
 """
@@ -113,7 +113,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 class _DarcyCommand:
-    """Plugin object of the ``darcy`` subcommand (see :mod:`operators._cli`)."""
+    """Plugin object of the ``darcy`` subcommand (see :mod:`sciml_inverse._cli`)."""
 
     name = "darcy"
 

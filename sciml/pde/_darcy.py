@@ -48,12 +48,10 @@ rejected with ``"nearest"``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -61,6 +59,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from sciml_inverse import atomic_path, library_version
 
 from ._fields import (
     DEFAULT_ALPHA,
@@ -612,15 +612,9 @@ CHECKPOINT_EVERY = 100
 
 
 def _write_checkpoint(path: Path, sol: np.ndarray, done: int, key: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, sol=sol[:done], done=np.int64(done), key=np.array(key))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """The solutions done so far (data, hence npz), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, sol=sol[:done], done=np.int64(done), key=np.array(key))
 
 
 def _solve_resumable(
@@ -663,14 +657,6 @@ def _solve_resumable(
                     saved = done
     path.unlink(missing_ok=True)
     return sol
-
-
-def library_version() -> str:
-    """Version of the installed ``sciml-inverse`` distribution (``"unknown"`` if not installed)."""
-    try:
-        return importlib.metadata.version("sciml-inverse")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def generate_darcy(

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/satellite_tiling.py [--size 4096] [--samples 8] [--json PATH] [--quick]
-    python benchmarks/satellite_tiling.py --vble-tile [--iters 300]   # + one VBLE tile
+    python benchmarks/bench_satellite_tiling.py [--size 4096] [--samples 8] [--json PATH] [--quick]
+    python benchmarks/bench_satellite_tiling.py --vble-tile [--iters 300]   # + one VBLE tile
 
 Each case runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its
 own. The restoration of a tile is cheap and local (zero-order-hold upsampling and a 5 x 5 box
@@ -40,11 +40,7 @@ import time
 
 import numpy as np
 
-# Run as a script, this folder is sys.path[0]; its ``operators.py`` (a sibling benchmark) would
-# shadow the ``operators`` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _HERE:
-    del sys.path[0]
+from sciml_inverse import write_json
 
 TARGET_MB = 3000.0
 
@@ -131,19 +127,6 @@ def vble_tile(iters: int, samples: int) -> dict:
     sec = time.perf_counter() - t0
     return {"case": "vble_tile", "model": model, "iters": iters, "samples": samples,
             "seconds": sec, "peak_rss_mb": _peak_mb()}
-
-
-def write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".satellite_tiling-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

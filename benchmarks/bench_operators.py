@@ -20,36 +20,29 @@ ours/peer, next to the targets.
 
 Usage::
 
-    python benchmarks/operators.py [--json PATH] [--device cpu|cuda] [--rounds N] [--quick]
+    python benchmarks/bench_operators.py [--json PATH] [--device cpu|cuda] [--rounds N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# This file is called ``operators.py``: run as a script, its directory is sys.path[0] and
-# ``import operators`` would import this file instead of the package. Drop that entry.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _HERE:
-    del sys.path[0]
+import deepinv as dinv
+import torch
+from torch.fft import irfft2, rfft2
 
-import deepinv as dinv  # noqa: E402
-import torch  # noqa: E402
-from torch.fft import irfft2, rfft2  # noqa: E402
-
-import operators  # noqa: E402
-from operators import Convolution, Decimation, Identity  # noqa: E402
-from operators.interop import to_deepinv  # noqa: E402
+import operators
+from operators import Convolution, Decimation, Identity
+from operators.interop import to_deepinv
+from sciml_inverse import write_json
 
 RTOL_OK = 1e-5
 
@@ -296,21 +289,6 @@ def print_report(results: list[dict], meta: dict) -> None:
             ok = res["ratios"]["ours/cg_20"].get("accuracy_ok")
             print(f"  {'':8s} {'':>14s}  closed form at equal or better accuracy than CG: "
                   f"{'yes' if ok else 'NO'}")
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Write atomically: a temporary file in the same directory, then ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".operators-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------- main
