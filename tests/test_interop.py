@@ -168,6 +168,25 @@ def test_a_dagger_uses_lsqr():
                                rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])
+def test_a_dagger_of_a_mask_has_finite_correct_gradients_at_an_exact_fit(near):
+    """Issue 12: ``to_deepinv(Mask).A_dagger`` gave NaN gradients when y = A x exactly (LSQR
+    stops after one iteration); deepinv's ``test_least_square_solvers`` checks this."""
+    g = torch.Generator().manual_seed(3)
+    mask = (torch.rand(1, 6, 5, generator=g) > 0.5).to(torch.float64)
+    physics = to_deepinv(operators.Mask(mask, in_shape=(1, 6, 5)))
+    x = torch.randn(2, 1, 6, 5, dtype=torch.float64, generator=g)
+    y = physics.A(x)
+    if near:
+        y = y + 1e-7 * torch.randn(y.shape, dtype=y.dtype, generator=g)
+    y.requires_grad_(True)
+    w = torch.randn(y.shape, dtype=y.dtype, generator=g)
+    (grad,) = torch.autograd.grad((physics.A_dagger(y, tol=1e-13) * w).sum(), y)
+    torch.testing.assert_close(grad, mask * w, rtol=1e-10, atol=1e-12)  # pinv(Mask) = Mask
+    assert torch.autograd.gradcheck(lambda yy: physics.A_dagger(yy, tol=1e-13), (y,), eps=1e-6,
+                                    atol=1e-7)
+
+
 def test_compute_norm_follows_deepinv_050_semantics():
     psf = _gaussian(1.0)
     op = 3.0 * Convolution(psf[0, 0], SHAPE)

@@ -20,6 +20,7 @@ from operators import (
     FiniteDifference,
     Identity,
     LSQRResult,
+    Mask,
     PowerMethodResult,
     cg,
     lsqr,
@@ -344,6 +345,64 @@ def test_lsqr_per_sample_zero_rhs_and_throw():
     a = randn(30, 20) @ torch.diag(torch.logspace(0, 4, 20, dtype=F64))
     with pytest.raises(RuntimeError, match=r"lsqr did not converge in 1 iterations for 1 sample"):
         lsqr(Dense(a), randn(30), max_iter=1, atol=1e-14, btol=1e-14, throw=True)
+
+
+def _exact_fit_cases():
+    """Operators for which LSQR breaks down (an exactly zero norm) at an exact fit ``b = A x``."""
+    g = torch.Generator().manual_seed(7)
+    mask = (torch.rand(2, 1, 5, 4, generator=g) > 0.5).to(F64)
+    return {
+        "mask": Mask(mask, in_shape=(3, 5, 4)),  # one iteration: A Aᴴ b = b
+        "identity": Identity((3, 4)),
+        "dense_full_rank": Dense(randn(7, 4)),  # n iterations, no exact breakdown
+    }
+
+
+@pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])
+@pytest.mark.parametrize("name", ["mask", "identity", "dense_full_rank"])
+def test_lsqr_gradients_at_and_near_an_exact_fit(name, near):
+    """Issue 12: at y = A x exactly (LSQR stops after one iteration for masks) the backward pass
+    divided by a zero norm and gave NaN. The gradient must be finite and match both finite
+    differences (gradcheck) and the pseudo-inverse, the map that LSQR computes."""
+    op = _exact_fit_cases()[name]
+    x = randn(2, *op.in_shape)
+    y = op(x)
+    if near:
+        y = y + 1e-7 * randn(*y.shape)
+    y.requires_grad_(True)
+    res = lsqr(op, y, atol=1e-13, btol=1e-13)
+    if name != "dense_full_rank" and not near:
+        assert res.n_iter == 1
+    w = randn(*res.solution.shape)
+    (g,) = torch.autograd.grad((res.solution * w).sum(), y)
+    assert bool(torch.isfinite(g).all())
+    pinv = torch.linalg.pinv(dense_matrix(op) if name != "mask" else
+                             torch.diag_embed(op.mask.expand(2, *op.in_shape).reshape(2, -1)))
+    ref = (pinv.mT @ w.reshape(2, -1, 1)).reshape(g.shape)
+    assert _rel(g, ref) < 1e-9
+    assert torch.autograd.gradcheck(
+        lambda yy: lsqr(op, yy, atol=1e-13, btol=1e-13).solution, (y,), eps=1e-6, atol=1e-7)
+
+
+def test_lsqr_gradient_wrt_operator_tensor_at_an_exact_fit_is_that_of_the_iterations():
+    """|d| constant: A Aᴴ = 4 I, so LSQR stops after one iteration with an exactly zero β.
+
+    Autograd differentiates the iterations LSQR ran (documented; implicit gradients w.r.t.
+    operator tensors come from ``solve_normal``): here the one-step map
+    x₁(d) = (‖Aᴴb‖² / ‖AAᴴb‖²) Aᴴb.
+    """
+    sign = torch.tensor([1.0, -1.0, -1.0, 1.0, 1.0], dtype=F64)
+    d = (2.0 * sign).requires_grad_(True)
+    b = d.detach() * randn(5)
+    res = lsqr(Diagonal(d), b, atol=1e-13, btol=1e-13)
+    assert res.n_iter == 1
+    (gd,) = torch.autograd.grad(res.solution.sum(), d)
+    d1 = d.detach().clone().requires_grad_(True)
+    atb = d1 * b
+    one_step = (atb.square().sum() / (d1 * atb).square().sum()) * atb
+    (ref,) = torch.autograd.grad(one_step.sum(), d1)
+    assert bool(torch.isfinite(gd).all())
+    torch.testing.assert_close(gd, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
