@@ -26,6 +26,7 @@ from operators import (
     lsqr,
     power_method,
 )
+from operators.solvers import default_cg_rtol
 
 F64 = torch.float64
 C128 = torch.complex128
@@ -68,6 +69,44 @@ def test_cg_iterates_match_scipy(k):
     ref, info = spla.cg(M.numpy(), b.numpy(), rtol=1e-15, atol=0.0, maxiter=k)
     assert info == k
     np.testing.assert_allclose(res.solution.numpy(), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [
+    (torch.float64, 1e-10), (torch.complex128, 1e-10), (torch.float32, 1e-6),
+    (torch.complex64, 1e-6), (torch.float16, 1e-3), (torch.bfloat16, 1e-3)])
+def test_default_cg_rtol_follows_the_dtype(dtype, expected):
+    assert default_cg_rtol(dtype) == expected
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32, C128])
+def test_cg_default_tolerance_is_the_dtype_default(dtype):
+    """Issue 12: float64 users get a ~1e-10 relative residual by default (it was 1e-6)."""
+    M = _spd(40, cond=1e4).to(dtype)
+    b = randn(3, 40).to(dtype)
+    default = cg(Dense(M), b)
+    explicit = cg(Dense(M), b, rtol=default_cg_rtol(dtype))
+    assert default.n_iter == explicit.n_iter
+    torch.testing.assert_close(default.solution, explicit.solution, rtol=0, atol=0)
+    assert bool(default.converged.all())
+    bnorm = b.abs().norm(dim=-1) if dtype.is_complex else b.norm(dim=-1)
+    assert bool((default.residual_norm <= default_cg_rtol(dtype) * bnorm).all())
+    if dtype != torch.float32:  # the true residual, in double precision
+        rel_res = (M @ default.solution.unsqueeze(-1)).squeeze(-1).sub(b).norm(dim=-1) / \
+            b.norm(dim=-1)
+        assert float(rel_res.max()) < 2e-10  # (the old default stopped at 1e-6)
+        assert _rel(default.solution, torch.linalg.solve(M, b.T).T) < 1e-7  # <= cond * rtol
+
+
+def test_solve_normal_cg_fallback_uses_the_dtype_default():
+    """A zero-padded convolution has no closed form: its float64 solve is now ~1e-10 accurate."""
+    A = Convolution(torch.ones(3, 3, dtype=F64) / 9, (8, 8), padding="zeros")
+    b = randn(2, 8, 8)
+    x = A.solve_normal(b, 0.01)
+    D = torch.stack([A(e.reshape(8, 8)).reshape(-1) for e in torch.eye(64, dtype=F64)], dim=1)
+    ref = torch.linalg.solve(D.T @ D + 0.01 * torch.eye(64, dtype=F64), b.reshape(2, 64, 1))
+    assert _rel(x, ref.reshape(2, 8, 8)) < 1e-8
+    x_old = A.solve_normal(b, 0.01, rtol=1e-6)  # the former default
+    assert _rel(x_old, ref.reshape(2, 8, 8)) > 10 * _rel(x, ref.reshape(2, 8, 8))
 
 
 def test_cg_complex_hermitian():
