@@ -203,6 +203,26 @@ def test_compute_norm_follows_deepinv_050_semantics():
     assert float(physics.compute_norm(x0, squared=False)) == pytest.approx(float(ref), rel=1e-3)
 
 
+def test_compute_sqnorm_warns_like_deepinv_only_when_iterations_stop_early():
+    """deepinv warns when its power method stops at max_iter; ours too when the norm needs
+    iterations (a zero-padded blur), never for closed forms (no iterations are run)."""
+    import warnings
+
+    x0 = torch.rand(1, *SHAPE, dtype=torch.float64)
+    iterative = to_deepinv(Convolution(_gaussian(dtype=torch.float64)[0, 0], SHAPE,
+                                       padding="zeros"))
+    with pytest.warns(UserWarning, match="Power iteration: convergence not reached"):
+        iterative.compute_sqnorm(x0, max_iter=1, tol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sq = iterative.compute_sqnorm(x0, max_iter=2000, tol=1e-9)
+        closed = to_deepinv(Convolution(_gaussian(dtype=torch.float64)[0, 0], SHAPE))
+        closed.compute_sqnorm(x0, max_iter=1, tol=1e-9)
+    ref = dinv.physics.Blur(filter=_gaussian(dtype=torch.float64), padding="constant")
+    ref_sq = ref.compute_sqnorm(x0, max_iter=2000, tol=1e-9, verbose=False)
+    assert float(sq) == pytest.approx(float(ref_sq), rel=1e-5)
+
+
 def test_compute_sqnorm_of_a_per_sample_operator_is_the_largest():
     psf = torch.stack([torch.eye(3), 2.0 * torch.eye(3)]).unsqueeze(1)  # (2, 1, 3, 3)
     physics = to_deepinv(Convolution(psf, SHAPE))
