@@ -42,7 +42,7 @@ FILES = ("conftest.py", "dummy.py", "test_physics.py", "test_optim.py")
 # documented reason; each is also listed in docs/guide/operators.rst ("deepinv compatibility").
 _CLOSED_NORM = ("inpainting", "inpainting_clone", "demosaicing", "denoising", "fftdeblur",
                 "deblur_circular", "super_resolution_circular", "aliased_super_resolution",
-                "composition", "composition2", "down_resolution_circular")
+                "composition", "down_resolution_circular")
 KNOWN_DIFFERENCES: list[tuple[str, str]] = [
     (r"test_physics\.py::test_operators_norm\[.*-(" + "|".join(_CLOSED_NORM) + r")\]$",
      "closed-form norm: for masks, the identity, circular blurs, decimation and circular "
