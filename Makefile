@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench docs clean
+.PHONY: help install test lint demo bench docs clean peer-tests-deepinv
 
 help:
 	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo     restore a bundled satellite tile with VBLE-xz (image + uncertainty map) into outputs/"
 	@echo "make bench    run benchmarks/bench_operators.py, writing bench_output/operators.json"
 	@echo "make docs     build the HTML documentation into docs/_build/html"
+	@echo "make peer-tests-deepinv  deepinv's own physics/optim tests on to_deepinv(...) wrappings"
 	@echo "make clean    remove build outputs (keeps $(VENV))"
 
 $(PY):
@@ -46,6 +47,10 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/bench_operators.py --json bench_output/operators.json
+
+# deepinv's test files come from the installed wheel and are copied to a cache outside the repo.
+peer-tests-deepinv: install
+	OMP_NUM_THREADS=1 $(PY) peer_tests/deepinv_suite.py --json bench_output/peer_tests_deepinv.json
 
 docs: $(VENV)/.installed-docs
 	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html

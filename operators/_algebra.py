@@ -6,7 +6,11 @@ Structure is tracked by two private hooks on every operator:
   ``(*batch, *in_shape)``), else ``None``;
 * ``_fourier_symbol()`` -> ``(s, real_kernel)`` when ``A x = ifft2(s * fft2(x))`` over the last two
   dims, else ``None``. ``real_kernel`` says the kernel is real (Hermitian-symmetric ``s``), which
-  allows the real FFT for real inputs.
+  allows the real FFT for real inputs;
+* ``_dct_symbol()`` -> ``(s, dims)`` when ``A x = idct(s * dct(x))`` with the orthonormal DCT-II
+  along the sample axes ``dims`` (e.g. Neumann finite-difference Laplacians), else ``None``. A
+  symbol is constant along the axes it does not list, so symbols over different axes combine over
+  the union of their axes.
 
 The algebra propagates them (sums add, compositions multiply, scalings scale, adjoints conjugate),
 so ``solve_normal`` and ``opnorm`` find closed forms for e.g. ``(c * Conv).gram() + rho * I``
@@ -61,6 +65,9 @@ class Identity(LinearOperator):
     def _fourier_symbol(self, like=None):
         return (1.0, True)
 
+    def _dct_symbol(self, like=None):
+        return (1.0, ())
+
     def opnorm(self, **kwargs) -> Tensor:
         return torch.ones(())
 
@@ -99,6 +106,10 @@ class Adjoint(LinearOperator):
 
     def _fourier_symbol(self, like=None):
         s = self.op._fourier_symbol(like)
+        return None if s is None else (_conj(s[0]), s[1])
+
+    def _dct_symbol(self, like=None):
+        s = self.op._dct_symbol(like)
         return None if s is None else (_conj(s[0]), s[1])
 
     def opnorm(self, **kwargs) -> Tensor:
@@ -171,6 +182,12 @@ class Composition(_Composite):
             return None
         return (_product([s[0] for s in syms]), all(s[1] for s in syms))
 
+    def _dct_symbol(self, like=None):
+        syms = [op._dct_symbol(like) for op in self.ops]
+        if any(s is None for s in syms):
+            return None
+        return (_product([s[0] for s in syms]), _union_dims(s[1] for s in syms))
+
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
         if len(self.ops) == 2:  # a closed form the outer factor knows (its registered rule)
             x = self.ops[0]._solve_normal_outer(self.ops[1], b, rho, self._cache())
@@ -232,6 +249,15 @@ class Sum(_Composite):
         for s in syms[1:]:
             out = out + s[0]
         return (out, all(s[1] for s in syms))
+
+    def _dct_symbol(self, like=None):
+        syms = [op._dct_symbol(like) for op in self.ops]
+        if any(s is None for s in syms):
+            return None
+        out = syms[0][0]
+        for s in syms[1:]:
+            out = out + s[0]
+        return (out, _union_dims(s[1] for s in syms))
 
 
 class Scaled(LinearOperator):
@@ -296,6 +322,10 @@ class Scaled(LinearOperator):
             return None
         return (self._c(len(self.in_shape)) * s[0], s[1] and not self.c.is_complex())
 
+    def _dct_symbol(self, like=None):
+        s = self.op._dct_symbol(like)
+        return None if s is None else (self._c(len(self.in_shape)) * s[0], s[1])
+
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
         # (|c|^2 AᴴA + ρ)⁻¹ b = |c|⁻² (AᴴA + ρ/|c|²)⁻¹ b, keeping A's closed form.
         c2 = self._c(len(self.in_shape)).abs() ** 2
@@ -339,6 +369,10 @@ def compose(ops: Sequence[LinearOperator]) -> LinearOperator:
 
 def _conj(s):
     return s.conj() if isinstance(s, Tensor) else (s.conjugate() if isinstance(s, complex) else s)
+
+
+def _union_dims(dims_seq) -> tuple[int, ...]:
+    return tuple(sorted({d for dims in dims_seq for d in dims}))
 
 
 def _product(syms):

@@ -259,7 +259,9 @@ class LinearOperator(nn.Module, abc.ABC):
 
         A closed form is used when the structure allows it: a diagonal Gram (masks, diagonals,
         decimation), a Fourier-diagonal Gram (circular convolutions, Fourier sampling, periodic
-        finite differences, and sums, scalings and stacks of these), circular blur followed by
+        finite differences, and sums, scalings and stacks of these), a DCT-diagonal Gram
+        (Neumann-boundary finite differences, alone or stacked with scaled identities), circular
+        blur followed by
         decimation (Zhao et al., IEEE TIP 2016), and small dense matrices. Otherwise batched
         conjugate gradient (:func:`operators.cg`) is used, with gradients by implicit
         differentiation (one more solve in the backward pass, no unrolled graph).
@@ -314,6 +316,11 @@ class LinearOperator(nn.Module, abc.ABC):
             from ._fourier import fourier_apply
 
             return fourier_apply(b, 1.0 / (s[0] + rho), s[1])
+        c = g._dct_symbol(like)
+        if c is not None:
+            from ._dct import dct_apply
+
+            return dct_apply(b, 1.0 / (c[0] + rho), c[1])
         from ._algebra import Identity, Scaled, Sum
         from .solvers._cg import cg
 
@@ -345,6 +352,12 @@ class LinearOperator(nn.Module, abc.ABC):
         """``(s, real_kernel)`` with ``A x = ifft2(s * fft2(x))``, else None."""
         return None
 
+    def _dct_symbol(self, like=None) -> tuple[Tensor | float, tuple[int, ...]] | None:
+        """``(s, dims)`` with ``A x = idct(s * dct(x))``, the orthonormal DCT-II along the sample
+        axes ``dims`` (negative), ``s`` broadcasting against ``(*batch, *in_shape)``; else None.
+        """
+        return None
+
     def _check_rho(self, rho: float | Tensor, b: Tensor) -> Tensor:
         if isinstance(rho, Tensor):
             if rho.is_complex():
@@ -371,7 +384,8 @@ class LinearOperator(nn.Module, abc.ABC):
     def opnorm(self, **power_kwargs) -> Tensor:
         """Per-sample spectral norm :math:`\\|A\\|_2` (not squared).
 
-        Closed form when the operator or its Gram is diagonal or Fourier-diagonal, otherwise
+        Closed form when the operator or its Gram is diagonal, Fourier-diagonal or
+        DCT-diagonal (Neumann finite differences), otherwise
         power iteration on :math:`A^H A` (:func:`operators.power_method`; keyword options are
         passed to it).
 
@@ -384,7 +398,8 @@ class LinearOperator(nn.Module, abc.ABC):
         candidates = ((lambda: self._diagonal_symbol(like), False),
                       (lambda: _first(self._fourier_symbol(like)), False),
                       (lambda: gram._diagonal_symbol(like), True),
-                      (lambda: _first(gram._fourier_symbol(like)), True))
+                      (lambda: _first(gram._fourier_symbol(like)), True),
+                      (lambda: _first(gram._dct_symbol(like)), True))
         for get, root in candidates:
             sym = get()
             if sym is not None:

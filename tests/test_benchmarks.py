@@ -45,10 +45,12 @@ def test_quick_benchmark_writes_the_expected_json(tmp_path, capsys, monkeypatch)
     assert [p.name for p in out.parent.iterdir()] == ["operators.json"]  # no temporary file
     names = [c["name"] for c in data["cases"]]
     assert names.count("fwd_adj") == 2 and names.count("gram") == 2 and names.count("solve") == 1
+    assert names.count("solve_neumann") == 1
     expected_impls = {
         "fwd_adj": {"ours", "raw_torch", "deepinv_BlurFFT", "deepinv_Blur_fft"},
         "gram": {"ours", "ours_incl_gram()", "deepinv_A_adjoint(A(x))", "deepinv_A_adjoint_A"},
         "solve": {"ours", "ours_prox_l2", "cg_20", "deepinv_prox_l2"},
+        "solve_neumann": {"ours", "cg_default"},
     }
     for case in data["cases"]:
         assert {"name", "shape", "median_s", "times_s", "ratios", "checks", "accuracy"} <= set(case)
@@ -64,6 +66,12 @@ def test_quick_benchmark_writes_the_expected_json(tmp_path, capsys, monkeypatch)
     assert set(solve["accuracy"]) == expected_impls["solve"]
     assert all(_finite(a.values()) for a in solve["accuracy"].values())
     assert solve["ratios"]["ours/cg_20"]["target_max"] == pytest.approx(0.1)
+    neumann = next(c for c in data["cases"] if c["name"] == "solve_neumann")
+    assert neumann["dtype"] == "float64"
+    # the DCT closed form is exact to rounding; CG stops at its float64 default rtol (1e-10)
+    assert neumann["accuracy"]["ours"]["rel_residual"] < 1e-13
+    assert neumann["accuracy"]["cg_default"]["rel_residual"] < 1e-9
+    assert neumann["ratios"]["ours/cg_default"]["accuracy_ok"] is True
 
 
 def test_no_benchmark_shadows_a_package():
