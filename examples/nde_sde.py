@@ -75,14 +75,15 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from sciml.nde import ErrorRegularizer, sdeint
+from sciml.nde import ErrorRegularizer, Recorder, sdeint
+from sciml_inverse import write_json
 
 HIDDEN, LATENT = 64, 32
 
@@ -123,8 +124,14 @@ class Classifier(nn.Module):
             z1, stats = z0, None
         else:
             ts = torch.tensor([0.0, 1.0])
-            zs, stats = sdeint(self.sde, z0, ts, method="euler", dt=0.1, rtol=tol, atol=tol,
-                               generator=generator, max_steps=2000)
+            rec = Recorder()
+            with warnings.catch_warnings():
+                # Euler-Maruyama with step doubling is this experiment's choice (torchsde warns)
+                warnings.filterwarnings("ignore", message="Numerical solution is not guaranteed")
+                zs = sdeint(self.sde, z0, ts, method="euler", dt=0.1, adaptive=True, rtol=tol,
+                            atol=tol, options={"generator": generator, "max_steps": 2000},
+                            recorder=rec)
+            stats = rec.stats
             z1 = zs[-1]
         if return_states:
             return self.decoder(z1), stats, z0, z1
@@ -247,15 +254,6 @@ def _row(summary: dict) -> dict:
     return row
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".nde_sde-", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def _plot(sweep: dict, vanilla: dict, no_sde: dict, chosen: float | None, path: str) -> None:
     import matplotlib
 
@@ -337,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{r['val_accuracy']:.2f}%  NFE {r['nfe']}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
             if cache_path:
-                _write_json(cache, cache_path)
+                write_json(cache_path, cache)
         return cache["runs"][key]
 
     seeds = list(range(args.seeds))
@@ -400,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{er['accuracy_drop_points']:.2f} points; target (ratio <= 0.7, drop <= 1) "
               f"{'met' if er['target_met'] else 'NOT met'}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     plot = args.plot or (os.path.splitext(args.json)[0] + "_pareto.png" if args.json else None)
     if plot:
         _plot(sweep, vanilla, no_sde, chosen, plot)

@@ -26,10 +26,13 @@ from ._regularizers import StiffnessRegularizer as StiffnessRegularizer
 from ._sdeint import AbstractSDEScheme as AbstractSDEScheme
 from ._sdeint import EulerHeun as EulerHeun
 from ._sdeint import EulerMaruyama as EulerMaruyama
+from ._sdeint import Heun as Heun
+from ._sdeint import Midpoint as Midpoint
 from ._sdeint import Milstein as Milstein
 from ._sdeint import PIController as PIController
 from ._sdeint import SDESolverStats as SDESolverStats
 from ._sdeint import sdeint as sdeint
+from ._sdeint import sdeint_adjoint as sdeint_adjoint
 from ._stats import Recorder as Recorder
 from ._stats import SolverStats as SolverStats
 from ._tableaus import BOSH3 as BOSH3
@@ -50,6 +53,6 @@ __all__ = [
     "AbstractSolverRegularizer", "ErrorRegularizer", "StiffnessRegularizer",
     "AbstractSchedule", "ConstantWeight", "ExponentialDecay",
     "NFECounter", "RNODEDynamics",
-    "sdeint", "SDESolverStats", "PIController", "AbstractSDEScheme", "EulerMaruyama", "Milstein",
-    "EulerHeun",
+    "sdeint", "sdeint_adjoint", "SDESolverStats", "PIController", "AbstractSDEScheme",
+    "EulerMaruyama", "Milstein", "EulerHeun", "Heun", "Midpoint",
 ]
