@@ -10,6 +10,7 @@ ICML 2023), which also works when the main solve uses an adjoint method.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -269,6 +270,12 @@ _FIXED_KEYS = frozenset({"step_size", "grid_constructor", "interp", "perturb", "
                          "throw", "max_num_steps"})
 
 
+#: ``method="bosh3"`` as torchdiffeq: its dense output uses ``y0 + h k2 / 2`` at the midpoint
+#: (1st order). The :data:`~sciml.nde.BOSH3` object (``method=BOSH3``) is the opt-in 3rd-order
+#: cubic Hermite midpoint.
+_BOSH3_TORCHDIFFEQ = dataclasses.replace(get_tableau("bosh3"), mid=(0.0, 0.5, 0.0, 0.0))
+
+
 class MaxStepsExceeded(RuntimeError, AssertionError):
     """The step budget ran out. A ``RuntimeError``, and an ``AssertionError`` as torchdiffeq's."""
 
@@ -281,6 +288,8 @@ def _resolve_method(method: str | ButcherTableau | None) -> ButcherTableau | str
             return method
         if method == "rk4":
             return RK4_38
+        if method == "bosh3":
+            return _BOSH3_TORCHDIFFEQ
     return get_tableau(method)
 
 
@@ -415,9 +424,6 @@ def _solve(prob: _Problem, tab: ButcherTableau, ts: list[float], rtol: float, at
         return 0.5 * (lo + hi)
 
     if fixed:
-        if tab.error is None and step_size is None and "grid_constructor" not in opts:
-            raise ValueError(f"method {tab.name!r} is a fixed-grid method: pass "
-                             "options={'step_size': h} (or a grid_constructor)")
         if event is not None and step_size is None:
             raise ValueError("event_fn with a fixed-grid method needs options={'step_size': h}")
         s_end = ts[-1] if event is None else math.inf
@@ -453,23 +459,23 @@ def _solve(prob: _Problem, tab: ButcherTableau, ts: list[float], rtol: float, at
             ratio = None if st.err is None else _error_ratio(prob, st.err, y, st.y1, rtol, atol)
             record(s0, s1 - s0, st, ratio)
             y1 = st.y1
-            if interp_kind == "cubic":
-                f1 = prob(s1, y1)
 
             def interp(x: float, s0=s0, s1=s1, ya=y, yb=y1, fa=f) -> Tensor:
-                if x == s0:
-                    return ya
-                if x == s1:
-                    return yb
-                th = (x - s0) / (s1 - s0)
                 if interp_kind == "linear":
-                    return ya + th * (yb - ya)
+                    if x == s0:
+                        return ya
+                    if x == s1:
+                        return yb
+                    return ya + (x - s0) / (s1 - s0) * (yb - ya)
+                # as torchdiffeq: f(t1, y1) is evaluated for each output in the step
+                f1 = prob(s1, yb)
                 hh = s1 - s0
+                th = (x - s0) / hh
                 h00 = (1 + 2 * th) * (1 - th) ** 2
                 h10 = th * (1 - th) ** 2
                 h01 = th ** 2 * (3 - 2 * th)
                 h11 = th ** 2 * (th - 1)
-                return h00 * ya + h10 * hh * fa + h01 * yb + h11 * hh * f1  # noqa: B023
+                return h00 * ya + h10 * hh * fa + h01 * yb + h11 * hh * f1
 
             if event is not None:
                 sgn = event(s1, y1)
@@ -545,6 +551,7 @@ def _solve(prob: _Problem, tab: ButcherTableau, ts: list[float], rtol: float, at
                     if sgn != ev_sign:
                         del y_prev
                         event_s = bisect(s_prev, s1, dense)
+                        dense.coeffs = None  # fitted under no_grad by the bisection
                         out.append(dense(event_s))
                         return out, rec, event_s
             else:
