@@ -2,7 +2,7 @@
 """Run the peers' own test suites against this project (issue 12); print pass counts.
 
     python peer_tests/run.py --suite torchsde|deepinv|all [--mode ours|original|both]
-                             [--workers 2] [--json summary.json] [--cache DIR]
+                             [--workers 2] [--json summary.json] [--cache DIR] [--full]
 
 Each suite is a module ``peer_tests/suite_<name>.py`` with ``NAME`` and
 ``run(cache, mode, workers, timeout) -> counts``: it fetches the peer's test files into the cache
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the summary here")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per pytest run")
+    ap.add_argument("--full", action="store_true",
+                    help="the full selection (suites may trim slow cases by default)")
     args = ap.parse_args(argv)
     cache = (args.cache or default_cache()).expanduser().resolve()
     repo = Path(__file__).resolve().parents[1]
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             t0 = time.perf_counter()
             try:
-                res[mode] = mod.run(cache, mode, args.workers, args.timeout)
+                kw = {"full": True} if args.full else {}
+                res[mode] = mod.run(cache, mode, args.workers, args.timeout, **kw)
             except Exception as exc:  # a suite that cannot run is reported, not a traceback
                 print(f"{name} [{mode}]: could not run: {exc}", file=sys.stderr)
                 res[mode] = {"error": str(exc)}

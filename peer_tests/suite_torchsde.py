@@ -6,7 +6,10 @@ sdist ships ``tests/test_*.py`` but not the ``problems``/``utils`` modules they 
 harness installs its own (``peer_tests/torchsde_support``), so the problem SDEs are ours while
 the assertions are torchsde's. Selection: ``test_sdeint.py`` and ``test_adjoint.py``, the
 parametrizations whose ``method`` this project implements (plus tests without a method
-parameter); ``test_reversibility`` (reversible Heun only) is left out.
+parameter); ``test_reversibility`` (reversible Heun only) is left out. By default (quick) the
+adaptive cases are reduced to one per problem, SDE type and method of
+``test_sdeint_run_shape_method``: at torchsde's default tolerances each adaptive solve takes up
+to tens of thousands of steps (as slow with the original). ``--full`` runs them all.
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ def prepare(cache: Path) -> Path:
     return root
 
 
-def run(cache: Path, mode: str, workers: int, timeout: int) -> dict:
+def run(cache: Path, mode: str, workers: int, timeout: int, full: bool = False) -> dict:
     root = prepare(cache)
     env = {"PEER_TESTS_MODE": mode, "PEER_TESTS_METHODS": ",".join(METHODS),
-           "PEER_TESTS_EXCLUDE": ",".join(EXCLUDE)}
+           "PEER_TESTS_EXCLUDE": ",".join(EXCLUDE), "PEER_TESTS_QUICK": "0" if full else "1"}
     return run_pytest(root / "tests", FILES, env=env, workers=workers,
                       xml=cache / f"torchsde-{mode}.xml", timeout=timeout)

@@ -94,7 +94,7 @@ def test_bad_calls():
     _, st = solve_with_stats(lambda t, y: -y, torch.ones(1, dtype=F64),
                              torch.tensor([0.0, 1.0], dtype=F64),
                    record_stiffness=False)
-    with pytest.raises(ValueError, match="record_stiffness"):
+    with pytest.raises(ValueError, match="Recorder\\(stiffness=True\\)"):
         StiffnessRegularizer()(st)
 
 

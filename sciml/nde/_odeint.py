@@ -264,10 +264,9 @@ class _Dense:
 _DELEGATED = ("dopri8", "fehlberg2", "adaptive_heun", "heun2", "heun3", "explicit_adams",
               "implicit_adams", "fixed_adams", "scipy_solver")
 _ADAPTIVE_KEYS = frozenset({"first_step", "max_num_steps", "norm", "dtype", "step_t", "jump_t",
-                            "grid_points", "safety", "ifactor", "dfactor", "throw", "step_size",
-                            "eps"})
-_FIXED_KEYS = frozenset({"step_size", "grid_constructor", "interp", "perturb", "norm", "dtype",
-                         "throw", "max_num_steps"})
+                            "grid_points", "safety", "ifactor", "dfactor", "throw", "step_size"})
+_FIXED_KEYS = frozenset({"step_size", "grid_constructor", "interp", "norm", "dtype", "throw",
+                         "max_num_steps"})
 
 
 #: ``method="bosh3"`` as torchdiffeq: its dense output uses ``y0 + h k2 / 2`` at the midpoint

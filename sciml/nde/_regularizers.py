@@ -246,7 +246,7 @@ class StiffnessRegularizer(AbstractSolverRegularizer):
     ------
     ValueError
         When called on stats without a stiffness record (``stats.stiffness is None``: an SDE
-        solver, a scheme without stiffness stages or ``record_stiffness=False``).
+        solver, a scheme without stiffness stages or ``Recorder(stiffness=False)``).
     """
 
     weight: float | AbstractSchedule = 1.0
@@ -265,6 +265,7 @@ class StiffnessRegularizer(AbstractSolverRegularizer):
     def values(self, stats: SolverStats) -> Tensor:
         if stats.stiffness is None:
             raise ValueError(f"these stats ({stats.method!r}) have no stiffness record: solve "
-                             "with sciml.nde.odeint(..., record_stiffness=True) and an "
+                             "with sciml.nde.odeint(..., recorder=Recorder(stiffness=True)) "
+                             "and an "
                              "adaptive RK method (dopri5, tsit5, bosh3); SDE solvers have none")
         return stats.stiffness
