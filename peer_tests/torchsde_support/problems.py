@@ -82,7 +82,8 @@ class _Net(_SDE):
     def __init__(self, d=3, m=None, sde_type="ito", g_out=None):
         super().__init__(d, m, sde_type)
         gen = torch.Generator().manual_seed(1234)
-        self.f_net = nn.Sequential(nn.Linear(d + 1, 8), nn.Tanh(), nn.Linear(8, d))
+        # small on purpose: torchsde's gradient checks difference every parameter
+        self.f_net = nn.Sequential(nn.Linear(d + 1, d), nn.Tanh())
         self.g_net = nn.Linear(d + 1, g_out(d, self.m))
         with torch.no_grad():
             for p in self.parameters():
