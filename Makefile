@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench docs clean peer-tests-deepinv
+.PHONY: help install test lint demo bench docs clean peer-tests peer-tests-deepinv
 
 help:
 	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench    run benchmarks/bench_operators.py, writing bench_output/operators.json"
 	@echo "make docs     build the HTML documentation into docs/_build/html"
 	@echo "make peer-tests-deepinv  deepinv's own physics/optim tests on to_deepinv(...) wrappings"
+	@echo "make peer-tests  run torchsde's and deepinv's own tests against this project (peer_tests/run.py)"
 	@echo "make clean    remove build outputs (keeps $(VENV))"
 
 $(PY):
@@ -60,3 +61,8 @@ clean:
 	       docs/_build docs/auto_examples docs/api/generated docs/sg_execution_times.rst \
 	       .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The peers' own test suites (torchsde's from its sdist on PyPI, deepinv's from its wheel) routed
+# to this project; files are cached outside the repository (~/.cache/sciml-inverse/peer-tests).
+peer-tests: install
+	$(PY) peer_tests/run.py --suite all --mode ours --json bench_output/peer_tests.json

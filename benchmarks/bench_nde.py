@@ -37,7 +37,7 @@ import torch
 import torchdiffeq
 from torch import nn
 
-from sciml.nde import ErrorRegularizer, odeint
+from sciml.nde import ErrorRegularizer, Recorder, odeint
 from sciml_inverse import write_json
 
 
@@ -84,7 +84,8 @@ def make_cases(quick: bool) -> list[dict]:
 def _ours(case: dict, backward: bool) -> tuple[torch.Tensor, int]:
     f = case["func"]
     f.nfe = 0
-    sol, st = odeint(f, case["y0"], case["t"], rtol=case["tol"], atol=case["tol"])
+    st = Recorder()
+    sol = odeint(f, case["y0"], case["t"], rtol=case["tol"], atol=case["tol"], recorder=st)
     if backward:
         (sol[-1].pow(2).mean() + ErrorRegularizer(0.1)(st)).backward()
     return sol, f.nfe

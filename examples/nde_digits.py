@@ -43,13 +43,12 @@ from torch import nn
 from sciml.nde import (
     ErrorRegularizer,
     ExponentialDecay,
+    Recorder,
     RNODEDynamics,
     StiffnessRegularizer,
-    format_summary,
     odeint,
-    pareto_plot,
-    summarize_sweep,
 )
+from sciml.nde._sweep import format_summary, pareto_plot, summarize_sweep
 from sciml_inverse import FitOptions, write_json
 from sciml_inverse import fit as run_fit
 
@@ -99,9 +98,10 @@ class Classifier(nn.Module):
     def features(self, x: torch.Tensor, record_stiffness: bool = False):
         if self.f is None:
             return x, None
-        z, st = odeint(self.f, x, self.t, rtol=TOL, atol=TOL, record_stiffness=record_stiffness,
-                       max_steps=20_000)
-        return z[-1], st
+        rec = Recorder(stiffness=record_stiffness)
+        z = odeint(self.f, x, self.t, rtol=TOL, atol=TOL, options={"max_num_steps": 20_000},
+                   recorder=rec)
+        return z[-1], rec.stats
 
     def forward(self, x: torch.Tensor):
         z, st = self.features(x)
@@ -141,8 +141,7 @@ def train(method: str, lam: float, seed: int, data: dict, cfg: Config) -> tuple[
         if aug is not None:
             aug.resample(xb, generator=gen)
             zero = torch.zeros(len(b), dtype=F64)
-            (z, e, j), _ = odeint(aug, (xb, zero, zero), model.t, rtol=TOL, atol=TOL,
-                                  record_stiffness=False)
+            z, e, j = odeint(aug, (xb, zero, zero), model.t, rtol=TOL, atol=TOL)
             return ce(model.head(z[-1]), yb) + cfg.rnode_weight * (e[-1].mean() + j[-1].mean())
         z, st = model.features(xb, record_stiffness=method == "SR")
         loss = ce(model.head(z), yb)

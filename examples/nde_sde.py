@@ -76,12 +76,13 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from sciml.nde import ErrorRegularizer, sdeint
+from sciml.nde import ErrorRegularizer, Recorder, sdeint
 from sciml_inverse import FitOptions, write_atomic, write_json
 from sciml_inverse import fit as run_fit
 
@@ -124,8 +125,14 @@ class Classifier(nn.Module):
             z1, stats = z0, None
         else:
             ts = torch.tensor([0.0, 1.0])
-            zs, stats = sdeint(self.sde, z0, ts, method="euler", dt=0.1, rtol=tol, atol=tol,
-                               generator=generator, max_steps=2000)
+            rec = Recorder()
+            with warnings.catch_warnings():
+                # Euler-Maruyama with step doubling is this experiment's choice (torchsde warns)
+                warnings.filterwarnings("ignore", message="Numerical solution is not guaranteed")
+                zs = sdeint(self.sde, z0, ts, method="euler", dt=0.1, adaptive=True, rtol=tol,
+                            atol=tol, options={"generator": generator, "max_steps": 2000},
+                            recorder=rec)
+            stats = rec.stats
             z1 = zs[-1]
         if return_states:
             return self.decoder(z1), stats, z0, z1
