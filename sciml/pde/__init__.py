@@ -38,10 +38,24 @@ from ._fields import piecewise_field as piecewise_field
 from ._fields import smooth_field as smooth_field
 from ._io import load_darcy as load_darcy
 from ._io import save_darcy as save_darcy
+from ._stokes import StokesData as StokesData
+from ._stokes import cylinder_mesh as cylinder_mesh
+from ._stokes import generate_stokes as generate_stokes
+from ._stokes import load_stokes as load_stokes
+from ._stokes import save_stokes as save_stokes
+from ._stokes import solve_stokes as solve_stokes
+from ._stokes import stokes_inflow as stokes_inflow
 
 __all__ = [
     "BurgersData",
     "DarcyData",
+    "StokesData",
+    "cylinder_mesh",
+    "generate_stokes",
+    "load_stokes",
+    "save_stokes",
+    "solve_stokes",
+    "stokes_inflow",
     "burgers_exact_sine",
     "burgers_initial_conditions",
     "darcy_operator",
