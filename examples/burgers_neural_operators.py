@@ -113,10 +113,11 @@ def figure(name, x_mesh, t_mesh, ref, pred, path):
 
     fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
     ext = (float(x_mesh[0]), float(x_mesh[-1]), float(t_mesh[0]), float(t_mesh[-1]))
+    ref, pred = ref.detach().cpu().numpy(), pred.detach().cpu().numpy()
     vmax = float(abs(ref).max())
     for k, (title, img, cmap, lim) in enumerate((
             ("reference u(x, t)", ref, "RdBu_r", vmax), (f"{name}", pred, "RdBu_r", vmax),
-            ("|error|", (pred - ref).abs(), "magma", None))):
+            ("|error|", abs(pred - ref), "magma", None))):
         im = ax[k].imshow(img, origin="lower", extent=ext, aspect="auto", cmap=cmap,
                           vmin=None if lim is None else -lim, vmax=lim)
         ax[k].set(title=title, xlabel="x", ylabel="t")
