@@ -131,3 +131,9 @@ def test_cli_generate_and_info(tmp_path, capsys, pde_commands):
     assert pde_commands(["burgers", "info", str(tmp_path / "none.h5")]) == 1
     assert "no data file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]
+
+
+def test_workers_give_the_same_data():
+    one = generate_burgers(3, seed=0, nx=9, nt=3, n_cheb=24)
+    two = generate_burgers(3, seed=0, nx=9, nt=3, n_cheb=24, workers=2)
+    np.testing.assert_array_equal(one.u_sol, two.u_sol)
