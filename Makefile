@@ -12,7 +12,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 .PHONY: help install test lint demo bench docs clean peer-tests peer-tests-deepinv
 
 help:
-	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
+	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask,pde] extras"
 	@echo "make test     ruff + the test suite (pytest, 2 workers)"
 	@echo "make demo     restore a bundled satellite tile with VBLE-xz (image + uncertainty map) into outputs/"
 	@echo "make bench    run benchmarks/bench_operators.py, writing bench_output/operators.json"
@@ -27,7 +27,7 @@ $(PY):
 # The stamp is newer than pyproject.toml once the install has succeeded, so re-runs are no-ops.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[test,plot,examples,geo,dask]"
+	$(PIP) install -e ".[test,plot,examples,geo,dask,pde]"
 	touch $@
 
 $(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed

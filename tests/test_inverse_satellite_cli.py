@@ -18,7 +18,7 @@ from inverse.satellite import (
     write_raster,
 )
 from inverse.satellite._io import _geo_of
-from operators._cli import main
+from sciml_inverse._cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.io import savemat
 
 import sciml.pde._darcy as darcy_module
-from operators._cli import main
+from sciml_inverse._cli import main
 from sciml.pde import DarcyData, generate_darcy, grid_nodes, load_darcy, save_darcy, solve_darcy
 
 

@@ -9,6 +9,9 @@
   features and Jacobians shared by the batch;
 * :class:`PhysicsInformedOperator` + :class:`StrongFormObjective`: the PI-DeepONet/PI-MultiONet
   baseline;
+* :class:`PDE` (with :class:`Box`, :class:`Fields`): an equation stated as data (domain,
+  hard boundary conditions, coefficient, weak/strong residual); :func:`darcy_pde`,
+  :func:`burgers_pde`;
 * :func:`fit` with :class:`TrainOptions` (validation selection, checkpoints, resume, torchrun);
   :func:`save`, :func:`load` and :func:`predict` for trained operators;
 * :func:`invert_darcy`: coefficients from noisy sensors (an :class:`operators.PointSampling`).
@@ -45,6 +48,12 @@ from ._inverse import add_noise_snr as add_noise_snr
 from ._inverse import invert_darcy as invert_darcy
 from ._multionet import MultiONet as MultiONet
 from ._multionet import OperatorJet as OperatorJet
+from ._pde import PDE as PDE
+from ._pde import Box as Box
+from ._pde import Fields as Fields
+from ._pde import burgers_pde as burgers_pde
+from ._pde import cosine_mollifier as cosine_mollifier
+from ._pde import darcy_pde as darcy_pde
 from ._strong_form import PhysicsInformedOperator as PhysicsInformedOperator
 from ._strong_form import StrongFormObjective as StrongFormObjective
 from ._strong_form import StrongFormOptions as StrongFormOptions
@@ -77,5 +86,6 @@ __all__ = [
     "TrainOptions", "TrainResult", "fit", "evaluate", "relative_l2", "WeakFormOptions",
     "TestFunctions", "Interpolation", "wendland", "wendland_grad", "quadrature_rule",
     "sample_test_functions", "weak_residual", "coefficient_at", "InverseOptions",
-    "InverseResult", "invert_darcy", "add_noise_snr", "save", "load", "predict",
+    "InverseResult", "invert_darcy", "add_noise_snr", "save", "load", "predict", "PDE", "Box",
+    "Fields", "darcy_pde", "burgers_pde", "cosine_mollifier",
 ]
