@@ -6,7 +6,10 @@ objects with a ``register(subparsers)`` function. Heavy modules are imported whe
 runs, not when it is registered.
 
 Exit statuses: 0 on success, 2 for usage errors (argparse), 1 with a one-line message for bad
-inputs (missing or unreadable file, wrong band count, values above the bit depth, ...).
+inputs (missing or unreadable file, wrong band count, values above the bit depth, an existing
+output without ``--overwrite``, an unwritable output directory, ...), 130 after Ctrl-C (one
+line; outputs are written atomically, so nothing partial is left at their paths). Outputs are
+checked before any work starts.
 """
 
 from __future__ import annotations
@@ -61,6 +64,68 @@ def _mtf(text: str) -> float:
     return v
 
 
+#: Values of ``restore --method`` (underscores are accepted too).
+METHODS = ("vble-xz", "vble-z", "map-z", "tikhonov", "tv")
+
+
+def _method(text: str) -> str:
+    name = text.strip().lower().replace("_", "-")
+    if name not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {text!r}; choose from "
+                                         f"{', '.join(METHODS)}")
+    return name
+
+
+def _device(text: str):
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {text!r} is not a torch device (use cpu, cuda, cuda:1, "
+                         "mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: CUDA is not available on this machine; use "
+                         "--device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {text}: MPS is not available on this machine")
+    return dev
+
+
+def check_outputs(outputs, inputs=(), *, overwrite: bool = False) -> None:
+    """Check output paths before any work: directory exists and is writable, no existing file
+    without ``overwrite``, never one of the inputs.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, FileExistsError, ValueError
+    """
+    import os
+    from pathlib import Path
+
+    resolved_inputs = {Path(i).resolve() for i in inputs if i is not None}
+    seen = set()
+    for out in outputs:
+        if out is None:
+            continue
+        path = Path(out)
+        if path.resolve() in resolved_inputs:
+            raise ValueError(f"the output {str(path)!r} is also an input: choose another file "
+                             "name (the input would be replaced)")
+        if path.resolve() in seen:
+            raise ValueError(f"the output {str(path)!r} is given twice")
+        seen.add(path.resolve())
+        parent = path.parent
+        if not parent.is_dir():
+            raise FileNotFoundError(f"the output directory {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"the output directory {str(parent)!r} is not writable")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
+        if path.is_dir():
+            raise ValueError(f"the output {str(path)!r} is a directory")
+
+
 def _add_degradation_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("degradation model (normalized units: DN / (2**bits - 1))")
     blur = g.add_mutually_exclusive_group()
@@ -73,13 +138,37 @@ def _add_degradation_args(p: argparse.ArgumentParser) -> None:
                    help="Poisson-Gaussian noise: variance A + B * x (default 1e-5 1e-4)")
     g.add_argument("--decimation", type=int, choices=(1, 2), default=1,
                    help="decimation factor between the image and the observation grid")
-    g.add_argument("--bits", type=_int_at_least(1), default=12,
+    g.add_argument("--bits", type=_bits, default=None,
                    help="bit depth of the input digital numbers (default 12, Pléiades; 8 for "
-                        "8-bit imagery such as NAIP)")
+                        "8-bit imagery such as NAIP); at most the bits of the file's integers")
     g.add_argument("--band", type=_int_at_least(1), nargs="+", default=None,
                    help="band(s) of the input to use, numbered from 1 (default: all)")
     g.add_argument("--variable", default=None, metavar="NAME",
                    help="variable of a NetCDF input (default: its only (band, y, x) variable)")
+
+
+def _bits(text: str) -> int:
+    v = _int_at_least(1)(text)
+    if v > 32:
+        raise argparse.ArgumentTypeError(f"must be <= 32, got {v}")
+    return v
+
+
+_INT_BITS = {"uint8": 8, "int8": 7, "uint16": 16, "int16": 15, "uint32": 32, "int32": 31}
+
+
+def _check_bits(args: argparse.Namespace, dtype: str, command: str) -> None:
+    """Resolve the default ``--bits`` (12) and reject one larger than the file's integers."""
+    bits = _INT_BITS.get(dtype)
+    if args.bits is None:
+        args.bits = 12
+        if bits is not None and bits < 12:
+            print(f"sciml-inverse {command}: warning: {args.input_name} stores {dtype} integers "
+                  f"but --bits is 12 (the default); pass --bits {bits} if these are {bits}-bit "
+                  "digital numbers", file=sys.stderr)
+    elif bits is not None and args.bits > bits:
+        raise ValueError(f"--bits {args.bits} is larger than the {bits}-bit integers ({dtype}) "
+                         f"stored in {args.input_name}; pass --bits {bits} or less")
 
 
 def _degradation(args: argparse.Namespace):
@@ -99,7 +188,8 @@ def _degradation(args: argparse.Namespace):
     mtf = args.mtf if (args.mtf is not None or psf is not None) else 0.1
     return PleiadesDegradation(mtf=None if psf is not None else mtf, psf=psf,
                                decimation=args.decimation, noise_a=args.noise[0],
-                               noise_b=args.noise[1], n_bits=args.bits)
+                               noise_b=args.noise[1], n_bits=12 if args.bits is None else
+                               args.bits)
 
 
 def _fail(command: str, err: BaseException) -> int:
@@ -125,14 +215,22 @@ def _register_restore(subparsers) -> None:
                     "VBLE (a compressive-autoencoder prior) tile by tile; write the posterior "
                     "mean and standard deviation as georeferenced NetCDF (and a PNG panel).")
     p.add_argument("input", metavar="INPUT", help="observation (GeoTIFF .tif or NetCDF .nc)")
-    p.add_argument("--out", required=True, metavar="OUT.nc", help="output NetCDF file")
+    p.add_argument("--out", required=True, metavar="OUT.nc|OUT.tif",
+                   help="output: NetCDF (restored, std, samples) or a tiled compressed GeoTIFF "
+                        "(bands 'restored' and 'std'); written as the tiles finish")
+    p.add_argument("--cog", action="store_true",
+                   help="write the GeoTIFF output as a Cloud-Optimized GeoTIFF (overviews)")
     p.add_argument("--png", metavar="OUT.png", default=None,
                    help="also save an observed | restored | std panel")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_degradation_args(p)
     m = p.add_argument_group("model and posterior")
     m.add_argument("--model", default="low", metavar="PATH|low|high",
                    help="CAE checkpoint (save_cae) or a shipped model (default low)")
-    m.add_argument("--method", choices=("vble_xz", "vble_z", "map_z"), default="vble_xz")
+    m.add_argument("--method", type=_method, default="vble-xz", metavar="|".join(METHODS),
+                   help="vble-xz (default; image-space posterior), vble-z, map-z, or the fast "
+                        "classical baselines tikhonov (exact Gaussian posterior std) and tv "
+                        "(no std)")
     m.add_argument("--samples", type=_int_at_least(2), default=100,
                    help="posterior samples for the mean and std (default 100)")
     m.add_argument("--save-samples", type=_int_at_least(0), default=0, metavar="K",
@@ -163,10 +261,23 @@ def _register_restore(subparsers) -> None:
 
 
 def _run_restore(args: argparse.Namespace) -> int:
+    return _guarded("restore", _restore, args)
+
+
+def _guarded(command: str, run: Callable[[argparse.Namespace], int],
+             args: argparse.Namespace) -> int:
+    """Run a command: input errors are one line with status 1, Ctrl-C one line with 130 (the
+    outputs are written atomically, so nothing partial is left at their paths)."""
     try:
-        return _restore(args)
-    except (ValueError, FileNotFoundError, TypeError, OSError) as err:
-        return _fail("restore", err)
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"sciml-inverse {command}: interrupted; no output was written (rerun with the "
+              "same --work-dir to resume)" if getattr(args, "work_dir", None) else
+              f"sciml-inverse {command}: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError,
+            OSError, RuntimeError) as err:
+        return _fail(command, err)
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -174,42 +285,89 @@ def _restore(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..vble._posterior import VBLEOptions
-    from ._io import read_raster
+    from ._io import GEOTIFF_SUFFIXES, NETCDF_SUFFIXES
     from ._restore import restore_raster
+    from ._source import open_raster
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
-    if out.suffix.lower() not in (".nc", ".nc4"):
-        raise ValueError(f"--out must be a NetCDF file name (.nc), got {args.out!r}")
+    if out.suffix.lower() not in NETCDF_SUFFIXES + GEOTIFF_SUFFIXES:
+        raise ValueError(f"--out must be a NetCDF (.nc) or GeoTIFF (.tif) file name, got "
+                         f"{args.out!r}")
+    if args.cog and out.suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise ValueError("--cog needs a GeoTIFF --out (.tif)")
     if args.png is not None and not args.png.lower().endswith(".png"):
         raise ValueError(f"--png must end with .png, got {args.png!r}")
-    for target in (out, Path(args.png) if args.png else None):
-        if target is not None and not target.parent.exists():
-            raise FileNotFoundError(f"the output directory {str(target.parent)!r} does not exist")
-    degradation = _degradation(args)
-    observation = read_raster(args.input, band=args.band, variable=args.variable)
-    if observation.attrs.get("source_dtype") == "uint8" and args.bits > 8:
-        print(f"sciml-inverse restore: warning: {args.input} stores 8-bit integers but --bits is "
-              f"{args.bits}; pass --bits 8 if these are 8-bit digital numbers", file=sys.stderr)
-    cae = load_model(args.model, args.device)
-    options = VBLEOptions(method=args.method, n_iter=args.iters, lr=args.lr,
-                          rate_scale=args.rate_scale, n_samples=args.samples,
-                          return_samples=min(args.save_samples, args.samples), seed=args.seed)
-    result = restore_raster(observation, degradation, cae, options, tile=args.tile,
-                            overlap=args.overlap, margin=args.margin, work_dir=args.work_dir,
-                            dask=args.dask, progress=not args.quiet, device=args.device,
-                            model_name=args.model)
-    result.attrs["command"] = "sciml-inverse restore " + " ".join(sys.argv[2:])
-    result.to_netcdf(out)
-    msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, {result.tiled.n_computed} "
-           f"computed, {result.tiled.seconds:.1f} s) -> {out}")
-    if args.png:
-        result.to_png(args.png)
-        msg += f", {args.png}"
+    check_outputs([out, args.png], [args.input], overwrite=args.overwrite)
+    device = _device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    source = open_raster(args.input, band=args.band, variable=args.variable)
+    with source:
+        args.input_name = args.input
+        _check_bits(args, source.dtype, "restore")
+        degradation = _degradation(args)
+        cae = restorer = options = None
+        if args.method in ("tikhonov", "tv"):
+            from ._classical import TikhonovTileRestorer, TVTileRestorer
+
+            restorer = (TikhonovTileRestorer(degradation) if args.method == "tikhonov"
+                        else TVTileRestorer(degradation))
+            model_name = ""
+        else:
+            from ..vble._posterior import VBLEOptions
+
+            cae = load_model(args.model, device)
+            model_name = args.model
+            options = VBLEOptions(method=args.method.replace("-", "_"), n_iter=args.iters,
+                                  lr=args.lr, rate_scale=args.rate_scale,
+                                  n_samples=args.samples,
+                                  return_samples=min(args.save_samples, args.samples),
+                                  seed=args.seed)
+        command = "sciml-inverse restore " + " ".join(sys.argv[2:])
+        result = restore_raster(source, degradation, cae, options, restorer=restorer, out=out,
+                                cog=args.cog, tile=args.tile, overlap=args.overlap,
+                                margin=args.margin, work_dir=args.work_dir, dask=args.dask,
+                                progress=not args.quiet, device=device, model_name=model_name,
+                                attrs={"command": command})
+        msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, "
+               f"{result.tiled.n_computed} computed, {result.tiled.seconds:.1f} s) -> {out}")
+        if args.png:
+            from ._io import save_panel_png
+
+            observed = source.preview()
+            restored, std = _output_preview(out)
+            save_panel_png(args.png, observed, restored, std)
+            msg += f", {args.png}"
     print(msg)
     return 0
+
+
+def _output_preview(path, max_side: int = 2048):
+    """``restored`` and ``std`` of an output file, subsampled to at most ``max_side``."""
+    import numpy as np
+
+    from ._io import GEOTIFF_SUFFIXES
+
+    if path.suffix.lower() in GEOTIFF_SUFFIXES:
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            step = max(1, -(-max(ds.height, ds.width) // max_side))
+            shape = (ds.count, -(-ds.height // step), -(-ds.width // step))
+            data = ds.read(out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+            names = list(ds.descriptions)
+        rest = [i for i, n in enumerate(names) if n and n.startswith("restored")]
+        sd = [i for i, n in enumerate(names) if n and n.startswith("std")]
+        restored = data[rest]
+        return restored, (data[sd] if sd else np.zeros_like(restored))
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        step = max(1, -(-max(ds.sizes["y"], ds.sizes["x"]) // max_side))
+        sub = ds.isel(y=slice(None, None, step), x=slice(None, None, step))
+        restored = sub["restored"].values
+        std = sub["std"].values if "std" in sub else np.zeros_like(restored)
+    return restored, std
 
 
 # ------------------------------------------------------------------ degrade
@@ -224,14 +382,12 @@ def _register_degrade(subparsers) -> None:
                    help="output observation (integer digital numbers)")
     _add_degradation_args(p)
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="noise seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_run_degrade)
 
 
 def _run_degrade(args: argparse.Namespace) -> int:
-    try:
-        return _degrade(args)
-    except (ValueError, FileNotFoundError, TypeError, OSError) as err:
-        return _fail("degrade", err)
+    return _guarded("degrade", _degrade, args)
 
 
 def _degrade(args: argparse.Namespace) -> int:
@@ -243,10 +399,11 @@ def _degrade(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in GEOTIFF_SUFFIXES + NETCDF_SUFFIXES:
         raise ValueError(f"--out must be a .tif or .nc file name, got {args.out!r}")
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the output directory {str(out.parent)!r} does not exist")
-    degradation = _degradation(args)
+    check_outputs([out], [args.sharp], overwrite=args.overwrite)
     sharp = read_raster(args.sharp, band=args.band, variable=args.variable)
+    args.input_name = args.sharp
+    _check_bits(args, str(sharp.attrs.get("source_dtype")), "degrade")
+    degradation = _degradation(args)
     obs = simulate_raster(sharp, degradation, seed=args.seed)
     dtype = "uint8" if degradation.n_bits <= 8 else "uint16" if degradation.n_bits <= 16 \
         else "uint32"
