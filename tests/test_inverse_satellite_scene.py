@@ -211,3 +211,73 @@ def test_restore_command_with_classical_methods(tmp_path, capsys):
                  "--quiet", "--out", str(nc)]) == 0
     with xr.open_dataset(nc, engine="h5netcdf") as ds:
         assert "std" not in ds and ds.attrs["method"] == "tv"
+
+
+# ------------------------------------------------------------------ noise estimation
+def _piecewise_smooth(n, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n] / n
+    x = 0.15 + 0.6 * (0.5 + 0.5 * np.sin(3 * xx + 2 * yy)) * (0.5 + 0.5 * np.cos(2 * yy))
+    for _ in range(12):  # flat blocks with sharp edges (roofs, fields)
+        r, c, s = rng.integers(0, n - 60, 3)
+        s = 20 + s % 60
+        x[r:r + s, c:c + s] = rng.uniform(0.05, 0.95)
+    return x
+
+
+@pytest.mark.parametrize(("a", "b", "f", "seed"), [
+    (1e-5, 1e-4, 1, 0), (1e-4, 1e-3, 2, 1), (4e-5, 2e-5, 1, 2), (2e-6, 3e-4, 1, 3)])
+def test_estimate_noise_recovers_known_poisson_gaussian_parameters(a, b, f, seed):
+    from inverse.satellite import estimate_noise
+
+    deg = PleiadesDegradation(mtf=0.1, noise_a=a, noise_b=b, decimation=f)
+    x = torch.from_numpy(_piecewise_smooth(1024, seed))
+    y = deg.simulate(x[None], torch.Generator().manual_seed(seed))[0].numpy() * 4095
+    est = estimate_noise(y, n_bits=12)
+    assert abs(est.a / a - 1) < 0.2 and abs(est.b / b - 1) < 0.2, (est.a, est.b)
+
+
+def test_estimate_noise_fits_the_binned_variances_exactly_when_they_are_linear():
+    from inverse.satellite._noise_estimation import _fit
+
+    u = np.linspace(0.1, 0.9, 9)
+    a, b = _fit(u, 2e-5 + 3e-4 * u, np.full(9, 100))
+    assert a == pytest.approx(2e-5, rel=1e-9) and b == pytest.approx(3e-4, rel=1e-9)
+    a, b = _fit(u, 1e-4 - 5e-5 * u, np.full(9, 100))  # decreasing: b clipped at 0
+    assert b == 0.0 and a > 0
+
+
+def test_estimate_noise_command_and_restore_uses_the_estimate(tmp_path, capsys):
+    import importlib.metadata
+    import json
+
+    from operators._cli import build_parser
+
+    deg = PleiadesDegradation(mtf=0.1, noise_a=3e-5, noise_b=2e-4)
+    x = torch.from_numpy(_piecewise_smooth(512, 5))
+    y = deg.simulate(x[None], torch.Generator().manual_seed(0))[0].numpy() * 4095
+    path = tmp_path / "obs.tif"
+    write_raster(path, georeferenced(y, transform=GT, crs=UTM31), dtype="uint16")
+    ep = importlib.metadata.EntryPoint(name="estimate-noise",
+                                       value="inverse.satellite._cli:estimate_noise",
+                                       group="sciml_inverse.commands")
+    parser = build_parser([ep])
+    args = parser.parse_args(["estimate-noise", str(path), "--json", str(tmp_path / "n.json")])
+    assert args.func(args) == 0
+    got = json.loads((tmp_path / "n.json").read_text())
+    assert abs(got["a"] / 3e-5 - 1) < 0.2 and abs(got["b"] / 2e-4 - 1) < 0.2
+    assert "--noise" in capsys.readouterr().out
+    assert args.func(args) == 1  # the JSON exists: --overwrite needed
+    assert "pass --overwrite" in capsys.readouterr().err
+    for bad, msg in ((["--bits", "20"], "larger than the 16-bit"),
+                     (["--band", "2"], "band 2 does not exist")):
+        args = parser.parse_args(["estimate-noise", str(path), *bad])
+        assert args.func(args) == 1 and msg in capsys.readouterr().err
+    out = tmp_path / "r.nc"
+    assert main(["restore", str(path), "--method", "tikhonov", "--tile", "128", "--quiet",
+                 "--out", str(out)]) == 0
+    assert "estimated noise" in capsys.readouterr().err
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["noise_estimated"] == 1
+        assert ds.attrs["degradation_noise_a"] == pytest.approx(got["a"])
+        assert ds.attrs["degradation_noise_b"] == pytest.approx(got["b"])

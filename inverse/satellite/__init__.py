@@ -10,6 +10,8 @@ commands).
   place when complete), :class:`OutputGrid`;
 * classical tile restorers: :class:`TikhonovTileRestorer` (exact Gaussian posterior std),
   :class:`TVTileRestorer`, with :class:`TikhonovOptions`, :class:`TVOptions`;
+* noise: :func:`estimate_noise` (Poisson-Gaussian ``(a, b)`` from the image,
+  :class:`NoiseEstimate`);
 * I/O: :func:`read_raster` (GeoTIFF/NetCDF to a ``(band, y, x)`` DataArray with CRS and
   transform), :func:`write_raster`, :func:`write_restoration` (NetCDF, atomic),
   :func:`save_panel_png`, :func:`georeferenced`;
@@ -39,6 +41,8 @@ from ._io import read_raster as read_raster
 from ._io import save_panel_png as save_panel_png
 from ._io import write_raster as write_raster
 from ._io import write_restoration as write_restoration
+from ._noise_estimation import NoiseEstimate as NoiseEstimate
+from ._noise_estimation import estimate_noise as estimate_noise
 from ._restore import Restoration as Restoration
 from ._restore import VBLETileRestorer as VBLETileRestorer
 from ._restore import restore_raster as restore_raster
@@ -62,7 +66,7 @@ __all__ = [
     "VBLETileRestorer", "restore_raster", "Restoration", "simulate_raster",
     "TikhonovTileRestorer", "TikhonovOptions", "TVTileRestorer", "TVOptions",
     "open_raster", "RasterSource", "RasterStats", "TileSink", "ArraySink", "NetCDFSink",
-    "GeoTIFFSink", "OutputGrid",
+    "GeoTIFFSink", "OutputGrid", "estimate_noise", "NoiseEstimate",
     "demo_tile_path",
 ]
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 
-__all__ = ["restore", "degrade"]
+__all__ = ["restore", "degrade", "estimate_noise"]
 
 
 # ------------------------------------------------------------------ argument types
@@ -134,8 +134,10 @@ def _add_degradation_args(p: argparse.ArgumentParser) -> None:
     blur.add_argument("--psf", metavar="PSF.npy", default=None,
                       help="a user PSF array saved with numpy.save (normalized to unit sum)")
     g.add_argument("--noise", nargs=2, type=_nonneg_float, metavar=("A", "B"),
-                   default=(1e-5, 1e-4),
-                   help="Poisson-Gaussian noise: variance A + B * x (default 1e-5 1e-4)")
+                   default=None,
+                   help="Poisson-Gaussian noise: variance A + B * x (restore: estimated from "
+                        "the image when omitted, see estimate-noise; degrade: default 1e-5 "
+                        "1e-4)")
     g.add_argument("--decimation", type=int, choices=(1, 2), default=1,
                    help="decimation factor between the image and the observation grid")
     g.add_argument("--bits", type=_bits, default=None,
@@ -186,9 +188,10 @@ def _degradation(args: argparse.Namespace):
             raise ValueError(f"could not read the PSF {args.psf!r} as a .npy array: {err}") \
                 from None
     mtf = args.mtf if (args.mtf is not None or psf is not None) else 0.1
+    noise = (1e-5, 1e-4) if args.noise is None else args.noise
     return PleiadesDegradation(mtf=None if psf is not None else mtf, psf=psf,
-                               decimation=args.decimation, noise_a=args.noise[0],
-                               noise_b=args.noise[1], n_bits=12 if args.bits is None else
+                               decimation=args.decimation, noise_a=noise[0],
+                               noise_b=noise[1], n_bits=12 if args.bits is None else
                                args.bits)
 
 
@@ -281,6 +284,16 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int],
 
 
 def _restore(args: argparse.Namespace) -> int:
+    try:
+        import rasterio
+    except ImportError:  # pragma: no cover - geo extra missing
+        return _restore_impl(args)
+    # GDAL's block cache would otherwise grow to 5 % of the RAM with the scene's blocks
+    with rasterio.Env(GDAL_CACHEMAX=64):
+        return _restore_impl(args)
+
+
+def _restore_impl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
@@ -305,15 +318,9 @@ def _restore(args: argparse.Namespace) -> int:
     with source:
         args.input_name = args.input
         _check_bits(args, source.dtype, "restore")
-        degradation = _degradation(args)
         cae = restorer = options = None
-        if args.method in ("tikhonov", "tv"):
-            from ._classical import TikhonovTileRestorer, TVTileRestorer
-
-            restorer = (TikhonovTileRestorer(degradation) if args.method == "tikhonov"
-                        else TVTileRestorer(degradation))
-            model_name = ""
-        else:
+        model_name = ""
+        if args.method not in ("tikhonov", "tv"):
             from ..vble._posterior import VBLEOptions
 
             cae = load_model(args.model, device)
@@ -323,12 +330,30 @@ def _restore(args: argparse.Namespace) -> int:
                                   n_samples=args.samples,
                                   return_samples=min(args.save_samples, args.samples),
                                   seed=args.seed)
+        from ._restore import check_observation
+
+        check_observation(source, args.bits)
+        noise_attrs: dict = {"noise_estimated": 0}
+        if args.noise is None:
+            from ._noise_estimation import estimate_noise
+
+            est = estimate_noise(source, n_bits=args.bits)
+            args.noise = (est.a, est.b)
+            noise_attrs = {"noise_estimated": 1, "noise_estimate_pixels": est.n_pixels}
+            print(f"sciml-inverse restore: estimated noise a = {est.a:.3g}, b = {est.b:.3g} "
+                  "(normalized units; pass --noise A B to set it)", file=sys.stderr)
+        degradation = _degradation(args)
+        if args.method in ("tikhonov", "tv"):
+            from ._classical import TikhonovTileRestorer, TVTileRestorer
+
+            restorer = (TikhonovTileRestorer(degradation) if args.method == "tikhonov"
+                        else TVTileRestorer(degradation))
         command = "sciml-inverse restore " + " ".join(sys.argv[2:])
         result = restore_raster(source, degradation, cae, options, restorer=restorer, out=out,
                                 cog=args.cog, tile=args.tile, overlap=args.overlap,
                                 margin=args.margin, work_dir=args.work_dir, dask=args.dask,
                                 progress=not args.quiet, device=device, model_name=model_name,
-                                attrs={"command": command})
+                                attrs={"command": command, **noise_attrs}, check=False)
         msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, "
                f"{result.tiled.n_computed} computed, {result.tiled.seconds:.1f} s) -> {out}")
         if args.png:
@@ -412,6 +437,55 @@ def _degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ estimate-noise
+def _register_estimate_noise(subparsers) -> None:
+    p = subparsers.add_parser(
+        "estimate-noise", help="estimate the Poisson-Gaussian noise (a, b) of an image",
+        description="Fit the noise variance a + b * x (normalized units, as restore --noise) "
+                    "from the image itself: robust variance of a second-difference residual "
+                    "on smooth pixels per brightness level, then a weighted least-squares "
+                    "fit (a simplified Foi et al. 2008).")
+    p.add_argument("image", metavar="IMAGE", help="observation (GeoTIFF .tif or NetCDF .nc)")
+    p.add_argument("--bits", type=_bits, default=None,
+                   help="bit depth of the digital numbers (default 12)")
+    p.add_argument("--band", type=_int_at_least(1), default=None,
+                   help="band to use, from 1 (default: all bands pooled)")
+    p.add_argument("--variable", default=None, metavar="NAME", help="NetCDF variable")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="write a, b and the per-level variances as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.set_defaults(func=_run_estimate_noise)
+
+
+def _run_estimate_noise(args: argparse.Namespace) -> int:
+    return _guarded("estimate-noise", _estimate_noise, args)
+
+
+def _estimate_noise(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._noise_estimation import estimate_noise
+    from ._source import open_raster
+
+    if args.json is not None:
+        if not args.json.lower().endswith(".json"):
+            raise ValueError(f"--json must end with .json, got {args.json!r}")
+        check_outputs([Path(args.json)], [args.image], overwrite=args.overwrite)
+    with open_raster(args.image, variable=args.variable) as source:
+        args.input_name = args.image
+        _check_bits(args, source.dtype, "estimate-noise")
+        est = estimate_noise(source, n_bits=args.bits, band=args.band)
+    print(f"a = {est.a:.6g}  b = {est.b:.6g}  (normalized units, {est.n_pixels} pixels); "
+          f"use: --noise {est.a:.4g} {est.b:.4g} --bits {args.bits}")
+    if args.json is not None:
+        from sciml_inverse import write_json
+
+        write_json(args.json, {**est.to_dict(), "image": str(args.image)})
+    return 0
+
+
+#: Plugin object of the ``estimate-noise`` subcommand (``register(subparsers)``).
+estimate_noise = SimpleNamespace(register=_register_estimate_noise)
 #: Plugin object of the ``restore`` subcommand (``register(subparsers)``).
 restore = SimpleNamespace(register=_register_restore)
 #: Plugin object of the ``degrade`` subcommand (``register(subparsers)``).

@@ -262,7 +262,8 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
                    work_dir: str | os.PathLike | None = None, dask: bool = False,
                    dask_batch: int | None = None, dask_scheduler: str | None = None,
                    progress: bool = True, device: str | torch.device = "cpu",
-                   model_name: str = "", attrs: dict[str, Any] | None = None) -> Restoration:
+                   model_name: str = "", attrs: dict[str, Any] | None = None,
+                   check: bool = True) -> Restoration:
     """Restore a georeferenced observation tile by tile (VBLE, or any tile restorer).
 
     The code path of ``sciml-inverse restore``. The observation is read window by window; with
@@ -297,6 +298,9 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
         Recorded in the attributes (e.g. the checkpoint path).
     attrs : dict, optional
         More global attributes for the outputs.
+    check : bool, default True
+        Scan the observation first (:func:`check_observation`: bit depth, negative values, no
+        valid pixel); False when the caller already did.
 
     Returns
     -------
@@ -322,7 +326,8 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
             raise ValueError(f"the input has {n_bands} band(s) but the model expects {n_in}; "
                              "select band(s) with --band / band=")
         restorer = _restorer_for(degradation, cae, options, restorer, device)
-        check_observation(source, degradation.n_bits)
+        if check:
+            check_observation(source, degradation.n_bits)
         dn_max = float(2 ** degradation.n_bits - 1)
         f = degradation.decimation
         gt_img = None if source.transform is None else _scale_grid(source.transform, 1.0 / f)

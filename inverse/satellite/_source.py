@@ -114,9 +114,9 @@ class RasterSource:
         return {"source": "" if self.path is None else str(self.path), "source_dtype": self.dtype}
 
     def blocks(self, rows_per_block: int | None = None):
-        """Iterate over ``(rows, block)`` strips of full width (about 32 MB each)."""
+        """Iterate over ``(rows, block)`` strips of full width (about 16 MB each)."""
         c, h, w = self.shape
-        step = rows_per_block or max(1, (1 << 23) // max(1, c * w))
+        step = rows_per_block or max(1, (1 << 22) // max(1, c * w))
         for r in range(0, h, step):
             rows = slice(r, min(h, r + step))
             yield rows, self.read(rows, slice(0, w))
@@ -125,12 +125,11 @@ class RasterSource:
         """Minimum, maximum and count of the valid pixels, in one streaming pass."""
         lo, hi, n = math.inf, -math.inf, 0
         for _rows, blk in self.blocks():
-            valid = np.isfinite(blk)
-            k = int(valid.sum())
+            k = int(np.count_nonzero(~np.isnan(blk)))
             if k:
                 n += k
-                lo = min(lo, float(blk[valid].min()))
-                hi = max(hi, float(blk[valid].max()))
+                lo = min(lo, float(np.fmin.reduce(blk, axis=None)))
+                hi = max(hi, float(np.fmax.reduce(blk, axis=None)))
         return RasterStats(lo if n else math.nan, hi if n else math.nan, n)
 
     def preview(self, max_side: int = 2048) -> np.ndarray:

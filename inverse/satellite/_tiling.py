@@ -285,22 +285,28 @@ class _StripAccumulator:
             self.base += n
 
     def _emit(self, n: int) -> None:
-        rows = slice(self.base, self.base + n)
-        wt = self.weight[:n].astype(np.float64)
+        """Normalise rows ``[0, n)`` of the strip and write them, 64 rows at a time (small
+        float64 temporaries, small writes)."""
+        for r0 in range(0, n, 64):
+            self._emit_rows(slice(r0, min(n, r0 + 64)))
+
+    def _emit_rows(self, sl: slice) -> None:
+        rows = slice(self.base + sl.start, self.base + sl.stop)
+        wt = self.weight[sl].astype(np.float64)
         empty = wt <= 0
-        mean = self.mean[:, :n].copy()
+        mean = self.mean[:, sl].copy()
         mean[:, empty] = np.nan
         std = None
         if self.m2 is not None:
-            var = np.divide(self.m2[:, :n], wt, out=np.zeros(self.m2[:, :n].shape),
+            var = np.divide(self.m2[:, sl], wt, out=np.zeros(self.m2[:, sl].shape),
                             where=~empty)
             std = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
             std[:, empty] = np.nan
         samples = None
         if self.dev is not None:
-            sq = self.sq[:n].astype(np.float64)
+            sq = self.sq[sl].astype(np.float64)
             scale = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)
-            samples = self.dev[:, :, :n] * scale.astype(np.float32) + mean
+            samples = self.dev[:, :, sl] * scale.astype(np.float32) + mean
             samples[:, :, empty] = np.nan
         self.sink.write(rows, mean, std, samples)
 
@@ -542,18 +548,20 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         store = _TileStore(wdir, manifest)
     own_sink = sink is None
     out_sink: Any = ArraySink(shape, wdir) if own_sink else sink
-    tiles = list(blend_weights(shape[1:], tile, overlap, margin, f))
+    # the weights are made one tile at a time (a list of them would grow with the scene)
+    n_tiles = (len(tile_starts(shape[1], tile, overlap, f))
+               * len(tile_starts(shape[2], tile, overlap, f)))
     acc = _StripAccumulator(shape, min(tile, shape[1]), out_sink)
     n_computed, tile_seconds, n_valid = 0, [], 0
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
+    bar = tqdm(total=n_tiles, desc="tiles", unit="tile", disable=not progress)
 
     def todo() -> Iterator[tuple]:
         """The tiles to compute; empty tiles are skipped and finished ones loaded, in order."""
         nonlocal n_valid
-        for region, w in tiles:
+        for region, w in blend_weights(shape[1:], tile, overlap, margin, f):
             rs, cs = region
             obs_sl = (slice(None), slice(rs.start // f, rs.stop // f),
                       slice(cs.start // f, cs.stop // f))
@@ -598,7 +606,7 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         restored, std, samples = out_sink.restored, out_sink.std, out_sink.samples
     else:
         restored = std = samples = None
-    return TiledResult(restored=restored, std=std, samples=samples, n_tiles=len(tiles),
+    return TiledResult(restored=restored, std=std, samples=samples, n_tiles=n_tiles,
                        n_computed=n_computed, seconds=time.perf_counter() - t_start,
                        tile_seconds=tile_seconds)
 

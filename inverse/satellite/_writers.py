@@ -158,9 +158,10 @@ class NetCDFSink(_FileSink):
     """Writes ``restored``, ``std`` (and ``samples``) into a NetCDF-4 file (h5netcdf) row block
     by row block, with CF attributes (``units``, ``long_name``, ``grid_mapping``), the CF grid
     mapping ``spatial_ref`` (``crs_wkt``, ``GeoTransform``), the ``band_name`` coordinate, no
-    ``_FillValue`` on coordinates, NaN as the data variables' ``_FillValue``, zlib-compressed
-    ``256 x 256`` chunks. The layout is the one :func:`~inverse.satellite.write_restoration`
-    writes and :func:`~inverse.satellite.read_raster` and rioxarray read."""
+    ``_FillValue`` on coordinates, NaN as the data variables' ``_FillValue``, ``256 x 256``
+    chunks compressed with zlib (level 1, shuffle). The layout is the one
+    :func:`~inverse.satellite.write_restoration` writes and :func:`~inverse.satellite.read_raster`
+    and rioxarray read."""
 
     def __init__(self, path: str | os.PathLike, grid: OutputGrid) -> None:
         import h5netcdf
@@ -207,7 +208,7 @@ class NetCDFSink(_FileSink):
             [self.f.dimensions[d].size for d in dims], (1,) * (len(dims) - 2) + (_BLOCK, _BLOCK),
             strict=True))
         v = self.f.create_variable(name, dims, dtype=np.float32, chunks=chunks,
-                                   compression="gzip", compression_opts=4, shuffle=True,
+                                   compression="gzip", compression_opts=1, shuffle=True,
                                    fillvalue=np.float32(np.nan))
         v.attrs.update(long_name=long_name, units=self.grid.units, grid_mapping="spatial_ref",
                        coordinates="spatial_ref band_name")
