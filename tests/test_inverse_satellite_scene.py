@@ -281,3 +281,44 @@ def test_estimate_noise_command_and_restore_uses_the_estimate(tmp_path, capsys):
         assert ds.attrs["noise_estimated"] == 1
         assert ds.attrs["degradation_noise_a"] == pytest.approx(got["a"])
         assert ds.attrs["degradation_noise_b"] == pytest.approx(got["b"])
+
+
+def test_ctrl_c_and_sigterm_leave_no_output_and_one_line(tmp_path):
+    """A real ``restore`` process interrupted by SIGINT, then by SIGTERM, while it writes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = _scene(tmp_path, (1, 512, 512))
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, time\n"
+            "import inverse.satellite._classical as c\n"
+            "orig = c.TikhonovTileRestorer.__call__\n"
+            "def slow(self, *a):\n"
+            "    time.sleep(0.3)\n"
+            "    return orig(self, *a)\n"
+            "c.TikhonovTileRestorer.__call__ = slow\n"
+            "from operators._cli import main\n"
+            "print('started', flush=True)\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        out = tmp_path / f"r{int(sig)}.nc"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "restore", str(path), "--method", "tikhonov",
+             "--noise", "1e-5", "1e-4", "--tile", "64", "--overlap", "16", "--quiet", "--out",
+             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=tmp_path)
+        assert proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(f".{out.name}.*")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the output's temporary file exists: work has started
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines() == [
+            "sciml-inverse restore: interrupted; no output was written"], err
+        assert not out.exists() and not list(tmp_path.glob(f".{out.name}.*"))

@@ -269,8 +269,18 @@ def _run_restore(args: argparse.Namespace) -> int:
 
 def _guarded(command: str, run: Callable[[argparse.Namespace], int],
              args: argparse.Namespace) -> int:
-    """Run a command: input errors are one line with status 1, Ctrl-C one line with 130 (the
-    outputs are written atomically, so nothing partial is left at their paths)."""
+    """Run a command: input errors are one line with status 1, Ctrl-C (or SIGTERM) one line with
+    130; the outputs are written under temporary names that are removed, so nothing partial is
+    left next to or at their paths."""
+    import signal
+    import threading
+
+    def _terminate(signum, frame):  # SIGTERM (kill, a scheduler's timeout) -> same clean exit
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -281,6 +291,9 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int],
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError,
             OSError, RuntimeError) as err:
         return _fail(command, err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _restore(args: argparse.Namespace) -> int:
