@@ -322,3 +322,33 @@ def test_ctrl_c_and_sigterm_leave_no_output_and_one_line(tmp_path):
         assert err.strip().splitlines() == [
             "sciml-inverse restore: interrupted; no output was written"], err
         assert not out.exists() and not list(tmp_path.glob(f".{out.name}.*"))
+
+
+def test_a_cluster_of_processes_gives_the_serial_result(tmp_path, capsys):
+    import warnings
+
+    distributed = pytest.importorskip("distributed")
+    path = _scene(tmp_path, (2, 96, 112))
+    deg = PleiadesDegradation(decimation=2)
+    fn = TikhonovTileRestorer(deg)
+    kw = dict(tile=64, overlap=16, progress=False)
+    serial = restore_raster(path, deg, restorer=fn, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dist = restore_raster(path, deg, restorer=fn, dask_scheduler=cluster.scheduler_address,
+                                  **kw)
+        assert not [w for w in caught if "large graph" in str(w.message).lower()]
+        np.testing.assert_allclose(dist.restored.values, serial.restored.values, rtol=1e-6)
+        np.testing.assert_allclose(dist.std.values, serial.std.values, rtol=1e-6)
+        assert dist.tiled.n_computed == serial.tiled.n_tiles
+        out = tmp_path / "c.nc"
+        assert main(["restore", str(path), "--method", "tikhonov", "--decimation", "2",
+                     "--noise", "1e-5", "1e-4", "--tile", "64", "--overlap", "16", "--quiet",
+                     "--dask-scheduler", cluster.scheduler_address, "--out", str(out)]) == 0
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["restored"].values, serial.restored.values, rtol=1e-6)
+    assert main(["restore", str(path), "--method", "tikhonov", "--dask-scheduler", "nowhere",
+                 "--out", str(tmp_path / "d.nc")]) == 1
+    assert "scheduler address" in capsys.readouterr().err

@@ -257,6 +257,9 @@ def _register_restore(subparsers) -> None:
     t.add_argument("--dask", action="store_true",
                    help="run tiles in parallel with dask (uses a dask.distributed Client if "
                         "one is active)")
+    t.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="run the tiles on an existing dask.distributed cluster, e.g. "
+                        "tcp://10.0.0.1:8786 (the model is sent to each worker once)")
     t.add_argument("--threads", type=_int_at_least(1), default=None,
                    help="torch intra-op threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -325,6 +328,9 @@ def _restore_impl(args: argparse.Namespace) -> int:
         raise ValueError(f"--png must end with .png, got {args.png!r}")
     check_outputs([out, args.png], [args.input], overwrite=args.overwrite)
     device = _device(args.device)
+    if args.dask_scheduler is not None and "://" not in args.dask_scheduler:
+        raise ValueError(f"--dask-scheduler must be a scheduler address such as "
+                         f"tcp://host:8786, got {args.dask_scheduler!r}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     source = open_raster(args.input, band=args.band, variable=args.variable)
@@ -364,7 +370,9 @@ def _restore_impl(args: argparse.Namespace) -> int:
         command = "sciml-inverse restore " + " ".join(sys.argv[2:])
         result = restore_raster(source, degradation, cae, options, restorer=restorer, out=out,
                                 cog=args.cog, tile=args.tile, overlap=args.overlap,
-                                margin=args.margin, work_dir=args.work_dir, dask=args.dask,
+                                margin=args.margin, work_dir=args.work_dir,
+                                dask=args.dask or args.dask_scheduler is not None,
+                                dask_scheduler=args.dask_scheduler,
                                 progress=not args.quiet, device=device, model_name=model_name,
                                 attrs={"command": command, **noise_attrs}, check=False)
         msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, "

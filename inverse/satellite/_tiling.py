@@ -496,7 +496,11 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
     dask_batch : int, optional
         Tiles in flight at once (default: twice the number of workers/cores).
     dask_scheduler : str, optional
-        Passed to ``dask.compute(scheduler=...)``, e.g. ``"synchronous"``.
+        The address of a ``dask.distributed`` scheduler (``"tcp://host:8786"``; implies
+        ``dask``): the tiles run on that cluster as futures, the restorer (e.g. a CAE) is
+        scattered to the workers once, and results are blended here as they return. Otherwise
+        passed to ``dask.compute(scheduler=...)``, e.g. ``"synchronous"``. With ``dask=True``
+        and an active ``distributed.Client``, that client is used the same way.
     progress : bool, default True
         Show a tqdm progress bar (on stderr).
     sink : TileSink, optional
@@ -583,6 +587,7 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                     continue
             yield key, region, w, obs, mask, digest, tshape
 
+    dask = dask or _is_address(dask_scheduler)
     try:
         if not dask:
             for key, region, w, obs, mask, digest, tshape in todo():
@@ -619,9 +624,23 @@ def _n_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _is_address(scheduler: Any) -> bool:
+    return isinstance(scheduler, str) and "://" in scheduler
+
+
+def _default_client() -> Any:
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import default_client
+
+        return default_client()
+    return None
+
+
 def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _StripAccumulator,
-              store: _TileStore | None, bar: Any, batch: int | None, scheduler: str | None
+              store: _TileStore | None, bar: Any, batch: int | None, scheduler: Any
               ) -> tuple[int, list[float]]:
+    if _is_address(scheduler) or (scheduler is None and _default_client() is not None):
+        return _run_distributed(todo, restore_fn, acc, store, bar, batch, scheduler)
     import dask
 
     batch = 2 * _n_workers() if batch is None else _check_int("dask_batch", batch, 1)
@@ -643,3 +662,46 @@ def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _StripAccumulat
             seconds.append(sec)
             bar.update(1)
     return n_computed, seconds
+
+
+def _run_distributed(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _StripAccumulator,
+                     store: _TileStore | None, bar: Any, batch: int | None, address: str | None
+                     ) -> tuple[int, list[float]]:
+    """Tiles as futures on a ``dask.distributed`` cluster: the restorer (e.g. a CAE) is
+    scattered to every worker once; at most ``batch`` tiles are in flight, and results are
+    blended in row-major order as they come back."""
+    from collections import deque
+
+    import distributed
+
+    own = address is not None
+    client = distributed.Client(address, set_as_default=False) if own else _default_client()
+    try:
+        n_workers = max(1, sum(client.nthreads().values()))
+        batch = 2 * n_workers if batch is None else _check_int("dask_batch", batch, 1)
+        [fn] = client.scatter([restore_fn], broadcast=True, hash=False)
+        n_computed, seconds = 0, []
+        pending: deque = deque()
+
+        def consume() -> None:
+            nonlocal n_computed
+            (key, region, w, _obs, _mask, digest, _shape), fut = pending.popleft()
+            out, sec = fut.result()
+            if store is not None:
+                store.save(*key, digest, out)
+            acc.add(region, w, out)
+            n_computed += 1
+            seconds.append(sec)
+            bar.update(1)
+
+        for item in todo:
+            _key, _region, _w, obs, mask, _digest, tshape = item
+            pending.append((item, client.submit(_run, fn, obs, mask, tshape, pure=False)))
+            if len(pending) >= batch:
+                consume()
+        while pending:
+            consume()
+        return n_computed, seconds
+    finally:
+        if own:
+            client.close()
