@@ -352,3 +352,24 @@ def test_a_cluster_of_processes_gives_the_serial_result(tmp_path, capsys):
     assert main(["restore", str(path), "--method", "tikhonov", "--dask-scheduler", "nowhere",
                  "--out", str(tmp_path / "d.nc")]) == 1
     assert "scheduler address" in capsys.readouterr().err
+
+
+def test_netcdf_outputs_follow_cf_no_fill_value_on_coordinates(tmp_path):
+    import h5py
+
+    from inverse.satellite import write_restoration
+
+    da = georeferenced(np.ones((1, 8, 8), np.float32), transform=GT, crs=UTM31)
+    write_restoration(tmp_path / "r.nc", da, da)
+    write_raster(tmp_path / "w.nc", da.rename("obs"))
+    restore_raster(_scene(tmp_path), PleiadesDegradation(), restorer=TikhonovTileRestorer(
+        PleiadesDegradation()), out=tmp_path / "s.nc", tile=64, overlap=16, progress=False)
+    for name, var in (("r.nc", "restored"), ("w.nc", "obs"), ("s.nc", "std")):
+        with h5py.File(tmp_path / name) as f:
+            for coord in ("x", "y", "band"):
+                assert "_FillValue" not in f[coord].attrs, (name, coord)
+            assert f[var].attrs["grid_mapping"] == "spatial_ref" and "units" in f[var].attrs
+            assert "long_name" in f[var].attrs
+        rio = pytest.importorskip("rioxarray")
+        with xr.open_dataset(tmp_path / name, engine="h5netcdf", decode_coords="all") as ds:
+            assert ds[var].rio.crs.to_epsg() == 32631

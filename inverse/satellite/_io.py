@@ -453,7 +453,7 @@ def write_restoration(path: str | os.PathLike, restored: xr.DataArray | np.ndarr
             "std": "posterior standard deviation"}
     for key, da in (("restored", restored_da), ("std", std_da)):
         variables[key] = xr.DataArray(da.values, dims=("band", "y", "x"), coords=coords,
-                                      attrs={"long_name": meta[key],
+                                      attrs={"long_name": meta[key], "units": "1",
                                              "grid_mapping": "spatial_ref"})
     if samples is not None:
         arr = np.asarray(samples) if not isinstance(samples, np.memmap) else samples
@@ -473,6 +473,7 @@ def write_restoration(path: str | os.PathLike, restored: xr.DataArray | np.ndarr
     ds["x"].attrs.update(axis="X", long_name="x coordinate of pixel centers")
     ds["y"].attrs.update(axis="Y", long_name="y coordinate of pixel centers")
     encoding = {k: _encoding(v, compress) for k, v in variables.items()}
+    encoding.update({c: {"_FillValue": None} for c in ("x", "y", "band")})  # CF: coordinates
     with _atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return path
@@ -536,13 +537,15 @@ def write_raster(path: str | os.PathLike, raster: xr.DataArray, *, dtype: str | 
         if suffix in NETCDF_SUFFIXES:
             da = georeferenced(values, transform=gt, crs=crs)
             name = raster.name or "data"
-            da.attrs["grid_mapping"] = "spatial_ref"
+            da.attrs.update(grid_mapping="spatial_ref", units="1",
+                            long_name=f"{name}: digital numbers")
             enc: dict[str, Any] = {"zlib": True, "complevel": 4}
             if nodata is not None:
                 enc["_FillValue"] = np_dtype.type(nodata)
             ds = da.to_dataset(name=name)
             ds.attrs.update(meta)
-            ds.to_netcdf(tmp, engine="h5netcdf", encoding={name: enc})
+            ds.to_netcdf(tmp, engine="h5netcdf", encoding={
+                name: enc, **{c: {"_FillValue": None} for c in ("x", "y", "band")}})
         else:
             _write_geotiff(tmp, values, gt, crs, nodata, meta)
     return path
@@ -620,7 +623,8 @@ def _display(a: Any) -> np.ndarray:
 
 
 def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: Any, *,
-                   title: str | None = None, dpi: int = 110) -> Path:
+                   title: str | None = None, dpi: int = 110,
+                   unit: str = "digital numbers") -> Path:
     """Save an ``observed | restored | std`` panel as PNG (matplotlib, Agg), atomically.
 
     The observation and restoration share one contrast stretch (1st-99th percentiles of the
@@ -635,6 +639,8 @@ def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: A
     observed, restored, std : arrays or DataArrays ``(H, W)`` or ``(C, H, W)``
     title : str, optional
     dpi : int, default 110
+    unit : str, default "digital numbers"
+        Unit of the values, written on the std colorbar.
 
     Returns
     -------
@@ -670,7 +676,7 @@ def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: A
     sd_show = sd.mean(axis=-1) if sd.ndim == 3 else sd
     im = axes[2].imshow(sd_show, cmap="magma", extent=extent, interpolation="nearest")
     axes[2].set_title("posterior std")
-    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    fig.colorbar(im, ax=axes[2], shrink=0.8, label=f"posterior std ({unit})")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

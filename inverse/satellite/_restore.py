@@ -60,6 +60,9 @@ class VBLETileRestorer:
     options : VBLEOptions, optional
         Posterior options (method, iterations, samples, seed).
     device : str or torch.device, default "cpu"
+    progress : bool, default False
+        Show the iterations within each tile (a tqdm bar on stderr); :func:`restore_raster`
+        turns it on for scenes of at most 4 tiles, where the tile bar alone would sit at 0.
 
     Notes
     -----
@@ -70,8 +73,8 @@ class VBLETileRestorer:
     """
 
     def __init__(self, degradation: PleiadesDegradation, cae: CompressiveAutoencoder,
-                 options: VBLEOptions | None = None, *, device: str | torch.device = "cpu"
-                 ) -> None:
+                 options: VBLEOptions | None = None, *, device: str | torch.device = "cpu",
+                 progress: bool = False) -> None:
         from ..vble import CompressiveAutoencoder
         from ..vble._posterior import VBLEOptions
 
@@ -87,6 +90,7 @@ class VBLETileRestorer:
         self.options = options
         self.device = torch.device(device)
         self.cae = cae.to(self.device).eval()
+        self.progress = bool(progress)
 
     has_std = True
 
@@ -122,7 +126,7 @@ class VBLETileRestorer:
             y = torch.where(m, y, torch.zeros(()))
         op = op.to(self.device)
         res = vble_restore(y.to(self.device), op, self.degradation.noise_model(), self.cae,
-                           self.options)
+                           self.options, progress=self.progress)
         out = {"restored": res.x_mmse[0].detach().cpu().numpy().astype(np.float32),
                "std": res.x_std[0].detach().cpu().numpy().astype(np.float32)}
         if res.samples is not None and res.samples.shape[0] > 0:
@@ -347,6 +351,9 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
         tile_, overlap_, _m = _check_tiling(tile, overlap, margin, f)
         all_attrs["n_tiles"] = (len(tile_starts(source.shape[1] * f, tile_, overlap_, f))
                                 * len(tile_starts(source.shape[2] * f, tile_, overlap_, f)))
+        if isinstance(restorer, VBLETileRestorer) and progress and all_attrs["n_tiles"] <= 4 \
+                and not (dask or dask_scheduler):
+            restorer.progress = True  # few tiles: show the iterations within each one
         all_attrs.update(degradation.settings())
         all_attrs.update(settings)
         all_attrs.update(attrs or {})
