@@ -370,6 +370,6 @@ def test_netcdf_outputs_follow_cf_no_fill_value_on_coordinates(tmp_path):
                 assert "_FillValue" not in f[coord].attrs, (name, coord)
             assert f[var].attrs["grid_mapping"] == "spatial_ref" and "units" in f[var].attrs
             assert "long_name" in f[var].attrs
-        rio = pytest.importorskip("rioxarray")
+        pytest.importorskip("rioxarray")  # registers the .rio accessor
         with xr.open_dataset(tmp_path / name, engine="h5netcdf", decode_coords="all") as ds:
             assert ds[var].rio.crs.to_epsg() == 32631
