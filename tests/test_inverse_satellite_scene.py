@@ -151,7 +151,15 @@ def test_streamed_files_equal_the_in_memory_restoration(tmp_path, f):
                 ds[coord].encoding["_FillValue"] is None
         assert ds.attrs["method"] == "tikhonov" and ds.attrs["source_nodata"] == 0
         np.testing.assert_allclose(ds["x"].values, mem.restored["x"].values)
-    assert np.isnan(mem.restored.values).sum() == 0  # gaps are filled by the restoration
+    # the no-data corner (5 x 7 observation pixels) stays no-data, everything else is restored
+    gap = np.zeros(mem.restored.shape[1:], bool)
+    gap[:5 * f, :7 * f] = True
+    assert np.isnan(mem.restored.values[:, gap]).all() and np.isnan(mem.std.values[:, gap]).all()
+    assert np.isfinite(mem.restored.values[:, ~gap]).all()
+    filled = restore_raster(path, deg, restorer=fn, keep_nodata=False, **kw)
+    assert np.isfinite(filled.restored.values).all()
+    np.testing.assert_allclose(filled.restored.values[:, 40:, 40:],
+                               mem.restored.values[:, 40:, 40:], rtol=1e-6)
     rio = pytest.importorskip("rioxarray")
     with rio.open_rasterio(tif) as da:
         assert da.shape == (4, 70 * f, 90 * f)
@@ -373,3 +381,51 @@ def test_netcdf_outputs_follow_cf_no_fill_value_on_coordinates(tmp_path):
         pytest.importorskip("rioxarray")  # registers the .rio accessor
         with xr.open_dataset(tmp_path / name, engine="h5netcdf", decode_coords="all") as ds:
             assert ds[var].rio.crs.to_epsg() == 32631
+
+
+def test_tiling_benchmark_generates_and_restores_through_the_cli(tmp_path):
+    """Smoke test of ``benchmarks/satellite_tiling.py`` (no timing or memory asserted)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "satellite_tiling.py"
+    spec = importlib.util.spec_from_file_location("_bench_satellite_tiling", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    inp, out = tmp_path / "scene.tif", tmp_path / "r.nc"
+    bench.generate(str(inp), 300, rows=128)
+    with open_raster(inp) as src:
+        assert src.shape == (1, 300, 300) and src.dtype == "uint16" and src.nodata == 0
+        stats = src.stats()
+        assert stats.maximum <= 4095 and stats.n_valid == 300 * 300 - 100 * 100
+    res = bench.run_cli(str(inp), str(out), "tikhonov", 128)
+    assert res["peak_rss_mb"] >= res["rss_before_mb"] > 0
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds["restored"].shape == (1, 300, 300)
+        assert np.isfinite(ds["restored"].values[:, 100:, 100:]).all()
+        assert np.isnan(ds["restored"].values[:, :40, :40]).all()  # the no-data corner
+
+
+def test_degrade_and_restore_carry_the_nodata_through(tmp_path):
+    sharp = _scene(tmp_path, (1, 64, 64), nodata=0, name="sharp.tif")  # NaN block at :5, :7
+    obs = tmp_path / "obs.tif"
+    assert main(["degrade", str(sharp), "--decimation", "2", "--out", str(obs)]) == 0
+    with open_raster(obs) as src:
+        assert src.nodata == 0
+        vals = src.read(slice(0, 32), slice(0, 32))[0]
+    gap = np.zeros((32, 32), bool)
+    gap[:3, :4] = True  # the 2 x 2 blocks touching the sharp gap
+    assert np.isnan(vals[gap]).all() and np.isfinite(vals[~gap]).all()
+    out = tmp_path / "r.tif"
+    assert main(["restore", str(obs), "--method", "tikhonov", "--decimation", "2", "--tile",
+                 "32", "--overlap", "8", "--noise", "1e-5", "1e-4", "--quiet", "--out",
+                 str(out)]) == 0
+    with open_raster(out) as src:
+        rest = src.read(slice(0, 64), slice(0, 64))
+    up = np.kron(gap, np.ones((2, 2), bool))
+    assert np.isnan(rest[:, up]).all() and np.isfinite(rest[:, ~up]).all()
+    neg = georeferenced(-np.ones((1, 8, 8), np.float32))
+    write_raster(tmp_path / "neg.nc", neg)
+    assert main(["degrade", str(tmp_path / "neg.nc"), "--out", str(tmp_path / "o.tif")]) == 1
+    assert main(["restore", str(tmp_path / "neg.nc"), "--method", "tv", "--out",
+                 str(tmp_path / "o.nc")]) == 1

@@ -226,6 +226,9 @@ def _register_restore(subparsers) -> None:
     p.add_argument("--png", metavar="OUT.png", default=None,
                    help="also save an observed | restored | std panel")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--fill-nodata", action="store_true",
+                   help="restore (inpaint) the input's no-data pixels instead of keeping them "
+                        "as no-data")
     _add_degradation_args(p)
     m = p.add_argument_group("model and posterior")
     m.add_argument("--model", default="low", metavar="PATH|low|high",
@@ -374,7 +377,8 @@ def _restore_impl(args: argparse.Namespace) -> int:
                                 dask=args.dask or args.dask_scheduler is not None,
                                 dask_scheduler=args.dask_scheduler,
                                 progress=not args.quiet, device=device, model_name=model_name,
-                                attrs={"command": command, **noise_attrs}, check=False)
+                                attrs={"command": command, **noise_attrs}, check=False,
+                                keep_nodata=not args.fill_nodata)
         msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, "
                f"{result.tiled.n_computed} computed, {result.tiled.seconds:.1f} s) -> {out}")
         if args.png:
@@ -439,6 +443,8 @@ def _run_degrade(args: argparse.Namespace) -> int:
 def _degrade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import numpy as np
+
     from ._io import GEOTIFF_SUFFIXES, NETCDF_SUFFIXES, read_raster, write_raster
     from ._restore import simulate_raster
 
@@ -453,7 +459,10 @@ def _degrade(args: argparse.Namespace) -> int:
     obs = simulate_raster(sharp, degradation, seed=args.seed)
     dtype = "uint8" if degradation.n_bits <= 8 else "uint16" if degradation.n_bits <= 16 \
         else "uint32"
-    write_raster(out, obs, dtype=dtype)
+    nodata = obs.attrs.get("nodata")
+    if nodata is None and bool(np.isnan(obs.values).any()):
+        nodata = 0.0  # integer output: a no-data value is needed for the carried-through gaps
+    write_raster(out, obs, dtype=dtype, nodata=nodata)
     print(f"degraded {args.sharp} {tuple(sharp.shape)} -> {out} {tuple(obs.shape)}")
     return 0
 

@@ -302,7 +302,8 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
     -------
     xarray.DataArray
         float32 values in the file's digital numbers with NaN at no-data pixels (the GDAL nodata
-        tag or the NetCDF ``_FillValue``); attributes ``source`` and ``source_dtype``.
+        tag or the NetCDF ``_FillValue``); attributes ``source``, ``source_dtype`` and, for a
+        GeoTIFF with a nodata tag, ``nodata``.
 
     Raises
     ------
@@ -324,6 +325,7 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
         raise FileNotFoundError(f"no such raster file: {str(path)!r}")
     if engine not in (None, "rioxarray", "tifffile"):
         raise ValueError(f"engine must be None, 'rioxarray' or 'tifffile', got {engine!r}")
+    extra_attrs: dict[str, Any] = {}
     if suffix in NETCDF_SUFFIXES:
         values, gt, crs, dtype = _read_netcdf(path, variable)
         values = values.astype(np.float32)
@@ -339,11 +341,13 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
         reader = _read_geotiff_rioxarray if engine == "rioxarray" else _read_geotiff_tifffile
         raw, gt, crs, nodata, dtype = reader(path)
         values = _to_float(raw, nodata)
+        if nodata is not None:
+            extra_attrs["nodata"] = float(nodata)
     values = _select_bands(values, band, path)
     if not np.isfinite(values).any():
         raise ValueError(f"{path.name} has no valid pixel (all no-data/NaN)")
     return georeferenced(values, transform=gt, crs=crs, name=path.stem,
-                         attrs={"source": str(path), "source_dtype": dtype})
+                         attrs={"source": str(path), "source_dtype": dtype, **extra_attrs})
 
 
 # ------------------------------------------------------------------------ writing

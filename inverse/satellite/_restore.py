@@ -267,7 +267,7 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
                    dask_batch: int | None = None, dask_scheduler: str | None = None,
                    progress: bool = True, device: str | torch.device = "cpu",
                    model_name: str = "", attrs: dict[str, Any] | None = None,
-                   check: bool = True) -> Restoration:
+                   check: bool = True, keep_nodata: bool = True) -> Restoration:
     """Restore a georeferenced observation tile by tile (VBLE, or any tile restorer).
 
     The code path of ``sciml-inverse restore``. The observation is read window by window; with
@@ -302,6 +302,9 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
         Recorded in the attributes (e.g. the checkpoint path).
     attrs : dict, optional
         More global attributes for the outputs.
+    keep_nodata : bool, default True
+        No-data pixels of the observation stay no-data (NaN; the source's nodata value is
+        recorded as ``source_nodata``); False restores (inpaints) them from their neighbours.
     check : bool, default True
         Scan the observation first (:func:`check_observation`: bit depth, negative values, no
         valid pixel); False when the caller already did.
@@ -385,7 +388,7 @@ def restore_raster(observation: Any, degradation: PleiadesDegradation,
                                   work_dir=work_dir, resume_key=_resume_key(degradation, restorer),
                                   dask=dask, dask_batch=dask_batch,
                                   dask_scheduler=dask_scheduler, progress=progress,
-                                  sink=scaled)
+                                  sink=scaled, keep_nodata=keep_nodata)
         except BaseException:
             if scaled is not None:
                 scaled.sink.__exit__(RuntimeError, None, None)
@@ -429,7 +432,7 @@ def simulate_raster(sharp: xr.DataArray, degradation: PleiadesDegradation, *,
     Parameters
     ----------
     sharp : xarray.DataArray ``(band, y, x)``
-        Digital numbers, no NaN; cropped to a multiple of the decimation factor.
+        Digital numbers, NaN at no-data pixels; cropped to a multiple of the decimation factor.
     degradation : PleiadesDegradation
     seed : int, default 0
 
@@ -438,27 +441,41 @@ def simulate_raster(sharp: xr.DataArray, degradation: PleiadesDegradation, *,
     xarray.DataArray
         The quantized observation in digital numbers, on the decimated grid (pixel ``(i, j)``
         centered on the sharp pixel ``(f i, f j)``), with the degradation settings and the
-        seed as attributes. This is what ``sciml-inverse degrade`` writes.
+        seed as attributes; NaN where a sharp pixel of its ``f x f`` block is no-data (the
+        simulation fills them with the mean first). This is what ``sciml-inverse degrade``
+        writes.
 
     Raises
     ------
     ValueError
-        No-data pixels in ``sharp`` or values above ``2**n_bits - 1``.
+        No valid pixel, negative values or values above ``2**n_bits - 1``.
     """
     f = degradation.decimation
     h, w = (sharp.sizes["y"] // f) * f, (sharp.sizes["x"] // f) * f
     sharp = sharp.isel(y=slice(0, h), x=slice(0, w))
     values = np.asarray(sharp.values, dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise ValueError("the sharp image has no-data pixels; crop them out first")
+    valid = np.isfinite(values)
+    if not valid.any():
+        raise ValueError("the sharp image has no valid pixel (all no-data)")
     dn = float(degradation.levels)
-    if values.max() > dn * (1 + 1e-9):
-        raise ValueError(f"the sharp image reaches {values.max():g}, above 2**"
+    if values[valid].max() > dn * (1 + 1e-9):
+        raise ValueError(f"the sharp image reaches {values[valid].max():g}, above 2**"
                          f"{degradation.n_bits} - 1 = {dn:g}: give the right bit depth (--bits)")
+    if values[valid].min() < 0:
+        raise ValueError(f"the sharp image has negative digital numbers (minimum "
+                         f"{values[valid].min():g}); digital numbers are >= 0")
+    if not valid.all():  # simulate on a filled image, then carry the no-data through
+        values = np.where(valid, values, values[valid].mean())
     gen = torch.Generator().manual_seed(int(seed))
     y = degradation.simulate(torch.from_numpy(values / dn), gen).numpy() * dn
+    if not valid.all():
+        c, h, w = valid.shape
+        seen = valid.reshape(c, h // f, f, w // f, f).all(axis=(2, 4))
+        y = np.where(seen, y, np.nan)
     gt, crs = _geo_of(sharp)
     return georeferenced(y.astype(np.float32), crs=crs, name="observation",
                          transform=None if gt is None else _scale_grid(gt, float(f)),
                          attrs={"source": str(sharp.attrs.get("source", "")),
-                                **degradation.settings(), "seed": int(seed)})
+                                **degradation.settings(), "seed": int(seed),
+                                **({"nodata": sharp.attrs["nodata"]}
+                                   if "nodata" in sharp.attrs else {})})

@@ -455,7 +455,7 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                   work_dir: str | os.PathLike | None = None, resume_key: str | None = None,
                   dask: bool = False, dask_batch: int | None = None,
                   dask_scheduler: str | None = None, progress: bool = True,
-                  sink: TileSink | None = None) -> TiledResult:
+                  sink: TileSink | None = None, keep_nodata: bool = False) -> TiledResult:
     """Restore a large scene tile by tile with overlap and smooth blending.
 
     Parameters
@@ -503,6 +503,10 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         and an active ``distributed.Client``, that client is used the same way.
     progress : bool, default True
         Show a tqdm progress bar (on stderr).
+    keep_nodata : bool, default False
+        Give zero weight to the image pixels of no-data observation pixels, so that they are
+        NaN (no data) in the result; by default they are restored (inpainted) from their
+        neighbours within the tile.
     sink : TileSink, optional
         Receives the finished rows, top to bottom, as ``sink.write(rows, restored, std,
         samples)`` (``(C, n, W)`` float32 arrays, ``std``/``samples`` None when absent) as soon
@@ -575,6 +579,10 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                 continue
             n_valid += 1
             obs, mask = prepared
+            if keep_nodata and mask is not None:
+                # no-data stays no-data: zero weight where an observation pixel is missing
+                seen = np.repeat(np.repeat(mask.all(axis=0), f, axis=0), f, axis=1)
+                w = w * seen
             tshape = (c, rs.stop - rs.start, cs.stop - cs.start)
             key = (rs.start, cs.start)
             digest = ""
