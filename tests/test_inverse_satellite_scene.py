@@ -455,3 +455,17 @@ def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
     assert row["tiles_done"] == row["tiles_total"] == 4
     assert row["mpx_per_s"] > 0 and 0 <= row["coverage_2std"] <= 1
     assert np.isfinite(row["psnr_restored"])
+
+
+def test_cog_output_is_a_cloud_optimized_geotiff(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    path = _scene(tmp_path, (1, 300, 280))
+    out = tmp_path / "c.tif"
+    assert main(["restore", str(path), "--method", "tikhonov", "--noise", "1e-5", "1e-4",
+                 "--tile", "128", "--overlap", "16", "--quiet", "--cog", "--out", str(out)]) == 0
+    with rasterio.open(out) as ds:
+        assert ds.descriptions == ("restored", "std") and ds.crs.to_epsg() == 32631
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert ds.profile["tiled"] and ds.overviews(1)
+    assert main(["restore", str(path), "--method", "tv", "--cog", "--out",
+                 str(tmp_path / "c.nc")]) == 1

@@ -291,7 +291,8 @@ class GeoTIFFSink(_FileSink):
             cog = self.tmp.with_suffix(".cog.partial")
             try:
                 rasterio.shutil.copy(self.tmp, cog, driver="COG", compress="DEFLATE",
-                                     predictor="FLOATING_POINT", BIGTIFF="IF_SAFER")
+                                     blocksize=_BLOCK, predictor="FLOATING_POINT",
+                                     BIGTIFF="IF_SAFER")
                 os.replace(cog, self.tmp)
             finally:
                 with contextlib.suppress(FileNotFoundError):
