@@ -84,7 +84,7 @@ def pde_commands(monkeypatch):
 
     import tomllib
 
-    from operators import _cli
+    from sciml_inverse import _cli
 
     with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
         eps = tomllib.load(fh)["project"]["entry-points"]["sciml_inverse.commands"]

@@ -85,8 +85,14 @@ def _run_generate(args: argparse.Namespace) -> int:
             **field_kw,
         )
         save_darcy(data, out)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"sciml-inverse darcy generate: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("sciml-inverse darcy generate: interrupted; rerun the same command to resume "
+              f"from {checkpoint.name}" if checkpoint.exists() else
+              "sciml-inverse darcy generate: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"sciml-inverse darcy generate: error: {msg}", file=sys.stderr)
         return 1
     print(f"wrote {len(data)} {args.kind} samples on a {args.grid}x{args.grid} grid to {out}")
     return 0
