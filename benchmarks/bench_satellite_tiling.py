@@ -69,7 +69,7 @@ def generate(path: str, size: int, seed: int = 0, rows: int = 512) -> None:
 
 def run_cli(inp: str, out: str, method: str, tile: int) -> dict:
     """``sciml-inverse restore`` in this process (call it in a fresh one)."""
-    from operators._cli import main
+    from sciml_inverse._cli import main
 
     base = _peak_mb()
     t0 = time.perf_counter()

@@ -413,6 +413,7 @@ def make_figures(state: dict, folder: Path, settings) -> list[Path]:
     import numpy as np
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for s in settings:
         path = folder / "panels" / f"{s.name}.npz"
@@ -652,8 +653,6 @@ def main(argv: list[str] | None = None) -> dict:
         settings = [s for s in ALL_SETTINGS if s.name in merged["tuning"]]
         rule = auto_rule_from_tuning(merged["tuning"], {n: None for n in ("low", "high")})
         if args.write_auto_rule and rule is not None:
-            from sciml_inverse import write_json
-
             write_json(args.write_auto_rule, rule.to_dict())
         if args.figures:
             make_figures(merged, args.figures, settings)
@@ -721,8 +720,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     rule = auto_rule_from_tuning(state["tuning"], models)
     if args.write_auto_rule and rule is not None:
-        from sciml_inverse import write_json
-
         write_json(args.write_auto_rule, rule.to_dict())
         log(f"auto rule written to {args.write_auto_rule}")
     if "cli_default" in args.methods and rule is None:
