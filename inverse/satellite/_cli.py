@@ -231,8 +231,13 @@ def _register_restore(subparsers) -> None:
                         "as no-data")
     _add_degradation_args(p)
     m = p.add_argument_group("model and posterior")
-    m.add_argument("--model", default="low", metavar="PATH|low|high",
-                   help="CAE checkpoint (save_cae) or a shipped model (default low)")
+    m.add_argument("--model", default="auto", metavar="PATH|auto|low|high",
+                   help="CAE checkpoint (save_cae), a shipped model, or auto (default: the "
+                        "shipped rate chosen from the noise, MTF and decimation by the rule "
+                        "fitted on train crops, inverse.vble.select_model)")
+    m.add_argument("--conditional", choices=("exact", "variational"), default="exact",
+                   help="vble-xz image-space posterior: exact Gaussian conditional p(x|z,y) "
+                        "(default) or the published variational q(x|z)")
     m.add_argument("--method", type=_method, default="vble-xz", metavar="|".join(METHODS),
                    help="vble-xz (default; image-space posterior), vble-z, map-z, or the fast "
                         "classical baselines tikhonov (exact Gaussian posterior std) and tv "
@@ -312,6 +317,30 @@ def _restore(args: argparse.Namespace) -> int:
         return _restore_impl(args)
 
 
+def _auto_model(source, degradation) -> str:
+    """``--model auto``: the shipped rate for this scene (noise std at its mean level)."""
+    import numpy as np
+    import torch
+
+    from ..vble import select_model
+
+    level = float(np.nanmean(source.preview(512))) / (2 ** degradation.n_bits - 1)
+    var = float(degradation.noise_model().variance(torch.tensor(max(level, 0.0))))
+    return select_model(max(var, 1e-30) ** 0.5, degradation.decimation,
+                        0.1 if degradation.mtf is None else float(degradation.mtf))
+
+
+def _vble_options(args: argparse.Namespace):
+    """The VBLE options of the command line (VBLE-xz: the exact conditional by default)."""
+    from ..vble import VBLEOptions
+
+    method = args.method.replace("-", "_")
+    return VBLEOptions(method=method, n_iter=args.iters, lr=args.lr,
+                       rate_scale=args.rate_scale, n_samples=args.samples,
+                       return_samples=min(args.save_samples, args.samples), seed=args.seed,
+                       conditional=args.conditional if method == "vble_xz" else "variational")
+
+
 def _restore_impl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -342,16 +371,8 @@ def _restore_impl(args: argparse.Namespace) -> int:
         _check_bits(args, source.dtype, "restore")
         cae = restorer = options = None
         model_name = ""
-        if args.method not in ("tikhonov", "tv"):
-            from ..vble._posterior import VBLEOptions
-
-            cae = load_model(args.model, device)
-            model_name = args.model
-            options = VBLEOptions(method=args.method.replace("-", "_"), n_iter=args.iters,
-                                  lr=args.lr, rate_scale=args.rate_scale,
-                                  n_samples=args.samples,
-                                  return_samples=min(args.save_samples, args.samples),
-                                  seed=args.seed)
+        if args.method not in ("tikhonov", "tv") and args.model != "auto":
+            cae = load_model(args.model, device)  # fail early on a bad checkpoint
         from ._restore import check_observation
 
         check_observation(source, args.bits)
@@ -365,6 +386,14 @@ def _restore_impl(args: argparse.Namespace) -> int:
             print(f"sciml-inverse restore: estimated noise a = {est.a:.3g}, b = {est.b:.3g} "
                   "(normalized units; pass --noise A B to set it)", file=sys.stderr)
         degradation = _degradation(args)
+        if args.method not in ("tikhonov", "tv"):
+            model_name = args.model
+            if args.model == "auto":
+                model_name = _auto_model(source, degradation)
+                print(f"sciml-inverse restore: --model auto chose {model_name!r}",
+                      file=sys.stderr)
+                cae = load_model(model_name, device)
+            options = _vble_options(args)
         if args.method in ("tikhonov", "tv"):
             from ._classical import TikhonovTileRestorer, TVTileRestorer
 
