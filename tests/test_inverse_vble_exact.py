@@ -178,3 +178,18 @@ def test_default_options_are_the_exact_conditional():
 
     opts = default_options(n_samples=10)
     assert (opts.method, opts.conditional, opts.n_samples) == ("vble_xz", "exact", 10)
+
+
+def test_restore_command_defaults_to_auto_model_and_exact_conditional():
+    import argparse
+
+    from inverse.satellite import _cli
+
+    parser = argparse.ArgumentParser()
+    _cli.restore.register(parser.add_subparsers())
+    args = parser.parse_args(["restore", "in.tif", "--out", "out.nc"])
+    assert args.model == "auto" and args.conditional == "exact"
+    opts = _cli._vble_options(args)
+    assert (opts.method, opts.conditional) == ("vble_xz", "exact")
+    args = parser.parse_args(["restore", "in.tif", "--out", "out.nc", "--method", "vble-z"])
+    assert _cli._vble_options(args).conditional == "variational"
