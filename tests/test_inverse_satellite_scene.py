@@ -306,7 +306,7 @@ def test_ctrl_c_and_sigterm_leave_no_output_and_one_line(tmp_path):
             "import inverse.satellite._classical as c\n"
             "orig = c.TikhonovTileRestorer.__call__\n"
             "def slow(self, *a):\n"
-            "    time.sleep(0.3)\n"
+            "    time.sleep(1.0)\n"
             "    return orig(self, *a)\n"
             "c.TikhonovTileRestorer.__call__ = slow\n"
             "from sciml_inverse._cli import main\n"
