@@ -92,3 +92,14 @@ def pde_commands(monkeypatch):
               for k, v in eps.items()]
     monkeypatch.setattr(_cli, "_entry_points", lambda: points)
     return _cli.main
+
+
+@pytest.fixture
+def forbid_cg(monkeypatch):
+    """Make the CG fallback of ``solve_normal`` raise (closed forms must not call it)."""
+    import operators.solvers._cg as cg_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("solve_normal fell back to CG where a closed form was expected")
+
+    monkeypatch.setattr(cg_module, "cg", fail)

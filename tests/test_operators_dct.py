@@ -15,7 +15,6 @@ import scipy.fft
 import torch
 from problems import dense_matrix, randn
 
-import operators.solvers._cg as cg_module
 import operators.solvers._power as power_module
 from operators import FiniteDifference, Identity, Stack, cg
 from operators._dct import dct, dct_apply, idct
@@ -29,14 +28,6 @@ FD_CASES = {
     "anisotropic_spacing": lambda: FiniteDifference((5, 6), spacing=(0.5, 2.0)),
     "single_pixel_axis": lambda: FiniteDifference((1, 6)),
 }
-
-
-@pytest.fixture
-def forbid_cg(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("solve_normal fell back to CG where the DCT closed form was expected")
-
-    monkeypatch.setattr(cg_module, "cg", fail)
 
 
 @pytest.fixture

@@ -59,16 +59,6 @@ def _rhs(A, batch=(2,)):
 
 
 @pytest.fixture
-def forbid_cg(monkeypatch):
-    """Make the CG fallback of ``solve_normal`` raise (closed forms must not call it)."""
-
-    def fail(*args, **kwargs):
-        raise AssertionError("solve_normal fell back to CG where a closed form was expected")
-
-    monkeypatch.setattr(cg_module, "cg", fail)
-
-
-@pytest.fixture
 def count_cg(monkeypatch):
     calls = []
     original = cg_module.cg
