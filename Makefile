@@ -47,8 +47,11 @@ demo: install
 bench: install
 	$(PY) benchmarks/operators.py --json bench_output/operators.json
 
+# Warnings are errors (-W); --keep-going reports all of them before failing. The gallery
+# examples run during the build. check_offline.py fails on any script or style from the network.
 docs: $(VENV)/.installed-docs
-	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_offline.py docs/_build/html
 
 clean:
 	rm -rf build dist *.egg-info demo_output outputs bench_output \

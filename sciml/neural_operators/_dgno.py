@@ -183,16 +183,16 @@ class DGNO(AbstractNeuralOperator):
         ``s_1, s_2`` of the mixed form (required for two-phase coefficients, where the primal
         form would differentiate a discontinuous ``a``).
 
-    Shapes
-    ------
-    ``forward(a, x)``: ``a (B, n, n)``, ``x (N, 2)`` or ``(B, N, 2)`` → ``u (B, N)``.
-
     Raises
     ------
     TypeError
         Wrong component types.
     ValueError
         Decoders with an encoder of their own, or a latent size mismatch.
+
+    Notes
+    -----
+    Shapes: ``forward(a, x)``: ``a (B, n, n)``, ``x (N, 2)`` or ``(B, N, 2)`` → ``u (B, N)``.
 
     References
     ----------
