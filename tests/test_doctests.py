@@ -1,7 +1,8 @@
 """The ``Examples`` sections of the public API's docstrings run as doctests.
 
 Every public name (``__all__``) of the documented modules is searched for docstring examples
-(class docstrings and their methods included); each object with examples is one test. The
+(class docstrings and their methods included); each object with examples is one test, run in
+the namespace of the public module that exports it (private modules are never imported here). The
 documentation shows these examples, so an example that no longer runs fails here.
 """
 
@@ -33,7 +34,9 @@ def _doctests() -> list[doctest.DocTest]:
             if not (callable(obj) or obj is module):
                 continue
             try:
-                found = finder.find(obj, qualname, module=False, globs={})
+                # run with the public module's namespace, as ``pytest --doctest-modules`` on it
+                # would: an example may use the names its module exports without importing them
+                found = finder.find(obj, qualname, module=False, globs=dict(vars(module)))
             except ValueError:  # objects doctest cannot inspect (e.g. some C types)
                 continue
             for test in found:
