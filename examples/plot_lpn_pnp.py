@@ -76,7 +76,10 @@ fig.tight_layout()
 # Tikhonov weight is the one ``examples/lpn_deblur.py`` chose on ``train/`` crops for this blur
 # and noise (λ = 0.1, ρ = 10 λ; see the LPN guide), not tuned on this image.
 t0 = time.perf_counter()
-root = Path(__file__).resolve().parent
+try:
+    root = Path(__file__).resolve().parent
+except NameError:  # sphinx-gallery runs an example in its own directory, without __file__
+    root = Path.cwd()
 naip = np.load(root / "data" / "naip_nd_5m_20170827_gray256.npz")
 x = torch.from_numpy(naip["image"][64:192, 64:192].astype(np.float32) / 255.0)[None, None]
 

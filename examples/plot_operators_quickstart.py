@@ -45,8 +45,12 @@ print("per-sample ||A||:", A.opnorm())
 # --------------------------------------------------
 # ``solve_normal(b, rho)`` returns :math:`(A^H A + \rho I)^{-1} b`. For circular blur followed
 # by decimation it uses the analytical formula of Zhao et al. (2016); CG needs many iterations.
-# Two crops of the bundled NAIP tile, scaled to [0, 1] (``__file__`` is this script).
-naip = np.load(Path(__file__).resolve().parent / "data" / "naip_nd_5m_20170827_gray256.npz")
+# Two crops of the bundled NAIP tile, scaled to [0, 1].
+try:
+    here = Path(__file__).resolve().parent
+except NameError:  # sphinx-gallery runs an example in its own directory, without __file__
+    here = Path.cwd()
+naip = np.load(here / "data" / "naip_nd_5m_20170827_gray256.npz")
 tile = torch.from_numpy(naip["image"].astype(np.float32) / 255.0)
 x = torch.stack([tile[:128, :128], tile[128:, 128:]])[:, None]  # (2, 1, 128, 128)
 y = A(x) + 0.01 * torch.randn(2, *A.out_shape)
