@@ -14,7 +14,9 @@ Two uses of :class:`inverse.lpn.LPN`, the learned proximal network of Fang, Buch
    for Gaussian deblurring of a crop of the bundled NAIP tile, against Tikhonov regularization.
 
 Cost: the 800 training steps take about 26 s of CPU time (33 ms per step, measured with one
-thread); the deblurring runs 2 x 40 ADMM iterations on a 128 x 128 image.
+thread); the deblurring runs 2 x 40 ADMM iterations on a 128 x 128 image. The whole script was
+not timed on an idle machine: on the overloaded machine that built these pages (load ~20 on 2
+cores) the training alone took 12 minutes of wall time.
 """
 
 # %%
