@@ -49,7 +49,10 @@ if EXAMPLES.is_dir():
     }
 
 templates_path: list[str] = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+# sg_execution_times.rst: a stale copy written by a build with write_computation_times on would
+# bring back its CDN scripts (DataTables, Bootstrap).
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints",
+                    "sg_execution_times.rst", "auto_examples/sg_execution_times.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
