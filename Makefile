@@ -53,8 +53,11 @@ bench: install
 peer-tests-deepinv: install
 	OMP_NUM_THREADS=1 $(PY) peer_tests/deepinv_suite.py --json bench_output/peer_tests_deepinv.json
 
+# Warnings are errors (-W); --keep-going reports all of them before failing. The gallery
+# examples run during the build. check_offline.py fails on any script or style from the network.
 docs: $(VENV)/.installed-docs
-	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_offline.py docs/_build/html
 
 clean:
 	rm -rf build dist *.egg-info demo_output outputs bench_output \

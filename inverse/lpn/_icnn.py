@@ -143,6 +143,7 @@ class ImageLPNConfig:
 
     Examples
     --------
+    >>> from inverse.lpn import ImageLPNConfig
     >>> cfg = ImageLPNConfig(in_channels=1, hidden=16, num_layers=3)
     >>> cfg.receptive_field
     13

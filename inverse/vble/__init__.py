@@ -25,9 +25,9 @@ Training (the commands that made the shipped weights are in ``inverse/vble/weigh
 
 * :func:`train_cae` (rate-distortion) and :func:`train_std_decoder` (the variance decoder) with
   :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
-* :func:`load_satellite_train` / :class:`PatchSampler`: random patches of the training images
-  with flips and rotations; :func:`evaluate_cae` and :func:`fit_decoder` (the decoder-fit
-  ceiling).
+* :func:`load_satellite_train` / :class:`PatchSampler` (of :class:`PatchSource` images):
+  random patches of the training images with flips and rotations; :func:`evaluate_cae` and
+  :func:`fit_decoder` (the decoder-fit ceiling).
 """
 
 from ._auto import AutoRule as AutoRule
@@ -43,6 +43,7 @@ from ._checkpoint import default_cae as default_cae
 from ._checkpoint import load_cae as load_cae
 from ._checkpoint import save_cae as save_cae
 from ._data import PatchSampler as PatchSampler
+from ._data import PatchSource as PatchSource
 from ._data import load_satellite_train as load_satellite_train
 from ._entropy import EntropyBottleneck as EntropyBottleneck
 from ._entropy import GaussianConditional as GaussianConditional
@@ -103,5 +104,6 @@ __all__ = [
     "evaluate_cae",
     "fit_decoder",
     "PatchSampler",
+    "PatchSource",
     "load_satellite_train",
 ]

@@ -194,11 +194,6 @@ class DGNO(AbstractNeuralOperator):
         :class:`DGNOLossOptions` ``source``/``interpolation``, mixed iff there are flux
         decoders).
 
-    Shapes
-    ------
-    ``forward(a, x)``: ``a (B, n, n)`` (or the encoder's field shape), ``x (N, d)`` or
-    ``(B, N, d)`` → ``u (B, N)``.
-
     Raises
     ------
     TypeError
@@ -207,6 +202,11 @@ class DGNO(AbstractNeuralOperator):
         Decoders with an encoder of their own, a latent or input size mismatch, a PDE that
         needs auxiliary fields the model lacks, or ``a_decoder=None`` without
         ``pde.coefficient_points``.
+
+    Notes
+    -----
+    Shapes: ``forward(a, x)``: ``a (B, n, n)`` (or the encoder's field shape), ``x (N, d)`` or
+    ``(B, N, d)`` → ``u (B, N)``.
 
     References
     ----------
