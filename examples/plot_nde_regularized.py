@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from sciml.nde import ErrorRegularizer, odeint
+from sciml.nde import ErrorRegularizer, Recorder, odeint
 
 t_start = time.perf_counter()
 F64 = torch.float64
@@ -40,8 +40,8 @@ t_test = torch.sort(1.5 * torch.rand(100, generator=torch.Generator().manual_see
                                      dtype=F64)).values
 t_test = torch.cat([t_train[:1], t_test])
 with torch.no_grad():
-    y_train, _ = odeint(lambda t, u: (u**3) @ A.T, u0, t_train, rtol=1e-10, atol=1e-10)
-    y_test, _ = odeint(lambda t, u: (u**3) @ A.T, u0, t_test, rtol=1e-10, atol=1e-10)
+    y_train = odeint(lambda t, u: (u**3) @ A.T, u0, t_train, rtol=1e-10, atol=1e-10)
+    y_test = odeint(lambda t, u: (u**3) @ A.T, u0, t_test, rtol=1e-10, atol=1e-10)
 
 
 class Spiral(nn.Module):
@@ -60,7 +60,9 @@ def train(model, iters, lr, lam):
     penalty = ErrorRegularizer(lam) if lam > 0 else None
     for _ in range(iters):
         opt.zero_grad()
-        pred, stats = odeint(model, u0, t_train, rtol=1e-6, atol=1e-6)
+        rec = Recorder()
+        pred = odeint(model, u0, t_train, rtol=1e-6, atol=1e-6, recorder=rec)
+        stats = rec.stats
         loss = (pred - y_train).pow(2).mean()
         if penalty is not None:
             loss = loss + penalty(stats)
@@ -72,7 +74,10 @@ def train(model, iters, lr, lam):
 @torch.no_grad()
 def test(model):
     """Test MSE at 100 random times and the NFE of that prediction."""
-    pred, stats = odeint(model, u0, t_test, rtol=1e-6, atol=1e-6, max_steps=200_000)
+    rec = Recorder(stiffness=False)
+    pred = odeint(model, u0, t_test, rtol=1e-6, atol=1e-6, recorder=rec,
+                  options={"max_num_steps": 200_000})
+    stats = rec.stats
     return float((pred - y_test).pow(2).mean()), stats.nfe
 
 
