@@ -7,6 +7,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_real
+
 from .._base import LinearOperator, _expand_per_sample, _inner, _sqnorm
 
 __all__ = ["power_method", "PowerMethodResult"]
@@ -82,6 +84,7 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
                          f"{op.out_shape}; use A.opnorm() for the norm of a rectangular A")
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
+    check_real("tol", tol)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     nd = len(op.in_shape)
