@@ -8,8 +8,9 @@ user's arguments:
 * :func:`read_checkpoint` -- the checked checkpoint reader (``weights_only=True`` always);
 * :func:`check_number`, :func:`check_int`, :func:`check_tensor`, :func:`check_finite`,
   :func:`check_shape`, :func:`check_representable`, :func:`check_positive_tensor`,
-  :func:`check_real`, :func:`check_device`, :func:`check_keys`,
-  :func:`check_finite_state_dict` -- the shared argument validators.
+  :func:`check_real`, :func:`check_tolerance`, :func:`check_device`, :func:`check_keys`,
+  :func:`check_finite_state_dict`, :func:`check_checkpoint_content` -- the shared
+  argument validators.
 """
 
 from ._checkpoint import read_checkpoint as read_checkpoint
@@ -23,6 +24,7 @@ from ._version import library_version as library_version
 __all__ = ["check_int", "check_number", "library_version", "read_checkpoint", "write_atomic",
            "write_bytes_atomic", "write_json"]
 
+from ._checks import check_checkpoint_content as check_checkpoint_content  # noqa: E402
 from ._checks import check_device as check_device  # noqa: E402
 from ._checks import check_finite as check_finite  # noqa: E402
 from ._checks import check_finite_state_dict as check_finite_state_dict  # noqa: E402
@@ -32,7 +34,8 @@ from ._checks import check_real as check_real  # noqa: E402
 from ._checks import check_representable as check_representable  # noqa: E402
 from ._checks import check_shape as check_shape  # noqa: E402
 from ._checks import check_tensor as check_tensor  # noqa: E402
+from ._checks import check_tolerance as check_tolerance  # noqa: E402
 
-__all__ += ["check_device", "check_finite", "check_finite_state_dict", "check_keys",
-            "check_positive_tensor", "check_real", "check_representable", "check_shape",
-            "check_tensor"]
+__all__ += ["check_checkpoint_content", "check_device", "check_finite", "check_finite_state_dict",
+            "check_keys", "check_positive_tensor", "check_real", "check_representable",
+            "check_shape", "check_tensor", "check_tolerance"]

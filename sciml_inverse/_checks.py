@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_int", "check_number", "check_real", "check_tensor", "check_finite", "check_shape",
-           "check_representable", "check_positive_tensor", "check_keys",
-           "check_finite_state_dict", "check_device"]
+__all__ = ["check_int", "check_number", "check_real", "check_tensor", "check_tolerance",
+           "check_finite", "check_shape", "check_representable", "check_positive_tensor",
+           "check_keys", "check_finite_state_dict", "check_checkpoint_content", "check_device"]
 
 
 def check_number(name: str, v: object, *, positive: bool = True,
@@ -49,6 +49,29 @@ def check_real(name: str, v: object, *, allow_none: bool = False) -> None:
         raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v!r}")
+
+
+def check_tolerance(name: str, v: object) -> float:
+    """Check a solver tolerance: a finite real number (or a one-element tensor without grad).
+
+    The sign and "not both zero" rules are the caller's. Returns ``float(v)``.
+
+    Raises
+    ------
+    TypeError
+        For another type (a bool, a string, a tensor of several elements or with grad).
+    ValueError
+        For NaN or infinity (a NaN tolerance accepts every step, an infinite one too).
+    """
+    if isinstance(v, Tensor):
+        if v.numel() != 1 or v.requires_grad:
+            raise TypeError(f"{name} must be a float (or a one-element tensor without grad)")
+    elif isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(v).__name__}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be finite, got {f}")
+    return f
 
 
 def check_tensor(name: str, x: object, *, allow_complex: bool = True) -> Tensor:
@@ -194,6 +217,20 @@ def check_finite_state_dict(state: Mapping[str, Any], source: str | os.PathLike,
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ValueError(f"{os.fspath(source)}: the {what} contain NaN or inf in {shown}; the "
                          f"training that wrote it probably diverged: use an earlier checkpoint")
+
+
+def check_checkpoint_content(ckpt: object, source: str | os.PathLike, *,
+                             required: Iterable[str] = (), weights: str | None = None,
+                             what: str = "checkpoint") -> None:
+    """The checks of a loaded checkpoint dict, in one call for loaders.
+
+    :func:`check_keys` for ``required`` (a clear ``ValueError``, not a ``KeyError`` later), then
+    :func:`check_finite_state_dict` on ``ckpt[weights]`` (NaN or inf weights of a diverged run).
+    """
+    check_keys(ckpt, required, source, what)
+    if weights is not None:
+        check_keys(ckpt, (weights,), source, what)
+        check_finite_state_dict(ckpt[weights], source)  # type: ignore[index]
 
 
 def _hint(hint: str) -> str:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sciml_inverse import check_checkpoint_content
+
 from .._internal import library_version as library_version
 from .._internal import read_checkpoint as _read_checkpoint
 from .._internal import write_atomic as write_atomic
@@ -75,8 +77,11 @@ def save_lpn(model: LPN, path: str | os.PathLike) -> Path:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    return _read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="LPN checkpoint",
+    ckpt = _read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="LPN checkpoint",
                             article="an", map_location=map_location, stacklevel=4)
+    check_checkpoint_content(ckpt, path, required=("model_config",), weights="model_state",
+                             what="LPN checkpoint")
+    return ckpt
 
 
 def check_model_matches(model: LPN, ckpt: dict[str, Any], path: str | os.PathLike) -> None:
@@ -110,8 +115,8 @@ def load_lpn(path: str | os.PathLike, model: LPN | None = None, *,
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not an LPN checkpoint, has another format version, or was saved for a
-        different configuration than ``model``'s.
+        If the file is not an LPN checkpoint, has another format version, lacks an entry, holds
+        NaN or infinite weights, or was saved for a different configuration than ``model``'s.
 
     Examples
     --------

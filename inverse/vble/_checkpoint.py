@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from sciml_inverse import check_finite_state_dict
+
 from .._internal import library_version as _library_version
 from .._internal import read_checkpoint
 from .._internal import write_atomic as _write_atomic
@@ -109,7 +111,8 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
         If there is no file at ``path``.
     ValueError
         If the file is corrupted or not a CAE checkpoint, has another format version, a
-        configuration this version does not know, or weights that do not fit its configuration.
+        configuration this version does not know, weights that do not fit its configuration or
+        NaN/infinite weights.
     """
     path = Path(path)
     ckpt = _read(path, map_location)
@@ -131,6 +134,7 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
     # the 1e-9 floors to 0 (then latent_bits can be inf): take them from the fresh model.
     if ckpt.get("dtype") == "float16":
         state = {k: own[k] if (k in own and k not in params) else v for k, v in state.items()}
+    check_finite_state_dict(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -226,6 +230,8 @@ def cae_from_compressai(state_dict_or_path: dict | str | os.PathLike, *, alpha: 
                int(sd["entropy_parameters.2.weight"].shape[0]))
     except (KeyError, AttributeError, IndexError) as err:
         raise ValueError(f"not a CompressAI mbt2018 state dict (missing {err})") from err
+    check_finite_state_dict(sd, "the CompressAI state dict" if isinstance(
+        state_dict_or_path, dict) else state_dict_or_path)
     config = CAEConfig(in_channels=cin, N=N, M=M, n_bits=n_bits, alpha=alpha,
                        std_decoder=std_decoder, hyper_channels=hyper, context_channels=k,
                        entropy_channels=ent)

@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from sciml_inverse import check_checkpoint_content
+
 from .._internal import check_int as _int
 from .._internal import check_number as _num
 from .._internal import library_version as library_version
@@ -202,10 +204,17 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    return read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION,
+    ckpt = read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION,
                            what="training checkpoint", article="a CAE",
                            hint=" (final weights written by save_cae are loaded with load_cae)",
                            stacklevel=4)
+    check_checkpoint_content(ckpt, path, required=_CKPT_KEYS, weights="model_state",
+                             what="CAE training checkpoint")
+    return ckpt
+
+
+_CKPT_KEYS = ("phase", "model_config", "optimizer", "step", "train_config", "generators",
+              "rng_states", "history", "total_wall_time")
 
 
 def _model_state(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -44,6 +44,8 @@ from typing import Any, Protocol
 
 import torch
 
+from sciml_inverse import check_tolerance
+
 from ._stats import SolverStats
 
 __all__ = [
@@ -543,6 +545,7 @@ def sdeint(
     controller = PIController() if controller is None else controller
     if not isinstance(controller, PIController):
         raise TypeError(f"controller must be a PIController, got {type(controller).__name__}")
+    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)  # finite numbers
     if rtol < 0 or atol < 0 or rtol + atol == 0:
         raise ValueError(f"need rtol >= 0, atol >= 0, not both 0; got rtol={rtol}, atol={atol}")
     if not (isinstance(max_steps, int) and max_steps > 0):

@@ -24,7 +24,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_checkpoint_content
+
 from ._base import AbstractNeuralOperator
+
+#: entries of a training checkpoint that resuming reads (besides the weights "model")
+_CKPT_KEYS = ("model_class", "options", "optimizer", "scheduler", "generator", "epoch",
+              "best_model", "history", "best_epoch", "best_val")
 
 __all__ = [
     "AbstractObjective", "SupervisedObjective", "TrainOptions", "TrainResult", "fit",
@@ -245,6 +251,7 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
     cfg = asdict(options)
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        check_checkpoint_content(ck, checkpoint, required=_CKPT_KEYS, weights="model")
         if ck.get("model_class") != type(model).__name__ or ck.get("options") != cfg:
             raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written for "
                              f"{ck.get('model_class')} with options {ck.get('options')}; pass "
