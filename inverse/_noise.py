@@ -151,7 +151,7 @@ class GaussianNoise(NoiseModel):
     Examples
     --------
     >>> import torch
-    >>> from inverse._noise import GaussianNoise
+    >>> from inverse import GaussianNoise
     >>> float(GaussianNoise(0.5).nll(torch.zeros(1, 2), torch.ones(1, 2))[0])
     4.0
     """

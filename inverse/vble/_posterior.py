@@ -500,8 +500,8 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     --------
     >>> import torch
     >>> from operators import Identity
-    >>> from inverse._noise import GaussianNoise
-    >>> from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
+    >>> from inverse import GaussianNoise
+    >>> from inverse.vble import CAEConfig, CompressiveAutoencoder
     >>> cae = CompressiveAutoencoder(CAEConfig(N=8, M=12))
     >>> y = torch.rand(1, 1, 32, 32)
     >>> res = vble_restore(y, Identity((1, 32, 32)), GaussianNoise(0.1), cae,
