@@ -370,7 +370,7 @@ class PleiadesDegradation:
         return Decimation(self.decimation, shape) @ blur
 
     def noise_model(self, *, include_quantization: bool = True) -> PoissonGaussianNoise:
-        r"""The likelihood :class:`inverse._noise.PoissonGaussianNoise` of this acquisition.
+        r"""The likelihood :class:`inverse.PoissonGaussianNoise` of this acquisition.
 
         Parameters
         ----------

@@ -6,7 +6,7 @@ the VBLE papers call them :math:`z` and :math:`h`). The prior is the CAE's entro
 \operatorname{diag}\sigma_\theta^2(y))` (:meth:`~._cae.CompressiveAutoencoder.decode` and
 :meth:`~._cae.CompressiveAutoencoder.decode_std`); the observation is
 :math:`\mathbf y_{\rm obs} \sim \mathcal N(Ax, \operatorname{diag} v(Ax))` for any
-:class:`operators.LinearOperator` :math:`A` and :class:`inverse._noise.NoiseModel` :math:`v`.
+:class:`operators.LinearOperator` :math:`A` and :class:`inverse.NoiseModel` :math:`v`.
 
 Variational families (mean field):
 
@@ -475,7 +475,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
         Forward operator with ``in_shape = (C, H, W)``, any H, W; ``C`` must equal the CAE's
         ``in_channels``.
     noise : NoiseModel
-        :class:`~inverse._noise.GaussianNoise` or :class:`~inverse._noise.PoissonGaussianNoise`.
+        :class:`~inverse.GaussianNoise` or :class:`~inverse.PoissonGaussianNoise`.
     cae : CompressiveAutoencoder
         The prior (its parameters are frozen during the call and restored afterwards).
     options : VBLEOptions, optional
