@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from operators import LinearOperator
+from sciml_inverse import check_finite, check_int
 
 __all__ = ["AbstractDataFidelity", "L2DataFidelity"]
 
@@ -132,13 +133,16 @@ class L2DataFidelity(AbstractDataFidelity):
             raise TypeError(f"op must be an operators.LinearOperator, got {type(op).__name__}")
         if not isinstance(y, Tensor):
             raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        check_finite("y", y, hint="set no-data pixels to 0 and exclude them with an "
+                                  "operators.Mask in op")
         self.op = op
         self.y = y
         self._cg: dict[str, float | int] = {}
         if cg_rtol is not None:
             self._cg["rtol"] = float(_check_positive("cg_rtol", cg_rtol))
         if cg_max_iter is not None:
-            self._cg["max_iter"] = int(cg_max_iter)
+            check_int("cg_max_iter", cg_max_iter, 1)
+            self._cg["max_iter"] = cg_max_iter
         self._aty = op.adjoint(y)  # also validates y's shape and device
 
     @property

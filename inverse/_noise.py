@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_tensor
+
 __all__ = ["NoiseModel", "GaussianNoise", "PoissonGaussianNoise"]
 
 
@@ -129,6 +131,10 @@ class NoiseModel(abc.ABC):
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
+        check_tensor("x", x, allow_complex=False)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got "
+                            f"{type(generator).__name__}")
         eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + torch.sqrt(self.variance(x)) * eps
 

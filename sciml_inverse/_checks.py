@@ -10,6 +10,7 @@ of a solver), never inside an iteration loop.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,7 +28,7 @@ def check_number(name: str, v: object, *, positive: bool = True,
     """Raise ``ValueError`` unless ``v`` is a finite real number > 0 (or >= 0)."""
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or (
             v <= 0 if positive else v < 0):
         raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
 
@@ -45,7 +46,7 @@ def check_real(name: str, v: object, *, allow_none: bool = False) -> None:
     """
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v!r}")
@@ -66,7 +67,7 @@ def check_tolerance(name: str, v: object) -> float:
     if isinstance(v, Tensor):
         if v.numel() != 1 or v.requires_grad:
             raise TypeError(f"{name} must be a float (or a one-element tensor without grad)")
-    elif isinstance(v, bool) or not isinstance(v, (int, float)):
+    elif isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a float, got {type(v).__name__}")
     f = float(v)
     if not math.isfinite(f):

@@ -87,3 +87,168 @@ def test_cae_training_checkpoint_missing_an_entry(tmp_path):
     with pytest.raises(ValueError, match=r"t.pt is an incomplete CAE training checkpoint: missing "
                                          r"'phase', 'model_config'"):
         load_training_checkpoint(tmp_path / "t.pt")
+
+
+# ---------------------------------------------------------------------------------------------
+# data fidelity and the plug-and-play solvers
+# ---------------------------------------------------------------------------------------------
+def _problem():
+    from operators import Convolution
+
+    gen = torch.Generator().manual_seed(0)
+    A = Convolution(torch.ones(3, 3, dtype=F64) / 9, (1, 8, 8))
+    y = torch.rand(2, 1, 8, 8, generator=gen, dtype=F64)
+    return A, y
+
+
+def test_fidelity_rejects_non_finite_observations():
+    from inverse import L2DataFidelity
+
+    A, y = _problem()
+    y[0, 0, 3, 3] = math.nan  # used to give a NaN restoration without an error
+    with pytest.raises(ValueError, match=r"y contains 1 non-finite value .*exclude them with an "
+                                         r"operators.Mask"):
+        L2DataFidelity(A, y)
+
+
+@pytest.mark.parametrize("v", ["10", 0, 2.5, True])
+def test_fidelity_cg_max_iter(v):
+    from inverse import L2DataFidelity
+
+    A, y = _problem()
+    with pytest.raises(ValueError, match="cg_max_iter must be an int >= 1"):
+        L2DataFidelity(A, y, cg_max_iter=v)
+
+
+@pytest.mark.parametrize("solver", ["pgd", "admm", "hqs"])
+def test_solvers_reject_bad_x0_and_lam(solver):
+    import inverse
+    from inverse import L2DataFidelity, TVPrior
+
+    A, y = _problem()
+    run = getattr(inverse, solver)
+    fid = L2DataFidelity(A, y)
+    with pytest.raises(ValueError, match=r"x0 contains 128 non-finite values"):
+        run(fid, TVPrior(), lam=0.1, x0=torch.full_like(y, math.nan))
+    with pytest.raises(TypeError, match=r"x0 must be a floating-point or complex tensor, got "
+                                        r"dtype torch.int64"):
+        run(fid, TVPrior(), lam=0.1, x0=torch.zeros(2, 1, 8, 8, dtype=torch.int64))
+    # a per-sample lam of the wrong length used to fail deep inside the TV prox
+    with pytest.raises(ValueError, match=r"per-sample lam must have a shape that broadcasts to "
+                                         r"the batch shape \(2,\) of the data, got \(3,\)"):
+        run(fid, TVPrior(), lam=torch.full((3,), 0.1, dtype=F64))
+    with pytest.raises(ValueError, match="lam must be positive and finite"):
+        run(fid, TVPrior(), lam=torch.tensor([0.1, math.inf], dtype=F64))
+
+
+@pytest.mark.parametrize("solver", ["pgd", "admm", "hqs"])
+def test_solvers_on_an_empty_batch(solver):
+    import inverse
+    from inverse import L2DataFidelity, TVPrior
+
+    A, _ = _problem()
+    options = {"pgd": inverse.PGDOptions, "admm": inverse.ADMMOptions,
+               "hqs": inverse.HQSOptions}[solver](max_iter=2)
+    res = getattr(inverse, solver)(L2DataFidelity(A, torch.zeros(0, 1, 8, 8, dtype=F64)),
+                                   TVPrior(), lam=0.1, options=options)
+    assert res.x.shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"max_iter": 2.5}, ValueError, "max_iter must be an int >= 1, got 2.5"),
+    ({"max_iter": 0}, ValueError, "max_iter must be an int >= 1"),
+    ({"tol": math.nan}, ValueError, "tol must be a finite number >= 0, got nan"),
+    ({"tol": -1.0}, ValueError, "tol must be a finite number >= 0"),
+])
+def test_tv_prior_options(kw, exc, match):
+    from inverse import TVPrior
+
+    with pytest.raises(exc, match=match):
+        TVPrior(**kw)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda f: f(torch.ones(1, 1, 4, 4), "0.1"), TypeError, "lam must be a real number, got str"),
+    (lambda f: f(torch.ones(1, 1, 4, 4), math.nan), ValueError, "lam must be finite"),
+    (lambda f: f(torch.ones(1, 1, 4, 4), 0.1, max_iter=2.5), ValueError,
+     "max_iter must be an int >= 1, got 2.5"),
+    (lambda f: f(torch.ones(1, 1, 4, 4), 0.1, check_every=0), ValueError,
+     "check_every must be an int >= 1"),
+    (lambda f: f(torch.ones(1, 1, 4, 4), 0.1, tol=math.inf), ValueError,
+     "tol must be a finite number >= 0"),
+    (lambda f: f(torch.ones(1, 1, 4, 4, dtype=torch.int64), 0.1), TypeError,
+     "the image must be a real floating-point tensor, got dtype torch.int64"),
+    (lambda f: f([[1.0]], 0.1), TypeError, "the image must be a torch.Tensor, got list"),
+    (lambda f: f(torch.ones(1, 1, 4, 4), 0.1, event_ndim="3"), ValueError,
+     "event_ndim must be an int"),
+])
+def test_tv_prox_bad_input(call, exc, match):
+    from inverse import tv_prox
+
+    with pytest.raises(exc, match=match):
+        call(tv_prox)
+
+
+def test_total_variation_bad_input():
+    from inverse import total_variation
+
+    with pytest.raises(TypeError, match="the image must be a torch.Tensor, got list"):
+        total_variation([1.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# noise models and metrics
+# ---------------------------------------------------------------------------------------------
+def test_noise_sample_bad_input():
+    from inverse import GaussianNoise
+
+    noise = GaussianNoise(0.1)
+    with pytest.raises(TypeError, match="x must be a real floating-point tensor, got dtype "
+                                        "torch.int64"):
+        noise.sample(torch.ones(2, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        noise.sample(torch.ones(2, 2), generator=0)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"data_range": math.nan}, ValueError, "data_range must be finite"),
+    ({"data_range": "1"}, TypeError, "data_range must be a real number, got str"),
+    ({"event_ndim": 0}, ValueError, "event_ndim must be an int >= 1, got 0"),
+])
+def test_psnr_bad_options(kw, exc, match):
+    from inverse.metrics import psnr
+
+    # event_ndim=0 used to average over every dim and return a single number
+    with pytest.raises(exc, match=match):
+        psnr(torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), **kw)
+
+
+def test_psnr_accepts_numpy_scalars():
+    import numpy as np
+
+    from inverse.metrics import psnr
+
+    out = psnr(torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4), data_range=np.float32(1.0))
+    assert float(out) == pytest.approx(20.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"win_size": 1}, r"win_size must be odd, >= 3 and at most min\(H, W\) = 8, got 1"),
+    ({"win_size": 7.0}, "win_size must be odd"),
+    ({"k1": math.nan}, "k1 must be a finite number > 0"),
+    ({"k2": -0.03}, "k2 must be a finite number > 0"),
+])
+def test_ssim_bad_options(kw, match):
+    from inverse.metrics import ssim
+
+    # win_size=1 used to raise ZeroDivisionError
+    with pytest.raises(ValueError, match=match):
+        ssim(torch.ones(1, 1, 8, 8), torch.ones(1, 1, 8, 8), **kw)
+
+
+def test_metrics_device_mismatch():
+    from inverse.metrics import psnr, ssim
+
+    for metric in (psnr, ssim):
+        with pytest.raises(ValueError, match="x is on cpu but ref is on meta; move one of them"):
+            metric(torch.ones(1, 1, 8, 8), torch.ones(1, 1, 8, 8, device="meta"))
