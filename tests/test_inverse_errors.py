@@ -252,3 +252,24 @@ def test_metrics_device_mismatch():
     for metric in (psnr, ssim):
         with pytest.raises(ValueError, match="x is on cpu but ref is on meta; move one of them"):
             metric(torch.ones(1, 1, 8, 8), torch.ones(1, 1, 8, 8, device="meta"))
+
+
+# ---------------------------------------------------------------------------------------------
+# VBLE
+# ---------------------------------------------------------------------------------------------
+def test_vble_restore_device_mismatch_and_empty_batch():
+    from inverse import GaussianNoise
+    from inverse.vble import VBLEOptions, vble_restore
+    from operators import Convolution
+
+    cae = CompressiveAutoencoder(CAEConfig(**TINY_CAE)).eval()
+    A = Convolution(torch.ones(3, 3) / 9, (1, 16, 16))
+    opts = VBLEOptions(method="vble_z", n_iter=1, n_samples=2)
+    with pytest.raises(ValueError, match=r"y is on meta but must be on cpu; move it with "
+                                         r".to\('cpu'\); the CAE's weights are there"):
+        vble_restore(torch.ones(1, 1, 16, 16, device="meta"), A, GaussianNoise(0.05), cae, opts)
+    with pytest.raises(ValueError, match=r"x_init is on meta but must be on cpu"):
+        vble_restore(torch.ones(1, 1, 16, 16), A, GaussianNoise(0.05), cae, opts,
+                     x_init=torch.ones(1, 1, 16, 16, device="meta"))
+    res = vble_restore(torch.ones(0, 1, 16, 16), A, GaussianNoise(0.05), cae, opts)
+    assert res.x_mmse.shape == (0, 1, 16, 16) and res.x_std.shape == (0, 1, 16, 16)

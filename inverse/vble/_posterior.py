@@ -49,6 +49,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from operators import LinearOperator
+from sciml_inverse import check_device
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
@@ -336,6 +337,9 @@ def _check_inputs(y, op, noise, cae, options, x_init):
                          f"restore the bands separately")
     if not isinstance(y, Tensor) or not y.is_floating_point():
         raise TypeError("y must be a floating-point torch tensor")
+    device = next(cae.parameters()).device
+    check_device("y", y, device, hint="the CAE's weights are there (or move the CAE with "
+                                      "cae.to(y.device))")
     if y.ndim != len(op.out_shape) + 1 or tuple(y.shape[1:]) != tuple(op.out_shape):
         raise ValueError(f"y must have shape (B, *op.out_shape) with op.out_shape = "
                          f"{tuple(op.out_shape)}, got {tuple(y.shape)}")
@@ -350,6 +354,7 @@ def _check_inputs(y, op, noise, cae, options, x_init):
         if not isinstance(x_init, Tensor) or tuple(x_init.shape) != shape:
             raise ValueError(f"x_init must be a tensor of shape {shape}, got "
                              f"{tuple(getattr(x_init, 'shape', ()))}")
+        check_device("x_init", x_init, device)
         if not bool(torch.isfinite(x_init).all()):
             raise ValueError("x_init contains NaN or inf")
 
