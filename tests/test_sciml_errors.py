@@ -103,3 +103,88 @@ def test_neural_operator_resume_from_a_damaged_checkpoint(tmp_path, damage, matc
     torch.save(saved, ck)
     with pytest.raises(ValueError, match=match):
         fit(_fit_setup()[0], SupervisedObjective(x), (a, u), opts, checkpoint=ck, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# sciml.neural_operators public functions and options
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda no: no.grid_points(0), ValueError, "n must be an int >= 2, got 0"),
+    (lambda no: no.grid_points(-2), ValueError, "n must be an int >= 2"),
+    (lambda no: no.grid_points(4.5), ValueError, r"n must be an int >= 2, got 4.5"),
+    (lambda no: no.grid_points("4"), ValueError, "n must be an int >= 2, got '4'"),
+    # an integer grid used to hold only the corners 0 and 1
+    (lambda no: no.grid_points(4, dtype=torch.int64), TypeError,
+     "dtype must be a floating-point dtype, got torch.int64"),
+    (lambda no: no.quadrature_rule(0), ValueError, "n must be an int >= 2"),
+    (lambda no: no.wendland(torch.ones(3), d=0), ValueError, "d must be an int >= 1"),
+    (lambda no: no.wendland_grad(torch.ones(3, 2), d=1.5), ValueError, "d must be an int >= 1"),
+    (lambda no: no.relative_l2(torch.ones(2, 3), torch.ones(2, 4)), ValueError,
+     r"pred and target must hold the same samples .*\(2, 3\) and \(2, 4\)"),
+    (lambda no: no.relative_l2([1.0], torch.ones(1)), TypeError, "pred and target must be tensors"),
+    (lambda no: no.add_noise_snr(torch.ones(2, 9), math.nan), ValueError,
+     "snr_db must be finite, got nan"),
+    (lambda no: no.add_noise_snr(torch.ones(2, 9), "20"), TypeError,
+     "snr_db must be a real number, got str"),
+    (lambda no: no.add_noise_snr(torch.ones(2, 9, dtype=torch.int64), 20.0), TypeError,
+     "u must be a real floating-point tensor"),
+    (lambda no: no.MLPEncoder(5, (-1,), 4), ValueError,
+     "every entry of hidden must be an int >= 1, got -1"),
+    (lambda no: no.MLPEncoder(0, (8,), 4), ValueError, "grid must be an int >= 2, got 0"),
+    (lambda no: no.CNNEncoder(9, (4, 0), out_size=4), ValueError,
+     "every entry of channels must be an int >= 1, got 0"),
+    (lambda no: no.MultiONet(2, -1, [8, 8], [8, 8]), ValueError,
+     "in_size_a must be an int >= 1, got -1"),
+    (lambda no: no.MultiONet(2, 4, [8], [8]), ValueError,
+     r"need at least two widths .* got \[8\]"),
+    (lambda no: no.MultiONet(2, 4, [8, 0], [8, 0]), ValueError,
+     "every layer width must be an int >= 1, got 0"),
+])
+def test_neural_operator_functions_bad_input(call, exc, match):
+    import sciml.neural_operators as no
+
+    with pytest.raises(exc, match=match):
+        call(no)
+
+
+def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
+    from sciml.neural_operators import relative_l2
+
+    pred, target = torch.ones(2, 25, dtype=F64), 2 * torch.ones(2, 5, 5, dtype=F64)
+    torch.testing.assert_close(relative_l2(pred, target), torch.full((2,), 0.5, dtype=F64))
+    assert relative_l2(torch.ones(0, 4), torch.ones(0, 4)).shape == (0,)
+
+
+@pytest.mark.parametrize("cls, kw, match", [
+    ("TrainOptions", {"batch_size": 2.5}, "batch_size must be an int >= 1, got 2.5"),
+    ("TrainOptions", {"epochs": -1}, "epochs must be an int >= 0"),
+    ("TrainOptions", {"seed": -1}, "seed must be an int >= 0"),
+    ("TrainOptions", {"lr": math.nan}, "lr must be finite, got nan"),
+    ("TrainOptions", {"gamma": math.inf}, "gamma must be finite"),
+    ("TrainOptions", {"step_size": 2.0}, "step_size must be an int >= 1"),
+    ("TrainOptions", {"grad_clip": math.nan}, "grad_clip must be a finite number > 0"),
+    ("InverseOptions", {"lr": math.nan}, "lr must be a finite number > 0, got nan"),
+    ("InverseOptions", {"iterations": 0}, "iterations must be an int >= 1, got 0"),
+    ("InverseOptions", {"hidden": (64, -1)}, "every entry of hidden must be an int >= 1"),
+    ("InverseOptions", {"data_weight": math.inf}, "data_weight must be a finite number >= 0"),
+    ("InverseOptions", {"estimate_samples": -1}, "estimate_samples must be an int >= 0"),
+    ("WeakFormOptions", {"n_centres": 2.5}, "n_centres must be an int >= 1, got 2.5"),
+    ("WeakFormOptions", {"quadrature_points": 1}, "quadrature_points must be an int >= 2"),
+    ("WeakFormOptions", {"radius": "small"}, "radius must be a real number, got str"),
+])
+def test_neural_operator_options_bad_input(cls, kw, match):
+    import sciml.neural_operators as no
+
+    with pytest.raises(ValueError if "real number" not in match else TypeError, match=match):
+        getattr(no, cls)(**kw)
+
+
+def test_fit_bad_arguments():
+    from sciml.neural_operators import SupervisedObjective, fit
+
+    model, a, u, x, opts = _fit_setup()
+    with pytest.raises(TypeError, match=r"train must be a tuple of tensors, e.g. \(a, u\), got "
+                                        r"Tensor"):
+        fit(model, SupervisedObjective(x), a, opts, progress=False)
+    with pytest.raises(ValueError, match="stop_after must be an int >= 1, got 0"):
+        fit(model, SupervisedObjective(x), (a, u), opts, progress=False, stop_after=0)

@@ -7,13 +7,21 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 __all__ = ["MLPEncoder", "CNNEncoder"]
 
 
 class _GridEncoder(nn.Module):
     """Input checks and per-node unit-Gaussian normalisation of ``(B, n, n)`` fields."""
 
-    def __init__(self, grid: int, out_size: int, bounded: bool) -> None:
+    def __init__(self, grid: int, out_size: int, bounded: bool,
+                 sizes: dict[str, Sequence[int]] | None = None) -> None:
+        check_int("grid", grid, 2)
+        check_int("out_size", out_size, 1)
+        for name, seq in (sizes or {}).items():  # layer widths, kernel sizes
+            for v in seq:
+                check_int(f"every entry of {name}", v, 1)
         super().__init__()
         if int(grid) < 2 or int(out_size) < 1:
             raise ValueError(f"grid must be >= 2 and out_size >= 1, got {grid}, {out_size}")
@@ -68,7 +76,7 @@ class MLPEncoder(_GridEncoder):
 
     def __init__(self, grid: int, hidden: Sequence[int] = (512, 256), out_size: int = 128, *,
                  bounded: bool = True) -> None:
-        super().__init__(grid, out_size, bounded)
+        super().__init__(grid, out_size, bounded, {"hidden": hidden})
         sizes = [self.grid ** 2, *[int(h) for h in hidden], self.out_size]
         mods: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -102,7 +110,8 @@ class CNNEncoder(_GridEncoder):
     def __init__(self, grid: int, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (),
                  out_size: int = 128, *, kernel: int = 5, stride: int = 2,
                  bounded: bool = False) -> None:
-        super().__init__(grid, out_size, bounded)
+        super().__init__(grid, out_size, bounded, {"channels": channels, "hidden": hidden,
+                                                    "kernel and stride": (kernel, stride)})
         convs: list[nn.Module] = []
         c_in = 1
         for c in channels:

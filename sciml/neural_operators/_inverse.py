@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_number, check_real, check_tensor
+
 from ._dgno import DGNO, BernoulliLikelihood, DGNOLossOptions, grid_points, physics_loss
 from ._weak_form import sample_test_functions
 
@@ -70,6 +72,17 @@ class InverseOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("iterations", "step_size", "samples"):
+            check_int(name, getattr(self, name), 1)
+        check_int("estimate_samples", self.estimate_samples, 0)
+        check_int("seed", self.seed, 0)
+        for h in self.hidden:
+            check_int("every entry of hidden", h, 1)
+        check_number("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, positive=False)
+        check_number("data_weight", self.data_weight, positive=False)
+        check_number("pde_weight", self.pde_weight, positive=False)
+        check_number("gamma", self.gamma)
         if self.iterations < 1 or self.step_size < 1 or self.samples < 1:
             raise ValueError("iterations, step_size and samples must be >= 1")
         if not self.lr > 0 or self.data_weight < 0 or self.pde_weight < 0:
@@ -104,6 +117,8 @@ def add_noise_snr(u: Tensor, snr_db: float, *, generator: torch.Generator | None
                   ) -> Tensor:
     r"""Gaussian noise at a signal-to-noise ratio: :math:`\sigma = \sqrt{\overline{u^2}/10^{
     \mathrm{SNR}/10}}` (the reference's definition, per sample over its last dimension)."""
+    check_tensor("u", u, allow_complex=False)
+    check_real("snr_db", snr_db)
     sigma = (u.pow(2).mean(-1, keepdim=True) / 10 ** (snr_db / 10)).sqrt()
     return u + sigma * torch.randn(u.shape, generator=generator, dtype=u.dtype).to(u.device)
 
