@@ -119,6 +119,8 @@ class FourierMultiplier(_ComplexBuffers, LinearOperator):
         check_shape("symbol", symbol, in_shape, broadcast=True,
                     hint=f"its dims before (H, W) must match in_shape={in_shape} (or be 1)")
         check_finite("symbol", symbol)
+        if symbol.numel() == 0:
+            raise ValueError(f"symbol is empty (shape {tuple(symbol.shape)})")
         self.real_kernel = bool(real_kernel)
         self._store("_symbol", symbol, persistent=True)  # the operator's state: in state_dict
         half = None
@@ -158,6 +160,9 @@ _PADDINGS = ("circular", "zeros", "valid")
 
 
 def _check_psf_finite(psf: Tensor) -> None:
+    if psf.numel() == 0:
+        raise ValueError(f"psf is empty (shape {tuple(psf.shape)}); give at least one kernel of "
+                         f"size >= 1 x 1")
     check_finite("psf", psf, hint="a NaN or inf in the PSF makes every output pixel NaN")
 
 

@@ -525,3 +525,22 @@ def test_power_method_tol_type():
     _raises(TypeError, "tol must be a real number", lambda: power_method(Identity((3,)),
                                                                         tol="small"))
     _raises(ValueError, "tol must be finite", lambda: power_method(Identity((3,)), tol=math.inf))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: FiniteDifference((4, 4), spacing="ab"), TypeError,
+     "spacing must be a positive number or one per axis in dims, got 'ab'"),
+    (lambda: FiniteDifference((4, 4), dims="a"), TypeError,
+     "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=-1), TypeError, "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=(np.int64(-1),)).in_shape, None, None),
+    # an empty PSF used to be accepted (0 x 3 kernel), a zero-size batch of PSFs crashed in MKL
+    (lambda: Convolution(torch.ones(0, 3), (8, 8)), ValueError, r"psf is empty \(shape \(0, 3\)\)"),
+    (lambda: Convolution(torch.ones(0, 3, 3), (8, 8)), ValueError, "psf is empty"),
+    (lambda: FourierMultiplier(torch.ones(0, 4, 4), (4, 4)), ValueError, "symbol is empty"),
+])
+def test_operator_option_types_and_empty_tensors(make, exc, match):
+    if exc is None:
+        make()  # accepted
+        return
+    _raises(exc, match, make)
