@@ -34,8 +34,8 @@ def check_number(name: str, v: object, *, positive: bool = True,
 
 
 def check_int(name: str, v: object, minimum: int) -> None:
-    """Raise ``ValueError`` unless ``v`` is an ``int`` (not a bool) >= ``minimum``."""
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+    """Raise ``ValueError`` unless ``v`` is an integer (not a bool; numpy ints pass) >= minimum."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
 
 

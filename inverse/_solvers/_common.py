@@ -10,16 +10,12 @@ import torch
 from torch import Tensor
 
 from sciml_inverse import check_finite, check_tensor
+from sciml_inverse import check_int as _check_int
 
 from .._fidelity import AbstractDataFidelity, _check_positive
 from .._prior import Prior, _is_one
 
 __all__ = ["History", "SolverResult"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_opt_positive(name: str, value: object, *, tensor_ok: bool = False) -> None:

@@ -27,14 +27,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from sciml_inverse import check_int as _check_int
+
 __all__ = ["VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN", "build_icnn"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_float(name: str, value: object, *, positive: bool = False) -> None:
