@@ -9,14 +9,16 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench docs clean
+.PHONY: help install test lint demo bench docs clean peer-tests peer-tests-deepinv
 
 help:
-	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask] extras"
+	@echo "make install  create $(VENV) and install the project with the [test,plot,examples,geo,dask,pde] extras"
 	@echo "make test     ruff + the test suite (pytest, 2 workers)"
 	@echo "make demo     restore a bundled satellite tile with VBLE-xz (image + uncertainty map) into outputs/"
-	@echo "make bench    run benchmarks/operators.py, writing bench_output/operators.json"
+	@echo "make bench    run benchmarks/bench_operators.py, writing bench_output/operators.json"
 	@echo "make docs     build the HTML documentation into docs/_build/html"
+	@echo "make peer-tests-deepinv  deepinv's own physics/optim tests on to_deepinv(...) wrappings"
+	@echo "make peer-tests  run torchsde's and deepinv's own tests against this project (peer_tests/run.py)"
 	@echo "make clean    remove build outputs (keeps $(VENV))"
 
 $(PY):
@@ -25,7 +27,7 @@ $(PY):
 # The stamp is newer than pyproject.toml once the install has succeeded, so re-runs are no-ops.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[test,plot,examples,geo,dask]"
+	$(PIP) install -e ".[test,plot,examples,geo,dask,pde]"
 	touch $@
 
 $(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed
@@ -45,13 +47,25 @@ demo: install
 	$(PY) examples/satellite_demo.py --out outputs
 
 bench: install
-	$(PY) benchmarks/operators.py --json bench_output/operators.json
+	$(PY) benchmarks/bench_operators.py --json bench_output/operators.json
 
+# deepinv's test files come from the installed wheel and are copied to a cache outside the repo.
+peer-tests-deepinv: install
+	OMP_NUM_THREADS=1 $(PY) peer_tests/deepinv_suite.py --json bench_output/peer_tests_deepinv.json
+
+# Warnings are errors (-W); --keep-going reports all of them before failing. The gallery
+# examples run during the build. check_offline.py fails on any script or style from the network.
 docs: $(VENV)/.installed-docs
-	$(VENV)/bin/sphinx-build --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_offline.py docs/_build/html
 
 clean:
 	rm -rf build dist *.egg-info demo_output outputs bench_output \
 	       docs/_build docs/auto_examples docs/api/generated docs/sg_execution_times.rst \
 	       .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The peers' own test suites (torchsde's from its sdist on PyPI, deepinv's from its wheel) routed
+# to this project; files are cached outside the repository (~/.cache/sciml-inverse/peer-tests).
+peer-tests: install
+	$(PY) peer_tests/run.py --suite all --mode ours --json bench_output/peer_tests.json

@@ -21,6 +21,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # Ships MathJax 3 and points mathjax_path at the copy in _static/mathjax: formulas render
+    # without network access (docs/check_offline.py fails the build on any remote script/style).
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
 ]
@@ -40,16 +43,24 @@ if EXAMPLES.is_dir():
         "within_subsection_order": "FileNameSortKey",
         "remove_config_comments": True,
         "plot_gallery": "True",
+        # The global execution-times page loads DataTables and Bootstrap from CDNs; each
+        # example's page still states its own running time.
+        "write_computation_times": False,
     }
 
 templates_path: list[str] = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+# sg_execution_times.rst: a stale copy written by a build with write_computation_times on would
+# bring back its CDN scripts (DataTables, Bootstrap).
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints",
+                    "sg_execution_times.rst", "auto_examples/sg_execution_times.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
 # autodoc / autosummary / numpydoc
 autosummary_generate = True
-autodoc_typehints = "description"
+# numpydoc's Parameters/Returns sections give each type once; "description" would list the
+# parameters a second time from the annotations.
+autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "inherited-members": False, "show-inheritance": True}
 numpydoc_show_class_members = False
@@ -61,8 +72,7 @@ html_theme = "furo"
 html_title = f"sciml-inverse {release}"
 html_static_path: list[str] = []
 
-# Sphinx stays usable when an example or a docstring is broken: warnings are reported, not fatal
-# (see `make docs`, which passes --keep-going and no -W).
+# `make docs` passes -W --keep-going: every warning fails the build (after reporting them all).
 nitpicky = False
 suppress_warnings = ["config.cache"]
 

@@ -77,7 +77,9 @@ from sciml.neural_operators import (
     evaluate,
     fit,
     invert_darcy,
+    load,
 )
+from sciml_inverse import write_json
 
 GRID = 29
 N_TRAIN, N_VAL, N_TEST = 1000, 200, 200
@@ -199,12 +201,7 @@ def save_results(res: dict, path: str | None) -> None:
                 table[model][case] = sum(vals) / len(vals)
     if not path:
         return
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(tmp, path)
+    write_json(path, res)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -216,10 +213,7 @@ def train_or_load(model, objective, train, val, x, opts, ckpt, args):
     result = fit(model, objective, train, opts, validation=(val[0], val[1], x), checkpoint=ckpt,
                  progress=args.progress, stop_after=args.stop_after)
     if result.epochs_done < opts.epochs:
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if ck["best_model"] is not None:
-            model.load_state_dict(ck["best_model"])
-        model.eval()
+        load(ckpt, model)  # the best validation weights so far
     return result, float(sum(h["seconds"] for h in result.history))
 
 
@@ -379,8 +373,7 @@ def run_ood(case, seed, args, res):
             continue
         model = build_supervised(name, case, seed) if name == "multionet" else build_dgno(case,
                                                                                           seed)
-        ck = torch.load(run["checkpoint"], map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["best_model"])
+        load(run["checkpoint"], model)
         out[name] = {"in_distribution": run["rel_l2"],
                      "ood": float(evaluate(model, ao, uo, x).mean())}
     if not out:

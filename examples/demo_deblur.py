@@ -22,10 +22,7 @@ Run ``python examples/demo_deblur.py --out demo_output``; it prints PSNRs and wr
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +30,7 @@ import numpy as np
 import torch
 
 from operators import Convolution, Decimation, FiniteDifference
+from sciml_inverse import atomic_path, write_json
 
 DATA = Path(__file__).resolve().parent / "data" / "naip_nd_5m_20170827_gray256.npz"
 
@@ -117,18 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
         if k != "settings":
             print(f"{k:>28s}: {v_:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(args.out / "demo.json", results)
+    write_json(args.out / "demo.json", results)
     if not args.no_plot:
         _plot(args.out / "demo.png", y[0], x_tik[0], x_tv[0], x_true[0], results)
         print(f"wrote {args.out / 'demo.png'} and {args.out / 'demo.json'}")
     return results
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def _plot(path: Path, y, x_tik, x_tv, x_true, res) -> None:
@@ -146,10 +137,9 @@ def _plot(path: Path, y, x_tik, x_tv, x_true, res) -> None:
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +48,7 @@ from inverse import (
 from inverse.lpn import load_lpn
 from inverse.metrics import psnr, ssim
 from operators import Convolution, Mask
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -202,15 +201,6 @@ def check_lpn_weight(kind: str, noise: float, x: torch.Tensor, prior: LPNPrior, 
 
 
 # --------------------------------------------------------------------------- main
-def write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def bm3d_status() -> str | None:
     """``None`` if deepinv's BM3D can be built, else why not."""
     try:

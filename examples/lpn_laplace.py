@@ -44,17 +44,16 @@ shrinks.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 import torch
 
-from inverse.lpn import LPN, LPNTrainConfig, TrainPhase, VectorLPNConfig, train_lpn
+from inverse.lpn import LPN, LPNTrainOptions, TrainPhase, VectorLPNConfig, train_lpn
+from sciml_inverse import write_json
 
 #: (loss, steps at full scale, lr, gamma)
 L2_SCHEDULE = [("l2", 10_000, 1e-3, None), ("l2", 10_000, 1e-4, None)]
@@ -161,7 +160,7 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
     torch.manual_seed(seed)
     l2 = LPN(VectorLPNConfig())
     t0 = time.perf_counter()
-    train_lpn(l2, laplace_sampler, LPNTrainConfig(phases=_phases(L2_SCHEDULE, scale, min_steps),
+    train_lpn(l2, laplace_sampler, LPNTrainOptions(phases=_phases(L2_SCHEDULE, scale, min_steps),
                                                   **common), progress=progress)
     t_l2 = time.perf_counter() - t0
     # ℓ1 model, then proximal matching with the same optimizer (one schedule, snapshots)
@@ -177,7 +176,7 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
         snapshots[k] = _eval(model, ygrid)
         times[k] = time.perf_counter() - t0
 
-    train_lpn(l1pm, laplace_sampler, LPNTrainConfig(phases=phases, **common), progress=progress,
+    train_lpn(l1pm, laplace_sampler, LPNTrainOptions(phases=phases, **common), progress=progress,
               on_phase_end=on_phase_end)
     t_l1pm = time.perf_counter() - t0
 
@@ -270,15 +269,6 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lpn_laplace-", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="write the results to this JSON file")
@@ -325,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"tail {s['max_err_vs_soft_tail']:.3f}; "
               f"|f−argmin PM_γ| {s['max_err_vs_pm_minimizer']:.3f}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     if args.plot:
         res["_curves"] = curves
         plot(res, args.plot)

@@ -37,16 +37,15 @@ digit, hence the lower blur correlation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 import torch
 
-from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, standard_phases, train_lpn
+from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
+from sciml_inverse import write_json
 
 NOISE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3)
 BLUR_LEVELS = (0.0, 0.5, 1.0, 2.0)
@@ -90,7 +89,7 @@ def run(steps_l1: int, steps_pm: int, n_test: int, hidden: int, layers: int, bat
     lpn = LPN(cfg)
     phases = standard_phases(num_steps_l1=steps_l1, num_steps_pm=steps_pm, num_stages=4,
                              gamma_min=0.08 * 8.0)
-    tcfg = LPNTrainConfig(phases=phases, batch_size=batch_size, sigma_noise=0.1, seed=seed,
+    tcfg = LPNTrainOptions(phases=phases, batch_size=batch_size, sigma_noise=0.1, seed=seed,
                           log_every=max(1, (steps_l1 + steps_pm) // 20))
     t0 = time.perf_counter()
     hist = train_lpn(lpn, train, tcfg, progress=progress)
@@ -171,16 +170,6 @@ def plot(res: dict, pert_examples: dict, path: str) -> None:
     plt.close(fig)
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lpn_prior_digits-", suffix=".tmp",
-                               dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="write the results to this JSON file")
@@ -225,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{res['spearman_blur']:.3f}; inversions not converged: "
           f"{res['inversions_not_converged']}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     if args.plot:
         plot({**res, "_r": r_vals, "_r_min": r_min}, {}, args.plot)
     return res

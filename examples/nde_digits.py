@@ -43,14 +43,14 @@ from torch import nn
 from sciml.nde import (
     ErrorRegularizer,
     ExponentialDecay,
+    Recorder,
     RNODEDynamics,
     StiffnessRegularizer,
-    format_summary,
     odeint,
-    pareto_plot,
-    summarize_sweep,
-    write_json,
 )
+from sciml.nde._sweep import format_summary, pareto_plot, summarize_sweep
+from sciml_inverse import FitOptions, write_json
+from sciml_inverse import fit as run_fit
 
 F64 = torch.float64
 TOL = 1e-6
@@ -98,9 +98,10 @@ class Classifier(nn.Module):
     def features(self, x: torch.Tensor, record_stiffness: bool = False):
         if self.f is None:
             return x, None
-        z, st = odeint(self.f, x, self.t, rtol=TOL, atol=TOL, record_stiffness=record_stiffness,
-                       max_steps=20_000)
-        return z[-1], st
+        rec = Recorder(stiffness=record_stiffness)
+        z = odeint(self.f, x, self.t, rtol=TOL, atol=TOL, options={"max_num_steps": 20_000},
+                   recorder=rec)
+        return z[-1], rec.stats
 
     def forward(self, x: torch.Tensor):
         z, st = self.features(x)
@@ -129,26 +130,26 @@ def train(method: str, lam: float, seed: int, data: dict, cfg: Config) -> tuple[
     aug = RNODEDynamics(model.f) if method == "RNODE" else None
     ce = nn.CrossEntropyLoss()
     start = time.perf_counter()
-    for epoch in range(cfg.epochs):
+
+    def batches(epoch):
         perm = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), cfg.batch):
-            b = perm[i:i + cfg.batch]
-            xb, yb = x[b], y[b]
-            opt.zero_grad()
-            if aug is not None:
-                aug.resample(xb, generator=gen)
-                zero = torch.zeros(len(b), dtype=F64)
-                (z, e, j), _ = odeint(aug, (xb, zero, zero), model.t, rtol=TOL, atol=TOL,
-                                      record_stiffness=False)
-                loss = ce(model.head(z[-1]), yb) + cfg.rnode_weight * (e[-1].mean()
-                                                                       + j[-1].mean())
-            else:
-                z, st = model.features(xb, record_stiffness=method == "SR")
-                loss = ce(model.head(z), yb)
-                if reg is not None:
-                    loss = loss + reg(st, epoch=epoch)
-            loss.backward()
-            opt.step()
+        return [(epoch, perm[i:i + cfg.batch]) for i in range(0, len(y), cfg.batch)]
+
+    def step(_model, batch):
+        epoch, b = batch
+        xb, yb = x[b], y[b]
+        if aug is not None:
+            aug.resample(xb, generator=gen)
+            zero = torch.zeros(len(b), dtype=F64)
+            z, e, j = odeint(aug, (xb, zero, zero), model.t, rtol=TOL, atol=TOL)
+            return ce(model.head(z[-1]), yb) + cfg.rnode_weight * (e[-1].mean() + j[-1].mean())
+        z, st = model.features(xb, record_stiffness=method == "SR")
+        loss = ce(model.head(z), yb)
+        if reg is not None:
+            loss = loss + reg(st, epoch=epoch)
+        return loss
+
+    run_fit(step, model, opt, batches, FitOptions(epochs=cfg.epochs, progress=False))
     return model, time.perf_counter() - start
 
 
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     pareto_plot(res, plot, metric_name="test accuracy (%)", regularizers=REGULARIZERS)
     res["plot"] = plot
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return res
 
 

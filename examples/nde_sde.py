@@ -75,14 +75,16 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from sciml.nde import ErrorRegularizer, sdeint
+from sciml.nde import ErrorRegularizer, Recorder, sdeint
+from sciml_inverse import FitOptions, write_atomic, write_json
+from sciml_inverse import fit as run_fit
 
 HIDDEN, LATENT = 64, 32
 
@@ -123,8 +125,14 @@ class Classifier(nn.Module):
             z1, stats = z0, None
         else:
             ts = torch.tensor([0.0, 1.0])
-            zs, stats = sdeint(self.sde, z0, ts, method="euler", dt=0.1, rtol=tol, atol=tol,
-                               generator=generator, max_steps=2000)
+            rec = Recorder()
+            with warnings.catch_warnings():
+                # Euler-Maruyama with step doubling is this experiment's choice (torchsde warns)
+                warnings.filterwarnings("ignore", message="Numerical solution is not guaranteed")
+                zs = sdeint(self.sde, z0, ts, method="euler", dt=0.1, adaptive=True, rtol=tol,
+                            atol=tol, options={"generator": generator, "max_steps": 2000},
+                            recorder=rec)
+            stats = rec.stats
             z1 = zs[-1]
         if return_states:
             return self.decoder(z1), stats, z0, z1
@@ -183,19 +191,21 @@ def train_one(data, *, lam: float, seed: int, args,
     n = x_tr.shape[0]
     train_nfe = []
     t_start = time.perf_counter()
-    for _epoch in range(args.epochs):
+
+    def batches(_epoch):
         perm = torch.randperm(n, generator=perm_gen)
-        for i in range(0, n, args.batch):
-            idx = perm[i:i + args.batch]
-            logits, stats = model(x_tr[idx], tol=args.tol, generator=gen)
-            loss = nn.functional.cross_entropy(logits, y_tr[idx])
-            if reg is not None:
-                loss = loss + reg(stats)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if stats is not None:
-                train_nfe.append(stats.nfe)
+        return [perm[i:i + args.batch] for i in range(0, n, args.batch)]
+
+    def step(_model, idx):
+        logits, stats = model(x_tr[idx], tol=args.tol, generator=gen)
+        loss = nn.functional.cross_entropy(logits, y_tr[idx])
+        if reg is not None:
+            loss = loss + reg(stats)
+        if stats is not None:
+            train_nfe.append(stats.nfe)
+        return loss
+
+    run_fit(step, model, opt, batches, FitOptions(epochs=args.epochs, progress=False))
     train_seconds = time.perf_counter() - t_start
     kw = {"tol": args.tol, "trajectories": args.trajectories}
     val = evaluate(model, *data["val"], entropy_seed=1, **kw)
@@ -245,15 +255,6 @@ def _row(summary: dict) -> dict:
     for k, v in summary.items():
         row[k], row[k + "_std"] = v["mean"], v["std"]
     return row
-
-
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".nde_sde-", suffix=".tmp", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def _plot(sweep: dict, vanilla: dict, no_sde: dict, chosen: float | None, path: str) -> None:
@@ -323,21 +324,20 @@ def main(argv: list[str] | None = None) -> dict:
         model_file = os.path.join(model_dir, key.replace("|", "_") + ".pt") if model_dir else None
         if key in cache["runs"] and model_file and os.path.exists(model_file):
             models[key] = Classifier(use_sde=use_sde)
-            models[key].load_state_dict(torch.load(model_file))
+            models[key].load_state_dict(torch.load(model_file, weights_only=True))
         else:
             t0 = time.perf_counter()
             cache["runs"][key], models[key] = train_one(data, lam=lam, seed=seed, args=args,
                                                         use_sde=use_sde)
             if model_file:
                 os.makedirs(model_dir, exist_ok=True)
-                torch.save(models[key].state_dict(), model_file + ".tmp")
-                os.replace(model_file + ".tmp", model_file)
+                write_atomic(models[key].state_dict(), model_file)
             r = cache["runs"][key]
             print(f"  {name:8s} λ={lam:<5g} seed={seed}: acc {r['metric']:.2f}%  val "
                   f"{r['val_accuracy']:.2f}%  NFE {r['nfe']}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
             if cache_path:
-                _write_json(cache, cache_path)
+                write_json(cache_path, cache)
         return cache["runs"][key]
 
     seeds = list(range(args.seeds))
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{er['accuracy_drop_points']:.2f} points; target (ratio <= 0.7, drop <= 1) "
               f"{'met' if er['target_met'] else 'NOT met'}")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     plot = args.plot or (os.path.splitext(args.json)[0] + "_pareto.png" if args.json else None)
     if plot:
         _plot(sweep, vanilla, no_sde, chosen, plot)

@@ -45,14 +45,14 @@ from torch import nn
 
 from sciml.nde import (
     ErrorRegularizer,
+    Recorder,
     RNODEDynamics,
     StiffnessRegularizer,
-    format_summary,
     odeint,
-    pareto_plot,
-    summarize_sweep,
-    write_json,
 )
+from sciml.nde._sweep import format_summary, pareto_plot, summarize_sweep
+from sciml_inverse import FitOptions, write_json
+from sciml_inverse import fit as run_fit
 
 A_TRUE = [[-0.1, 2.0], [-2.0, -0.1]]
 U0 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
@@ -108,7 +108,7 @@ def make_data() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     out = {}
     for name, t in (("train", t_train), ("val", t_val), ("test", t_test)):
         with torch.no_grad():
-            y, _ = odeint(lambda t, u: (u ** 3) @ a.T, U0, t, rtol=1e-10, atol=1e-10)
+            y = odeint(lambda t, u: (u ** 3) @ a.T, U0, t, rtol=1e-10, atol=1e-10)
         out[name] = (t, y)
     return out
 
@@ -151,22 +151,22 @@ def fit(model: Spiral, method: str, lam: float, seed: int, data: dict, iters: in
     aug = RNODEDynamics(model) if method == "RNODE" else None
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    for _ in range(iters):
-        opt.zero_grad()
+
+    def step(_model, _i):
         if aug is not None:
             aug.resample(u0, generator=gen)
             z = torch.zeros(u0.shape[0], dtype=F64)
-            (pred, e, j), _ = odeint(aug, (u0, z, z), t, rtol=TOL, atol=TOL,
-                                     record_stiffness=False)
+            pred, e, j = odeint(aug, (u0, z, z), t, rtol=TOL, atol=TOL)
             loss = (pred - y).pow(2).mean() + cfg.rnode_weight * (e[-1].mean() + j[-1].mean())
         else:
-            pred, st = odeint(model, u0, t, rtol=TOL, atol=TOL,
-                              record_stiffness=method in ("SR", "ER+SR"))
+            st = Recorder(stiffness=method in ("SR", "ER+SR"))
+            pred = odeint(model, u0, t, rtol=TOL, atol=TOL, recorder=st)
             loss = (pred - y).pow(2).mean()
             if pen is not None:
                 loss = loss + pen(st)
-        loss.backward()
-        opt.step()
+        return loss
+
+    run_fit(step, model, opt, options=FitOptions(steps=iters, progress=False))
     return time.perf_counter() - start
 
 
@@ -177,8 +177,10 @@ def evaluate(model: Spiral, split: tuple, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         s = time.perf_counter()
-        pred, st = odeint(model, u0, t, rtol=TOL, atol=TOL, record_stiffness=False,
-                          max_steps=200_000)
+        rec = Recorder(stiffness=False)
+        pred = odeint(model, u0, t, rtol=TOL, atol=TOL, options={"max_num_steps": 200_000},
+                      recorder=rec)
+        st = rec.stats
         times.append(time.perf_counter() - s)
     return {"nfe": st.nfe, "metric": float((pred - y).pow(2).mean()),
             "predict_seconds": min(times)}
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
                 log_metric=True)
     res["plot"] = plot
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return res
 
 

@@ -36,10 +36,7 @@ Run ``python examples/satellite_demo.py --out outputs`` (about a minute or two o
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +51,7 @@ from inverse.satellite import (
     simulate_raster,
     write_raster,
 )
+from sciml_inverse import write_json
 
 
 def psnr(x: np.ndarray, ref: np.ndarray, data_range: float) -> float:
@@ -72,23 +70,12 @@ def load_model(spec: str):
     return load_cae(spec)
 
 
-def write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".satellite_demo-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="outputs", help="output folder (default outputs)")
-    p.add_argument("--model", default="low", help="low | high (shipped) or a save_cae file")
+    p.add_argument("--model", default="auto",
+                   help="auto (the CLI default: the shipped rate chosen by "
+                        "inverse.vble.select_model) | low | high | a save_cae file")
     p.add_argument("--mtf", type=float, default=0.1)
     p.add_argument("--noise", type=float, nargs=2, default=(1e-4, 1e-3), metavar=("A", "B"))
     p.add_argument("--decimation", type=int, choices=(1, 2), default=1)
@@ -124,9 +111,17 @@ def main(argv=None) -> int:
     write_raster(out / "observed.tif", observed, dtype="uint8")
     observed = read_raster(out / "observed.tif")  # exactly what the command line would read
 
+    if args.model == "auto":  # as `sciml-inverse restore --model auto`
+        from inverse.vble import select_model
+
+        level = float(observed.mean()) / (2 ** deg.n_bits - 1)
+        nstd = float(deg.noise_model().variance(torch.tensor(level))) ** 0.5
+        args.model = select_model(nstd, deg.decimation, float(deg.mtf))
+        print(f"--model auto chose {args.model!r}")
     cae = load_model(args.model)
+    # the CLI's default options: VBLE-xz with the exact Gaussian conditional
     options = VBLEOptions(method="vble_xz", n_iter=args.iters, n_samples=args.samples,
-                          seed=0)
+                          seed=0, conditional="exact")
     result = restore_raster(observed, deg, cae, options, tile=args.tile, overlap=args.overlap,
                             progress=True, model_name=args.model)
     result.attrs["command"] = "examples/satellite_demo.py"

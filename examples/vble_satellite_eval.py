@@ -50,6 +50,8 @@ from pathlib import Path
 
 import torch
 
+from sciml_inverse import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
 EVAL_IMAGE = "eval/rotterdam3_pan_0p5m.tif"
@@ -58,8 +60,13 @@ N_BITS = 12
 BORDER = 5
 #: Poisson-Gaussian (a, b) in normalized 12-bit units (DN / 4095): read noise 2 DN and gain
 #: 0.1 DN/e- ("low"), read noise 8 DN and gain 0.5 DN/e- ("high").
-NOISE_LEVELS = {"low": (4.0 / 4095 ** 2, 0.1 / 4095), "high": (64.0 / 4095 ** 2, 0.5 / 4095)}
-VBLE_METHODS = ("map_z", "vble_z", "vble_xz")
+#: "vlow": realistic 12-bit Pleiades-like SNR, read noise 1 DN and gain 0.02 DN/e- (SNR about 130
+#: at 400 DN, the mean level of the eval crops).
+NOISE_LEVELS = {"low": (4.0 / 4095 ** 2, 0.1 / 4095), "high": (64.0 / 4095 ** 2, 0.5 / 4095),
+                "vlow": (1.0 / 4095 ** 2, 0.02 / 4095)}
+#: ``cli_default``: what ``sciml-inverse restore`` does by default (``--model auto``, VBLE-xz
+#: with the exact Gaussian conditional, :func:`inverse.vble.default_options`).
+VBLE_METHODS = ("map_z", "vble_z", "vble_xz", "cli_default")
 CLASSICAL = ("tikhonov", "tv")
 TIK_GRID = [10.0 ** e for e in torch.arange(-6.0, 0.01, 0.5).tolist()]
 TV_GRID = [10.0 ** e for e in torch.arange(-7.0, -1.99, 0.5).tolist()]
@@ -85,7 +92,9 @@ class Setting:
                                    noise_b=b, n_bits=N_BITS)
 
 
-ALL_SETTINGS = [Setting(m, d, n) for m in (0.1, 0.25) for d in (1, 2) for n in ("low", "high")]
+# the "vlow" settings come last so that the seeds of the first eight (index-based) are unchanged
+ALL_SETTINGS = ([Setting(m, d, n) for m in (0.1, 0.25) for d in (1, 2) for n in ("low", "high")]
+                + [Setting(m, d, "vlow") for m in (0.1, 0.25) for d in (1, 2)])
 QUICK_SETTINGS = [Setting(0.1, 1, "low"), Setting(0.25, 2, "high")]
 
 
@@ -140,10 +149,23 @@ def quality(x_hat: torch.Tensor, x: torch.Tensor) -> dict:
 
 
 def calibration(x_hat, std, x, samples=None) -> dict:
-    from inverse.metrics import calibration_report
+    from inverse.metrics import (
+        calibration_report,
+        default_levels,
+        gaussian_coverage,
+        sparsification,
+    )
 
     s = None if samples is None else _inner(samples)
-    return calibration_report(_inner(x), _inner(x_hat), _inner(std), s).as_dict()
+    out = calibration_report(_inner(x), _inner(x_hat), _inner(std), s).as_dict()
+    # curves for the figures: empirical vs nominal coverage, and the sparsification curve
+    levels = default_levels()
+    cov = gaussian_coverage(_inner(x), _inner(x_hat), _inner(std), levels)
+    sp = sparsification(_inner(x), _inner(x_hat), _inner(std), n_steps=20)
+    out["coverage_curve"] = {"nominal": levels.tolist(), "empirical": cov.flatten().tolist()}
+    out["sparsification_curve"] = {k: (v.tolist() if hasattr(v, "tolist") else v)
+                                   for k, v in vars(sp).items()}
+    return out
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -178,15 +200,23 @@ def tv(y, op, lam: float, n_iter: int) -> torch.Tensor:
 def run_vble(y, op, noise, cae, method: str, args, init=(1.0, 1.0)) -> dict:
     from inverse.vble import VBLEOptions, vble_restore
 
-    opts = VBLEOptions(method=method, n_iter=args.n_iter, n_samples=args.samples,
-                       return_samples=args.samples if method != "map_z" else 0,
-                       seed=args.seed, a_init=init[0], b_init=init[1])
+    if method == "cli_default":
+        from inverse.vble import default_options
+
+        opts = default_options(n_iter=args.n_iter, n_samples=args.samples,
+                               return_samples=args.samples, seed=args.seed)
+    else:
+        opts = VBLEOptions(method=method, n_iter=args.n_iter, n_samples=args.samples,
+                           return_samples=args.samples if method != "map_z" else 0,
+                           seed=args.seed, a_init=init[0], b_init=init[1])
     res = vble_restore(y, op, noise, cae, opts)
     return {"x": res.x_mmse, "std": res.x_std, "zmmse": res.x_zmmse, "samples": res.samples,
             "seconds": res.seconds, "seconds_optimization": res.seconds_optimization,
             "seconds_per_sample": res.seconds_sampling / args.samples
             if method != "map_z" else None,
-            "final_loss": res.history["loss"][-1] if res.history["loss"] else None}
+            "final_loss": res.history["loss"][-1] if res.history["loss"] else None,
+            "decoder_error_scale": (float(res.params["decoder_error_scale"].mean())
+                                    if "decoder_error_scale" in res.params else None)}
 
 
 def decoder_fit_ceiling(cae, x: torch.Tensor, n_iter: int) -> float:
@@ -233,14 +263,9 @@ def load_models(args) -> dict:
         try:
             return load_cae(path)
         except ValueError:  # a training checkpoint (inverse.vble._train), e.g. mid-training
-            from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
-            from inverse.vble._train import _read_checkpoint
+            from inverse.vble import load_training_checkpoint
 
-            ckpt = _read_checkpoint(Path(path))
-            model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
-            own = model.state_dict()
-            model.load_state_dict({k: v for k, v in ckpt["model_state"].items() if k in own})
-            return model
+            return load_training_checkpoint(path)[0]
 
     out = {}
     for name, path in (("low", args.model_low), ("high", args.model_high)):
@@ -326,7 +351,10 @@ def tune(settings, train_crops, models, args, log) -> dict:
                                key=lambda c: abs(score(c)["coverage_2sigma"] - 0.9545))
             elif args.init_candidates:
                 init = args.init_candidates[0]
+            level = sum(float(y.mean()) for y, *_ in obs) / len(obs)
+            nvar = float(obs[0][2].variance(torch.tensor(level)))
             res.update({"model": model, "map_z_train_psnr": rate, "vble_init": list(init),
+                        "noise_std": math.sqrt(nvar), "mean_level": level,
                         "vble_init_train_scores": init_scores})
             log(f"[tune] {s.name}: model={model} {rate}, VBLE init (a, b)={tuple(init)} "
                 f"{init_scores}")
@@ -334,17 +362,143 @@ def tune(settings, train_crops, models, args, log) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------------------ driver
-def _write_json_atomic(path: Path, obj: dict) -> None:
+# ------------------------------------------------------------------------------------------ rule
+def auto_rule_from_tuning(tuning: dict, models: dict):
+    """The ``--model auto`` table from the per-setting model choices on train crops."""
+    from inverse.vble import AutoRule
+
+    entries = []
+    for name, t in tuning.items():
+        if "model" not in t or "noise_std" not in t:
+            continue
+        s = next(s for s in ALL_SETTINGS + QUICK_SETTINGS if s.name == name)
+        entries.append({"setting": name, "decimation": s.decimation, "mtf": s.mtf,
+                        "noise_std": t["noise_std"], "model": t["model"],
+                        "map_z_train_psnr": t["map_z_train_psnr"]})
+    if not entries:
+        return None
+    return AutoRule(tuple(entries), source="examples/vble_satellite_eval.py tuning on train crops "
+                    f"{list(TRAIN_IMAGES)} (MAP-z PSNR per setting); models {sorted(models)}")
+
+
+# ------------------------------------------------------------------------------------------ figures
+PANEL_METHODS = ("vble_xz", "cli_default", "tv")
+
+
+def save_panel_arrays(folder: Path, setting: str, method: str, x, y, out) -> None:
+    """Arrays of crop 0 for the restoration panels (``panels/<setting>.npz``, merged)."""
+    import numpy as np
+
+    if method not in PANEL_METHODS:
+        return
+    path = Path(folder) / "panels" / f"{setting}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    arrays = dict(np.load(path)) if path.is_file() else {}
+    arrays["truth"] = x[0, 0].numpy()
+    arrays["observed"] = y[0, 0].numpy()
+    arrays[f"{method}_x"] = out["x"][0, 0].detach().numpy()
+    if out.get("std") is not None:
+        arrays[f"{method}_std"] = out["std"][0, 0].detach().numpy()
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
 
 
+def make_figures(state: dict, folder: Path, settings) -> list[Path]:
+    """Restoration panels per setting, the calibration curve and the sparsification plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s in settings:
+        path = folder / "panels" / f"{s.name}.npz"
+        if not path.is_file():
+            continue
+        a = dict(np.load(path))
+        if "cli_default_x" not in a:
+            continue
+        lo, hi = np.percentile(a["truth"], [0.5, 99.5])
+        cols = [("truth", a["truth"]), ("observed", a["observed"])]
+        cols += [(lab, a[k]) for lab, k in (("VBLE-xz (published)", "vble_xz_x"),
+                                            ("CLI default", "cli_default_x"),
+                                            ("TV", "tv_x")) if k in a]
+        err = np.abs(a["cli_default_x"] - a["truth"])
+        std = a.get("cli_default_std")
+        fig, axes = plt.subplots(1, len(cols) + 2, figsize=(2.6 * (len(cols) + 2), 3.0))
+        for ax, (lab, im) in zip(axes, cols, strict=False):
+            ax.imshow(im, cmap="gray", vmin=lo, vmax=hi)
+            psnr = ""
+            if lab not in ("truth", "observed"):
+                mean_psnr = state["results"][s.name].get(_method_of(lab), {}).get("psnr")
+                psnr = f"\n{mean_psnr:.2f} dB (mean)" if mean_psnr is not None else ""
+            ax.set_title(lab + psnr, fontsize=8)
+        vmax = float(np.percentile(err, 99.5)) * 4095
+        im = axes[-2].imshow(err * 4095, cmap="magma", vmin=0, vmax=vmax)
+        axes[-2].set_title("|error| CLI default (DN)", fontsize=8)
+        fig.colorbar(im, ax=axes[-2], fraction=0.046)
+        if std is not None:
+            im = axes[-1].imshow(std * 4095, cmap="magma", vmin=0, vmax=vmax / 2)
+            axes[-1].set_title("std CLI default (DN)", fontsize=8)
+            fig.colorbar(im, ax=axes[-1], fraction=0.046)
+        for ax in axes:
+            ax.set_axis_off()
+        fig.suptitle(s.name, fontsize=9)
+        fig.tight_layout()
+        out = folder / f"panel_{s.name}.png"
+        fig.savefig(out, dpi=80)
+        plt.close(fig)
+        written.append(out)
+    # calibration and sparsification, per method, over all settings and crops
+    fig_c, ax_c = plt.subplots(figsize=(4.2, 4.2))
+    fig_s, ax_s = plt.subplots(figsize=(4.6, 4.2))
+    ax_c.plot([0, 1], [0, 1], "k:", lw=1, label="ideal")
+    for m, color in (("vble_xz", "C0"), ("cli_default", "C3"), ("vble_z", "C2")):
+        recs = [r for r in state["records"] if r["method"] == m and "coverage_curve" in r]
+        if not recs:
+            continue
+        nom = np.asarray(recs[0]["coverage_curve"]["nominal"])
+        emp = np.mean([r["coverage_curve"]["empirical"] for r in recs], axis=0)
+        ax_c.plot(nom, emp, color=color, label=f"{_label(m)} ({len(recs)} restorations)")
+        fr = np.asarray(recs[0]["sparsification_curve"]["fractions"])
+        by_std = np.mean([r["sparsification_curve"]["by_std"] for r in recs], axis=0)
+        oracle = np.mean([r["sparsification_curve"]["oracle"] for r in recs], axis=0)
+        ax_s.plot(fr, by_std, color=color, label=f"{_label(m)}: by std")
+        ax_s.plot(fr, oracle, color=color, ls="--", lw=1, label=f"{_label(m)}: oracle")
+    ax_c.set_xlabel("nominal coverage")
+    ax_c.set_ylabel("empirical coverage")
+    ax_c.set_title("Calibration (mean over settings and crops)", fontsize=9)
+    ax_c.legend(fontsize=7)
+    ax_s.set_xlabel("fraction of pixels removed (largest std first)")
+    ax_s.set_ylabel("relative MSE of the rest")
+    ax_s.set_title("Sparsification", fontsize=9)
+    ax_s.legend(fontsize=7)
+    for fig, name in ((fig_c, "calibration.png"), (fig_s, "sparsification.png")):
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=90)
+        plt.close(fig)
+        written.append(folder / name)
+    return written
+
+
+def _label(m: str) -> str:
+    return {"vble_xz": "VBLE-xz (published)", "cli_default": "CLI default",
+            "vble_z": "VBLE-z", "tv": "TV"}.get(m, m)
+
+
+def _method_of(label: str) -> str:
+    return {"VBLE-xz (published)": "vble_xz", "CLI default": "cli_default", "TV": "tv"}[label]
+
+
+# ------------------------------------------------------------------------------------------ driver
 def aggregate(records: list[dict], settings, methods) -> tuple[dict, dict]:
-    keys = ("psnr", "ssim", "psnr_zmmse", "seconds", "seconds_per_sample", "zscore_mean",
-            "zscore_std", "coverage_1sigma", "coverage_2sigma", "coverage_3sigma", "auce",
+    keys = ("psnr", "ssim", "psnr_zmmse", "decoder_error_scale", "seconds", "seconds_per_sample",
+            "zscore_mean", "zscore_std", "coverage_1sigma", "coverage_2sigma", "coverage_3sigma",
+            "auce",
             "auce_samples", "uce", "ence", "ause", "nll", "spearman")
     results: dict = {}
     for s in settings:
@@ -368,7 +522,7 @@ def aggregate(records: list[dict], settings, methods) -> tuple[dict, dict]:
 
 def rst_table(results: dict, settings, methods) -> str:
     head = ["setting"] + [f"{m} PSNR/SSIM" for m in methods] + \
-        ["VBLE-xz cov2σ / z-std", "VBLE-z cov2σ / z-std"]
+        ["CLI default cov2σ / z-std", "VBLE-xz cov2σ / z-std", "VBLE-z cov2σ / z-std"]
     rows = []
     for s in settings:
         r = results.get(s.name, {})
@@ -376,7 +530,7 @@ def rst_table(results: dict, settings, methods) -> str:
         for m in methods:
             v = r.get(m)
             row.append(f"{v['psnr']:.2f} / {v['ssim']:.3f}" if v else "-")
-        for m in ("vble_xz", "vble_z"):
+        for m in ("cli_default", "vble_xz", "vble_z"):
             v = r.get(m)
             row.append(f"{v['coverage_2sigma']:.3f} / {v['zscore_std']:.2f}"
                        if v and v.get("coverage_2sigma") is not None else "-")
@@ -421,6 +575,10 @@ def parse_args(argv):
                         "different --settings, e.g. in parallel) into --json and exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--figures", type=Path, default=None,
+                   help="folder for the restoration panels, calibration and sparsification plots")
+    p.add_argument("--write-auto-rule", type=Path, default=None,
+                   help="write the --model auto table fitted by the tuning (train crops) here")
     args = p.parse_args(argv)
     bad = set(args.methods) - set(VBLE_METHODS + CLASSICAL)
     if bad:
@@ -483,7 +641,7 @@ def merge(paths: list[Path], out: Path, methods: list[str]) -> dict:
     methods = [m for m in VBLE_METHODS + CLASSICAL if m in methods]
     merged["results"], merged["summary"] = aggregate(merged["records"], settings, methods)
     merged["table_rst"] = rst_table(merged["results"], settings, methods)
-    _write_json_atomic(out, merged)
+    write_json(out, merged)
     print(merged["table_rst"])
     return merged
 
@@ -491,7 +649,14 @@ def merge(paths: list[Path], out: Path, methods: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.merge:
-        return merge(args.merge, args.json, args.methods)
+        merged = merge(args.merge, args.json, args.methods)
+        settings = [s for s in ALL_SETTINGS if s.name in merged["tuning"]]
+        rule = auto_rule_from_tuning(merged["tuning"], {n: None for n in ("low", "high")})
+        if args.write_auto_rule and rule is not None:
+            write_json(args.write_auto_rule, rule.to_dict())
+        if args.figures:
+            make_figures(merged, args.figures, settings)
+        return merged
     torch.set_num_threads(args.threads)
     settings = QUICK_SETTINGS if args.quick else ALL_SETTINGS
     if args.settings:
@@ -528,7 +693,7 @@ def main(argv: list[str] | None = None) -> dict:
         methods = [m for m in VBLE_METHODS + CLASSICAL if m in args.methods]
         state["results"], state["summary"] = aggregate(state["records"], settings, methods)
         state["table_rst"] = rst_table(state["results"], settings, methods)
-        _write_json_atomic(args.json, state)
+        write_json(args.json, state)
 
     # tuning on train crops (never the eval image)
     todo = [s for s in settings if s.name not in state["tuning"]]
@@ -551,6 +716,14 @@ def main(argv: list[str] | None = None) -> dict:
                 log(f"[ceiling] {key} {name}: "
                     f"{state['decoder_fit_ceiling'][f'{key}_{name}']:.2f} dB")
                 save()
+    from inverse.vble import select_model
+
+    rule = auto_rule_from_tuning(state["tuning"], models)
+    if args.write_auto_rule and rule is not None:
+        write_json(args.write_auto_rule, rule.to_dict())
+        log(f"auto rule written to {args.write_auto_rule}")
+    if "cli_default" in args.methods and rule is None:
+        raise SystemExit("cli_default needs the model choices of the tuning (VBLE methods)")
     done = {(r["setting"], r["crop"], r["method"]) for r in state["records"]}
     for s in settings:
         s_idx = ALL_SETTINGS.index(s)
@@ -566,18 +739,29 @@ def main(argv: list[str] | None = None) -> dict:
                     out = {"x": tikhonov(y, op, tun["tikhonov_mu"], tun["tikhonov_order"])}
                 elif m == "tv":
                     out = {"x": tv(y, op, tun["tv_lambda"], args.tv_iter)}
+                elif m == "cli_default":
+                    # what `sciml-inverse restore` does: the model from the auto rule fitted on
+                    # this run's train-crop tuning, default options (no per-setting tuning)
+                    nstd = math.sqrt(float(noise.variance(y.mean())))
+                    rec["model"] = select_model(nstd, s.decimation, s.mtf, rule)
+                    rec["noise_std"] = nstd
+                    out = run_vble(y, op, noise, models[rec["model"]], m, args)
                 else:
                     rec["model"] = tun["model"]
                     rec["vble_init"] = tun["vble_init"]
                     out = run_vble(y, op, noise, models[tun["model"]], m, args,
                                    init=tuple(tun["vble_init"]))
+                if m in VBLE_METHODS:
                     rec["psnr_zmmse"] = quality(out["zmmse"], x)["psnr"]
                     rec["seconds_per_sample"] = out["seconds_per_sample"]
                     rec["final_loss"] = out["final_loss"]
+                    rec["decoder_error_scale"] = out["decoder_error_scale"]
                     if m != "map_z":
                         rec.update(calibration(out["x"], out["std"], x, out["samples"]))
                 rec["seconds"] = out.get("seconds", time.perf_counter() - t0)
                 rec.update(quality(out["x"], x))
+                if args.figures and c_idx == 0:
+                    save_panel_arrays(args.figures, s.name, m, x, y, out)
                 state["records"].append(rec)
                 save()
                 extra = (f", cov2σ {rec['coverage_2sigma']:.3f}, z-std {rec['zscore_std']:.2f}"
@@ -586,6 +770,8 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{rec['ssim']:.3f}{extra}, {rec['seconds']:.1f} s")
     save()
     print(state["table_rst"])
+    if args.figures:
+        make_figures(state, args.figures, settings)
     return state
 
 

@@ -262,9 +262,9 @@ class TikhonovPrior(Prior):
        \operatorname{prox}_{\gamma R}(v) = (I + \gamma D^H D)^{-1} v
        = \gamma^{-1} (D^H D + \gamma^{-1} I)^{-1} v ,
 
-    computed as ``D.solve_normal(v / gamma, 1 / gamma)``: closed form when ``D`` is
-    Fourier-diagonal or diagonal (e.g. a circular :class:`operators.FiniteDifference`), batched
-    CG otherwise (e.g. the default Neumann finite differences).
+    computed as ``D.solve_normal(v / gamma, 1 / gamma)``: closed form when ``D`` is diagonal,
+    Fourier-diagonal (e.g. a circular :class:`operators.FiniteDifference`) or DCT-diagonal (the
+    default Neumann finite differences), batched CG otherwise.
 
     Parameters
     ----------

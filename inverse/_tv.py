@@ -153,7 +153,7 @@ def tv_prox(v: Tensor, lam: float | Tensor, *, event_ndim: int = 3, max_iter: in
     >>> from inverse import tv_prox
     >>> v = torch.zeros(1, 1, 8, 8); v[..., 4:] = 1.0
     >>> r = tv_prox(v, 0.5)
-    >>> float(r.gap.max()) < 1e-5
+    >>> float(r.gap.max()) < 1e-4  # duality gap after the default 200 iterations
     True
     """
     if isinstance(lam, Tensor):

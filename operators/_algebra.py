@@ -6,7 +6,11 @@ Structure is tracked by two private hooks on every operator:
   ``(*batch, *in_shape)``), else ``None``;
 * ``_fourier_symbol()`` -> ``(s, real_kernel)`` when ``A x = ifft2(s * fft2(x))`` over the last two
   dims, else ``None``. ``real_kernel`` says the kernel is real (Hermitian-symmetric ``s``), which
-  allows the real FFT for real inputs.
+  allows the real FFT for real inputs;
+* ``_dct_symbol()`` -> ``(s, dims)`` when ``A x = idct(s * dct(x))`` with the orthonormal DCT-II
+  along the sample axes ``dims`` (e.g. Neumann finite-difference Laplacians), else ``None``. A
+  symbol is constant along the axes it does not list, so symbols over different axes combine over
+  the union of their axes.
 
 The algebra propagates them (sums add, compositions multiply, scalings scale, adjoints conjugate),
 so ``solve_normal`` and ``opnorm`` find closed forms for e.g. ``(c * Conv).gram() + rho * I``
@@ -64,6 +68,9 @@ class Identity(LinearOperator):
     def _fourier_symbol(self, like=None):
         return (1.0, True)
 
+    def _dct_symbol(self, like=None):
+        return (1.0, ())
+
     def opnorm(self, **kwargs) -> Tensor:
         return torch.ones(())
 
@@ -102,6 +109,10 @@ class Adjoint(LinearOperator):
 
     def _fourier_symbol(self, like=None):
         s = self.op._fourier_symbol(like)
+        return None if s is None else (_conj(s[0]), s[1])
+
+    def _dct_symbol(self, like=None):
+        s = self.op._dct_symbol(like)
         return None if s is None else (_conj(s[0]), s[1])
 
     def opnorm(self, **kwargs) -> Tensor:
@@ -174,43 +185,24 @@ class Composition(_Composite):
             return None
         return (_product([s[0] for s in syms]), all(s[1] for s in syms))
 
-    def _decimated_fourier(self, like):
-        """``(factor, symbol, real_kernel)`` if this is Decimation @ (Fourier multiplier)."""
-        from ._decimation import Decimation
-
-        if len(self.ops) == 2 and isinstance(self.ops[0], Decimation) and \
-                self.ops[1].in_shape == self.ops[1].out_shape:
-            sym = self.ops[1]._fourier_symbol(like)
-            if sym is not None and isinstance(sym[0], Tensor):
-                return self.ops[0].factor, sym[0], sym[1]
-        return None
+    def _dct_symbol(self, like=None):
+        syms = [op._dct_symbol(like) for op in self.ops]
+        if any(s is None for s in syms):
+            return None
+        return (_product([s[0] for s in syms]), _union_dims(s[1] for s in syms))
 
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
-        from ._decimation import _decimated_blur_solve
-
-        found = self._decimated_fourier(b)
-        if found is not None:
-            f, otf, real_kernel = found
-            # mean_blocks(|ĥ|²) depends on the PSF only: cache it, keyed on the OTF's storage
-            # and version so that a changed PSF is never served a stale value.
-            key = (otf.data_ptr(), otf._version, tuple(otf.shape), otf.dtype, otf.device, f)
-            cache = self._cache()
-            power = cache.get("aliased_power", {}).get(key)
-            if power is None:
-                from ._decimation import _block_mean
-
-                power = _block_mean(otf.abs() ** 2, f)
-                if not power.requires_grad:
-                    cache["aliased_power"] = {key: power}
-            return _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
+        if len(self.ops) == 2:  # a closed form the outer factor knows (its registered rule)
+            x = self.ops[0]._solve_normal_outer(self.ops[1], b, rho, self._cache())
+            if x is not None:
+                return x
         return super()._solve_normal(b, rho, **cg_kwargs)
 
     def opnorm(self, **kwargs) -> Tensor:
-        from ._decimation import _decimated_blur_opnorm
-
-        found = self._decimated_fourier(self._reference_tensor())
-        if found is not None:
-            return _decimated_blur_opnorm(found[0], found[1], len(self.in_shape))
+        if len(self.ops) == 2:
+            n = self.ops[0]._opnorm_outer(self.ops[1])
+            if n is not None:
+                return n
         return super().opnorm(**kwargs)
 
 
@@ -260,6 +252,15 @@ class Sum(_Composite):
         for s in syms[1:]:
             out = out + s[0]
         return (out, all(s[1] for s in syms))
+
+    def _dct_symbol(self, like=None):
+        syms = [op._dct_symbol(like) for op in self.ops]
+        if any(s is None for s in syms):
+            return None
+        out = syms[0][0]
+        for s in syms[1:]:
+            out = out + s[0]
+        return (out, _union_dims(s[1] for s in syms))
 
 
 class Scaled(LinearOperator):
@@ -336,6 +337,10 @@ class Scaled(LinearOperator):
             return None
         return (self._c(len(self.in_shape)) * s[0], s[1] and not self.c.is_complex())
 
+    def _dct_symbol(self, like=None):
+        s = self.op._dct_symbol(like)
+        return None if s is None else (self._c(len(self.in_shape)) * s[0], s[1])
+
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
         # (|c|^2 AᴴA + ρ)⁻¹ b = |c|⁻² (AᴴA + ρ/|c|²)⁻¹ b, keeping A's closed form.
         c2 = self._c(len(self.in_shape)).abs() ** 2
@@ -379,6 +384,10 @@ def compose(ops: Sequence[LinearOperator]) -> LinearOperator:
 
 def _conj(s):
     return s.conj() if isinstance(s, Tensor) else (s.conjugate() if isinstance(s, complex) else s)
+
+
+def _union_dims(dims_seq) -> tuple[int, ...]:
+    return tuple(sorted({d for dims in dims_seq for d in dims}))
 
 
 def _product(syms):

@@ -266,7 +266,9 @@ class LinearOperator(nn.Module, abc.ABC):
 
         A closed form is used when the structure allows it: a diagonal Gram (masks, diagonals,
         decimation), a Fourier-diagonal Gram (circular convolutions, Fourier sampling, periodic
-        finite differences, and sums, scalings and stacks of these), circular blur followed by
+        finite differences, and sums, scalings and stacks of these), a DCT-diagonal Gram
+        (Neumann-boundary finite differences, alone or stacked with scaled identities), circular
+        blur followed by
         decimation (Zhao et al., IEEE TIP 2016), and small dense matrices. Otherwise batched
         conjugate gradient (:func:`operators.cg`) is used, with gradients by implicit
         differentiation (one more solve in the backward pass, no unrolled graph).
@@ -326,6 +328,11 @@ class LinearOperator(nn.Module, abc.ABC):
             from ._fourier import fourier_apply
 
             return fourier_apply(b, 1.0 / (s[0] + rho), s[1])
+        c = g._dct_symbol(like)
+        if c is not None:
+            from ._dct import dct_apply
+
+            return dct_apply(b, 1.0 / (c[0] + rho), c[1])
         from ._algebra import Identity, Scaled, Sum
         from .solvers._cg import cg
 
@@ -337,8 +344,30 @@ class LinearOperator(nn.Module, abc.ABC):
         """``d`` with ``A x = d * x`` (broadcasting over ``(*batch, *in_shape)``), else None."""
         return None
 
+    # Structural rules of the algebra, owned by the concrete operator: when this operator is the
+    # outer factor of a two-factor composition ``self @ inner``, it may know a closed form that
+    # the generic algebra does not (e.g. decimation after a circular blur). ``Composition`` asks
+    # its outer factor through these hooks and falls back to the generic path on ``None``; it
+    # never tests for concrete classes.
+    def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
+                            cache: dict) -> Tensor | None:
+        """``((self @ inner)^H (self @ inner) + rho I)^{-1} b`` in closed form, else None.
+
+        ``cache`` is the composition's cache (for values that depend on ``inner`` only)."""
+        return None
+
+    def _opnorm_outer(self, inner: LinearOperator) -> Tensor | None:
+        """``||self @ inner||_2`` in closed form, else None."""
+        return None
+
     def _fourier_symbol(self, like=None) -> tuple[Tensor | float, bool] | None:
         """``(s, real_kernel)`` with ``A x = ifft2(s * fft2(x))``, else None."""
+        return None
+
+    def _dct_symbol(self, like=None) -> tuple[Tensor | float, tuple[int, ...]] | None:
+        """``(s, dims)`` with ``A x = idct(s * dct(x))``, the orthonormal DCT-II along the sample
+        axes ``dims`` (negative), ``s`` broadcasting against ``(*batch, *in_shape)``; else None.
+        """
         return None
 
     def _check_rho(self, rho: float | Tensor, b: Tensor) -> Tensor:
@@ -358,10 +387,17 @@ class LinearOperator(nn.Module, abc.ABC):
                     f"per-sample rho must have a shape that broadcasts to the batch shape "
                     f"{batch} (of b and the operator), got {tuple(rho.shape)}; give one rho "
                     f"per sample or a float")
-            if not rho.is_floating_point():
-                rho = rho.to(b.real.dtype if b.is_complex() else b.dtype)
+            real = b.real.dtype if b.is_complex() else b.dtype
             # one synchronization catches NaN, inf, 0 and negative values
             check_positive_tensor("rho", rho, hint="rho > 0 makes AᴴA + ρI invertible")
+            if rho.numel() and rho.is_floating_point() and \
+                    torch.finfo(rho.dtype).bits > torch.finfo(real).bits:
+                # rho is computed in b's dtype: a value that under- or overflows there would
+                # silently become 0 or inf (e.g. 1e-50 in float32)
+                lo, hi = torch.stack(torch.aminmax(rho.detach().reshape(-1))).tolist()
+                check_representable("rho", lo, real, hint="per-sample rho")
+                check_representable("rho", hi, real, hint="per-sample rho")
+            rho = rho.to(real)  # the result keeps b's dtype
             return _expand_per_sample(rho, len(self.in_shape))
         if isinstance(rho, bool) or not isinstance(rho, (int, float)):
             raise TypeError(f"rho must be a positive float or a tensor, got {type(rho).__name__}")
@@ -374,7 +410,8 @@ class LinearOperator(nn.Module, abc.ABC):
     def opnorm(self, **power_kwargs) -> Tensor:
         """Per-sample spectral norm :math:`\\|A\\|_2` (not squared).
 
-        Closed form when the operator or its Gram is diagonal or Fourier-diagonal, otherwise
+        Closed form when the operator or its Gram is diagonal, Fourier-diagonal or
+        DCT-diagonal (Neumann finite differences), otherwise
         power iteration on :math:`A^H A` (:func:`operators.power_method`; keyword options are
         passed to it).
 
@@ -387,7 +424,8 @@ class LinearOperator(nn.Module, abc.ABC):
         candidates = ((lambda: self._diagonal_symbol(like), False),
                       (lambda: _first(self._fourier_symbol(like)), False),
                       (lambda: gram._diagonal_symbol(like), True),
-                      (lambda: _first(gram._fourier_symbol(like)), True))
+                      (lambda: _first(gram._fourier_symbol(like)), True),
+                      (lambda: _first(gram._dct_symbol(like)), True))
         for get, root in candidates:
             sym = get()
             if sym is not None:

@@ -86,6 +86,41 @@ class Decimation(LinearOperator):
     def opnorm(self, **kwargs) -> Tensor:
         return torch.ones(())
 
+    # The structural rule "decimation after a circular blur has a closed-form normal solve"
+    # (Zhao et al. 2016), registered with the algebra through the outer-factor hooks of
+    # LinearOperator: Composition(Decimation, B) asks its outer factor.
+    def _decimated_fourier(self, inner: LinearOperator, like) -> tuple | None:
+        """``(symbol, real_kernel)`` of ``inner`` if it is a shape-preserving Fourier multiplier."""
+        if inner.in_shape != inner.out_shape:
+            return None
+        sym = inner._fourier_symbol(like)
+        if sym is not None and isinstance(sym[0], Tensor):
+            return sym[0], sym[1]
+        return None
+
+    def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
+                            cache: dict) -> Tensor | None:
+        found = self._decimated_fourier(inner, b)
+        if found is None:
+            return None
+        otf, real_kernel = found
+        f = self.factor
+        # mean_blocks(|ĥ|²) depends on the PSF only: cache it, keyed on the OTF's storage and
+        # version so that a changed PSF is never served a stale value.
+        key = (otf.data_ptr(), otf._version, tuple(otf.shape), otf.dtype, otf.device, f)
+        power = cache.get("aliased_power", {}).get(key)
+        if power is None:
+            power = _block_mean(otf.abs() ** 2, f)
+            if not power.requires_grad:
+                cache["aliased_power"] = {key: power}
+        return _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
+
+    def _opnorm_outer(self, inner: LinearOperator) -> Tensor | None:
+        found = self._decimated_fourier(inner, inner._reference_tensor())
+        if found is None:
+            return None
+        return _decimated_blur_opnorm(self.factor, found[0], len(inner.in_shape))
+
     def extra_repr(self) -> str:
         return f"factor={self.factor}, in_shape={self.in_shape}"
 

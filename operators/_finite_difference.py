@@ -33,8 +33,11 @@ class FiniteDifference(LinearOperator):
         Grid spacing ``h_k`` per axis.
     boundary : {"neumann", "circular"}
         ``"neumann"``: the difference across the last face is zero (no wrap-around; the usual
-        choice for total variation). ``"circular"``: periodic; the Gram is then Fourier-diagonal
-        and ``solve_normal``/``opnorm`` are closed-form.
+        choice for total variation); the Gram is then diagonalized by the DCT-II.
+        ``"circular"``: periodic; the Gram is then Fourier-diagonal. Either way
+        ``solve_normal``/``opnorm`` of the operator, of its Gram plus ``rho * I``, and of stacks
+        with scaled identities are closed-form (for ``"circular"``, when ``dims`` are among the
+        last two axes).
 
     Raises
     ------
@@ -98,9 +101,32 @@ class FiniteDifference(LinearOperator):
         return out
 
     def gram(self) -> LinearOperator:
-        if self.boundary != "circular" or not set(self.dims) <= {-2, -1}:
+        if self.boundary == "neumann":
+            return _NeumannNegLaplacian(self)
+        if not set(self.dims) <= {-2, -1}:
             return super().gram()
         return _PeriodicNegLaplacian(self)
+
+    def _neumann_symbol(self, like: Tensor | None) -> Tensor:
+        r"""DCT-II eigenvalues of the Neumann :math:`-\Delta = \nabla^H\nabla`.
+
+        Per axis :math:`(2 \sin(\pi k / 2n) / h)^2`, :math:`k = 0..n-1`, summed over ``dims``;
+        shape ``in_shape`` with ones on the axes not differentiated.
+        """
+        kw = {} if like is None else {"device": like.device,
+                                      "dtype": like.real.dtype if like.is_complex() else
+                                      like.dtype}
+        nd = len(self.in_shape)
+        sym = None
+        for d, h in zip(self.dims, self.spacing, strict=True):
+            n = self.in_shape[d]
+            k = torch.arange(n, **kw)
+            lam = (2 * torch.sin(math.pi * k / (2 * n)) / h) ** 2
+            shape = [1] * nd
+            shape[d] = n
+            lam = lam.reshape(shape)
+            sym = lam if sym is None else sym + lam
+        return sym
 
     def _laplacian_symbol(self, like: Tensor | None) -> Tensor:
         """Fourier symbol of the periodic :math:`-\\Delta`, on ``like``'s device and dtype."""
@@ -148,3 +174,29 @@ class _PeriodicNegLaplacian(LinearOperator):
 
     def _fourier_symbol(self, like=None):
         return (self._fd[0]._laplacian_symbol(like), True)
+
+
+class _NeumannNegLaplacian(LinearOperator):
+    """Gram of a Neumann :class:`FiniteDifference`: -Δ with reflecting boundaries.
+
+    Applied by the stencil (``D^H D x``); its DCT-II symbol (``_dct_symbol``) gives the closed
+    forms. Parameter-free, so the symbol is built on the device and dtype of the data it meets.
+    """
+
+    def __init__(self, fd: FiniteDifference) -> None:
+        super().__init__(fd.in_shape, fd.in_shape)
+        self._fd = (fd,)  # a tuple: not registered as a submodule
+
+    def forward(self, x: Tensor) -> Tensor:
+        fd = self._fd[0]
+        return fd.adjoint(fd.forward(x))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.forward(y)
+
+    @property
+    def H(self) -> LinearOperator:  # noqa: N802
+        return self
+
+    def _dct_symbol(self, like=None):
+        return (self._fd[0]._neumann_symbol(like), self._fd[0].dims)

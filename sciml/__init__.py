@@ -10,9 +10,10 @@ Subpackages (import them explicitly; ``import sciml`` alone loads nothing heavy)
   test functions, latent-space inverse problems with sensors as an
   :class:`operators.PointSampling`), a strong-form physics-informed baseline, and training
   entry points;
-* :mod:`sciml.nde`: adaptive Runge-Kutta ``odeint`` (torchdiffeq's calling convention) and
-  ``sdeint`` (torchsde's SDE interface) that record, differentiably, each accepted step's error
-  and stiffness estimates, and the solver-heuristic regularizers of Pal et al. (ICML 2021).
+* :mod:`sciml.nde`: drop-ins for torchdiffeq's ``odeint``/``odeint_adjoint`` and torchsde's
+  ``sdeint``/``sdeint_adjoint`` that, given a ``Recorder``, record differentiably each accepted
+  step's error and stiffness estimates, and the solver-heuristic regularizers of Pal et al.
+  (ICML 2021).
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError

@@ -20,7 +20,7 @@ from torch import Tensor
 
 __all__ = ["check_int", "check_number", "check_real", "check_tensor", "check_tolerance",
            "check_finite", "check_shape", "check_representable", "check_positive_tensor",
-           "check_keys", "check_finite_state_dict", "check_checkpoint_content", "check_device"]
+           "check_keys", "check_finite_state_dict", "check_device"]
 
 
 def check_number(name: str, v: object, *, positive: bool = True,
@@ -216,22 +216,8 @@ def check_finite_state_dict(state: Mapping[str, Any], source: str | os.PathLike,
     visit("", state)
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(f"{os.fspath(source)}: the {what} contain NaN or inf in {shown}; the "
+        raise ValueError(f"{os.fspath(source)}: NaN or inf in the {what} ({shown}); the "
                          f"training that wrote it probably diverged: use an earlier checkpoint")
-
-
-def check_checkpoint_content(ckpt: object, source: str | os.PathLike, *,
-                             required: Iterable[str] = (), weights: str | None = None,
-                             what: str = "checkpoint") -> None:
-    """The checks of a loaded checkpoint dict, in one call for loaders.
-
-    :func:`check_keys` for ``required`` (a clear ``ValueError``, not a ``KeyError`` later), then
-    :func:`check_finite_state_dict` on ``ckpt[weights]`` (NaN or inf weights of a diverged run).
-    """
-    check_keys(ckpt, required, source, what)
-    if weights is not None:
-        check_keys(ckpt, (weights,), source, what)
-        check_finite_state_dict(ckpt[weights], source)  # type: ignore[index]
 
 
 def _hint(hint: str) -> str:

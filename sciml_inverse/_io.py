@@ -5,31 +5,71 @@ An interrupted write therefore never leaves a partial file at the target path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
-__all__ = ["write_atomic", "write_bytes_atomic", "write_json"]
+__all__ = ["atomic_path", "write_atomic", "write_bytes_atomic", "write_json"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    For writers that need a file name (HDF5, GeoTIFF, ``savefig``, ``np.savez`` through an
+    open file). The file gets the usual permissions (``0o666`` less the umask); on an exception
+    the temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or path-like
+    mkdir : bool
+        Create missing parent folders (default); with ``False`` a missing folder is a
+        ``FileNotFoundError``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sciml_inverse import atomic_path
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with atomic_path(os.path.join(d, "out.txt")) as tmp:
+    ...         _ = tmp.write_text("done")
+    ...     sorted(os.listdir(d))
+    ['out.txt']
+    """
+    path = Path(path)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise FileNotFoundError(f"the output directory {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600 files
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
 
 
 def _write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+    return Path(path)
 
 
 def write_atomic(obj: Any, path: str | os.PathLike) -> Path:

@@ -44,12 +44,13 @@ import torch
 from inverse.lpn import (
     LPN,
     ImageLPNConfig,
-    LPNTrainConfig,
+    LPNTrainOptions,
     TrainPhase,
     library_version,
     save_lpn,
     train_lpn,
 )
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -268,6 +269,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="images .npz: written from the shared data if missing, else read")
     p.add_argument("--cache-only", action="store_true", help="write --data-cache and exit")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="mixed precision of the training (falls back to fp32 where unsupported)")
     p.add_argument("--steps", default="auto",
                    help="number of optimizer steps, or 'auto': fill --time-budget seconds (its "
                         "default on CUDA is 240) after a short speed benchmark, or, on the CPU "
@@ -384,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps = args.steps
     gamma_min = args.gamma_min_rms if args.gamma_min_rms is not None else args.sigma_train
     sched = phases(steps, args.warmup_frac, gamma_min, args.lr_l1, args.lr_pm)
-    tcfg = LPNTrainConfig(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
+    tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
                           seed=args.seed, checkpoint_every=max(100, steps // 20),
                           log_every=max(1, min(100, steps // 20)))
     print("schedule: " + ", ".join(f"{p.describe()} x{p.num_steps} @ {p.lr:g}" for p in sched))
@@ -397,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{time.perf_counter() - t_train:.0f} s", flush=True)
 
     hist = train_lpn(model, bank, tcfg, checkpoint=args.checkpoint, device=device,
+                     precision=args.precision,
                      progress=sys.stderr.isatty(), on_phase_end=report)
     sps = steps / hist.wall_time
     print(f"trained {hist.final_step} steps in {hist.wall_time:.1f} s ({sps:.2f} steps/s); "
@@ -419,6 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
         "steps_per_second": round(sps, 3),
         "benchmark_steps_per_second": None if sps_bench is None else round(sps_bench, 3),
         "device": device_name,
+        "precision": args.precision,
         "torch_threads": torch.get_num_threads(),
         "schedule": [{"loss": p.loss, "steps": p.num_steps, "lr": p.lr,
                       "gamma_rms": p.gamma_rms} for p in sched],
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     side = args.out.with_suffix(".json")
-    side.write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(side, meta)
     print(f"wrote {args.out} and {side}")
     return meta
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse.vble import CAEConfig, CompressiveAutoencoder, save_cae
+from inverse.vble import CAEConfig, CompressiveAutoencoder, load_training_checkpoint, save_cae
 from inverse.vble._data import (
     NAIP_TRAIN,
     PAN_TRAIN,
@@ -54,13 +54,14 @@ from inverse.vble._data import (
     load_satellite_train,
 )
 from inverse.vble._train import (
-    TrainConfig,
+    TrainOptions,
     evaluate_cae,
     fit_decoder,
     library_version,
     train_cae,
     train_std_decoder,
 )
+from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite" / "train"
@@ -110,6 +111,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rows held out at the bottom of each pan image for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints")
+    p.add_argument("--init-from", default=None, metavar="PATH|low|high",
+                   help="warm start: initial CAE weights from a saved model (load_cae) or a "
+                        "shipped one (its N, M and widths must match); ignored on --resume "
+                        "once a checkpoint exists")
     p.add_argument("--ckpt-dir", type=Path, default=None,
                    help="folder of the training checkpoints (default: next to --out)")
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -129,6 +134,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--half", choices=("auto", "yes", "no"), default="auto",
                    help=f"float16 storage (auto: if float32 exceeds {HALF_ABOVE_BYTES} bytes)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="mixed precision (bf16: CPUs with AMX/AVX512-BF16 or CUDA; fp16: CUDA; "
+                        "falls back to fp32 where unsupported)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", type=Path, default=None, help="also write the record here")
     p.add_argument("--no-progress", action="store_true")
@@ -233,16 +241,25 @@ def main(argv: list[str] | None = None) -> dict:
             if c.exists():
                 raise SystemExit(f"{c} exists: pass --resume to continue it, or delete it")
     progress = not args.no_progress
+    if args.init_from is not None and not (args.resume and cae_ckpt.exists()):
+        from inverse.vble import default_cae, load_cae
+
+        src = (default_cae(args.init_from) if args.init_from in ("low", "high")
+               else load_cae(args.init_from))
+        if src.config.to_dict() | {"alpha": cfg.alpha} != cfg.to_dict():
+            raise SystemExit(f"--init-from {args.init_from}: its configuration "
+                             f"{src.config.to_dict()} differs from this run's {cfg.to_dict()}")
+        model.load_state_dict({k: v.float() for k, v in src.state_dict().items()})
 
     # ------------------------------------------------------------------ phase 1: CAE
-    def cae_config(milestones: tuple[int, ...]) -> TrainConfig:
-        return TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr,
+    def cae_config(milestones: tuple[int, ...]) -> TrainOptions:
+        return TrainOptions(steps=args.steps, batch_size=args.batch, lr=args.lr,
                            lr_milestones=tuple(m for m in milestones if m < args.steps),
                            lr_decay=args.lr_decay, grad_clip=args.grad_clip, seed=args.seed,
                            checkpoint_every=args.checkpoint_every,
                            log_every=max(1, min(50, args.steps // 4)))
 
-    train_kw = dict(checkpoint=cae_ckpt, device=args.device,
+    train_kw = dict(checkpoint=cae_ckpt, device=args.device, precision=args.precision,
                     checkpoint_seconds=args.checkpoint_seconds, progress=progress)
     if args.decay_at is None:
         cae_cfg = cae_config(args.lr_milestones)
@@ -253,8 +270,8 @@ def main(argv: list[str] | None = None) -> dict:
         # step reached as the milestone and continue at the decayed lr
         done = ()
         if args.resume and cae_ckpt.exists():
-            info = torch.load(cae_ckpt, map_location="cpu", weights_only=True)
-            done = tuple(m for m in info["train_config"]["lr_milestones"] if m <= info["step"])
+            _, info = load_training_checkpoint(cae_ckpt)
+            done = tuple(m for m in info["train_config"].lr_milestones if m <= info["step"])
         t0 = time.perf_counter()
         if not done:
             h_cae = train_cae(model, sampler, cae_config(()), resume=args.resume,
@@ -265,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
         h_cae = train_cae(model, sampler, cae_cfg, resume=True, time_limit=left, **train_kw)
 
     # ------------------------------------------------------------------ phase 2: std decoder
-    std_cfg = TrainConfig(steps=args.std_steps, batch_size=args.batch, lr=args.std_lr,
+    std_cfg = TrainOptions(steps=args.std_steps, batch_size=args.batch, lr=args.std_lr,
                           lr_milestones=(max(1, int(0.8 * args.std_steps)),)
                           if args.std_steps > 1 else (),
                           lr_decay=0.1, grad_clip=args.grad_clip, seed=args.seed + 1,
@@ -274,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
     resume_std = args.resume
     if resume_std and std_ckpt.exists():
         # a std checkpoint is only valid for the CAE weights it started from
-        saved = torch.load(std_ckpt, map_location="cpu", weights_only=True)["model_state"]
+        saved = load_training_checkpoint(std_ckpt)[0].state_dict()
         own = model.state_dict()
         same = all(torch.equal(saved[k], own[k].cpu()) for k in own if not k.startswith("g_s_std"))
         if not same:
@@ -283,7 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
             resume_std = False
     h_std = train_std_decoder(model, sampler, std_cfg, checkpoint=std_ckpt, resume=resume_std,
                               device=args.device, time_limit=args.std_time_limit,
-                              checkpoint_seconds=args.checkpoint_seconds, progress=progress)
+                              checkpoint_seconds=args.checkpoint_seconds, progress=progress,
+                              precision=args.precision)
     train_seconds = time.perf_counter() - t_start
     if rank != 0:
         return {}
@@ -311,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "library_version": library_version(), "torch_version": torch.__version__,
         "device": args.device, "threads": args.threads, "world_size": world,
+        "precision": args.precision,
         "alpha": args.alpha, "gamma": model.gamma, "model_config": cfg.to_dict(),
         "num_parameters": n_params, "stored_dtype": "float16" if half else "float32",
         "data": data_desc, "patch": args.patch, "batch": args.batch,
@@ -333,13 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     path = save_cae(model, args.out, half=half, record=json.loads(json.dumps(record)))
     record["file_bytes"] = path.stat().st_size
-    side = args.out.with_suffix(".json")
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, side)
+    write_json(args.out.with_suffix(".json"), record)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        write_json(args.json, record)
     vm = val_metrics["mean"]
     print(f"{args.out}: {n_params / 1e6:.2f} M parameters, {record['file_bytes'] / 1e6:.2f} MB "
           f"({record['stored_dtype']}); CAE {h_cae.final_step} steps "

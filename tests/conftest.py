@@ -13,6 +13,8 @@ Fixtures
     ``"cpu"``, plus ``"cuda"`` (marked ``gpu``) when CUDA is available.
 ``dtype``
     ``torch.float32`` and ``torch.float64``.
+``pde_commands``
+    The CLI ``main`` with the subcommands of this checkout's ``pyproject.toml``.
 ``generator``
     A CPU ``torch.Generator`` seeded with 1234.
 
@@ -71,3 +73,33 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
 def generator() -> torch.Generator:
     """A CPU random generator with a fixed seed, for tests that pass ``generator=``."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def pde_commands(monkeypatch):
+    """``sciml_inverse._cli.main`` with the subcommands declared in this checkout's pyproject.toml
+    (an editable install may carry older entry-point metadata)."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import tomllib
+
+    from sciml_inverse import _cli
+
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+        eps = tomllib.load(fh)["project"]["entry-points"]["sciml_inverse.commands"]
+    points = [importlib.metadata.EntryPoint(name=k, value=v, group=_cli.ENTRY_POINT_GROUP)
+              for k, v in eps.items()]
+    monkeypatch.setattr(_cli, "_entry_points", lambda: points)
+    return _cli.main
+
+
+@pytest.fixture
+def forbid_cg(monkeypatch):
+    """Make the CG fallback of ``solve_normal`` raise (closed forms must not call it)."""
+    import operators.solvers._cg as cg_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("solve_normal fell back to CG where a closed form was expected")
+
+    monkeypatch.setattr(cg_module, "cg", fail)

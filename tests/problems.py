@@ -291,7 +291,7 @@ def _point_sampling_sample(dtype, device):
 
 
 # --- finite differences -----------------------------------------------------------------------
-@_case("finite_difference_neumann")
+@_case("finite_difference_neumann", **CLOSED)
 def _fd_neumann(dtype, device):
     return op.FiniteDifference((6, 7))
 
@@ -301,7 +301,7 @@ def _fd_circular(dtype, device):
     return op.FiniteDifference((6, 7), boundary="circular")
 
 
-@_case("finite_difference_1d_subset")
+@_case("finite_difference_1d_subset", **CLOSED)
 def _fd_1d(dtype, device):
     return op.FiniteDifference((3, 8), dims=(-1,))
 
@@ -311,7 +311,7 @@ def _fd_spacing(dtype, device):
     return op.FiniteDifference((6, 8), spacing=(0.5, 2.0), boundary="circular")
 
 
-@_case("finite_difference_3d_dims_subset")
+@_case("finite_difference_3d_dims_subset", **CLOSED)
 def _fd_3d(dtype, device):
     return op.FiniteDifference((3, 4, 5), dims=(0, -1), spacing=0.25)
 
@@ -345,6 +345,12 @@ def _stack_conv_fd(dtype, device):
                      op.FiniteDifference((6, 8), boundary="circular")])
 
 
+@_case("stack_identity_fd_neumann", **CLOSED)
+def _stack_id_fd_neumann(dtype, device):
+    # Tikhonov-gradient denoising [I; sqrt(lam) D] with Neumann D: DCT-diagonal normal matrix
+    return op.Stack([op.Identity((5, 6)), 0.7 * op.FiniteDifference((5, 6))])
+
+
 @_case("stack_identity_diagonal", **CLOSED)
 def _stack_id_diag(dtype, device):
     return op.Stack([op.Identity((4,)), op.Diagonal(randn(4, dtype=dtype, device=device))])
@@ -363,7 +369,7 @@ def _block_diag(dtype, device):
                              op.Dense(randn(4, 2, dtype=dtype, device=device))])
 
 
-@_case("block_diagonal_images")
+@_case("block_diagonal_images", **CLOSED)
 def _block_diag_images(dtype, device):
     return op.BlockDiagonal([op.Convolution(psf(3, 3, dtype=dtype, device=device), (6, 6)),
                              op.FiniteDifference((5, 4)),

@@ -132,3 +132,15 @@ def make_problems(dtype: torch.dtype = torch.float64) -> list[ODEProblem]:
         ODEProblem("stiff_linear", stiff, y_st, t_st, lambda: stiff.exact(y_st, t_st)),
         ODEProblem("linear_reversed", lin_r, y_lin, t_rev, lambda: lin_r.exact(y_lin, t_rev)),
     ]
+
+
+def solve_with_stats(func, y0, t, *, record_stiffness: bool = True, step_size=None,
+                     first_step=None, max_steps=None, throw=None, **kw):
+    """``sciml.nde.odeint`` with a :class:`~sciml.nde.Recorder`: ``(solution, stats)``."""
+    from sciml.nde import Recorder, odeint
+
+    opts = {k: v for k, v in (("step_size", step_size), ("first_step", first_step),
+                              ("max_num_steps", max_steps), ("throw", throw)) if v is not None}
+    rec = Recorder(stiffness=record_stiffness)
+    sol = odeint(func, y0, t, options=opts or None, recorder=rec, **kw)
+    return sol, rec.stats

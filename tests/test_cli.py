@@ -1,4 +1,4 @@
-"""Tests of the ``sciml-inverse`` console-script dispatcher (``operators/_cli.py``)."""
+"""Tests of the ``sciml-inverse`` console-script dispatcher (``sciml_inverse/_cli.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from operators import _cli
+from sciml_inverse import _cli
 
 GROUP = "sciml_inverse.commands"
 
@@ -94,7 +94,7 @@ def test_version_unknown_when_not_installed(plugins, monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         _cli.main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == "sciml-inverse unknown"
+    assert capsys.readouterr().out.strip() == "sciml-inverse 0.0.0+unknown"
 
 
 def test_no_command_is_usage_error(plugins, hello, capsys):
@@ -157,8 +157,15 @@ def test_default_lookup_uses_entry_point_group(monkeypatch):
 
 
 def test_console_script_is_declared():
-    (script,) = importlib.metadata.entry_points(group="console_scripts", name="sciml-inverse")
-    assert script.value == "operators._cli:main"
+    # Read from pyproject.toml (not the installed metadata, which may be of another checkout).
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    scripts = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    (target,) = re.findall(r'^sciml-inverse = "(.+)"$', scripts, flags=re.M)
+    module, func = target.split(":")
+    assert getattr(__import__(module, fromlist=[func]), func) is _cli.main
 
 
 # --- broken plugins --------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def test_duplicate_command_names(plugins, hello, monkeypatch, capsys):
 )
 def test_module_entry_point(argv, expected):
     result = subprocess.run(
-        [sys.executable, "-m", "operators._cli", *argv],
+        [sys.executable, "-m", "sciml_inverse", *argv],
         capture_output=True,
         text=True,
         timeout=120,

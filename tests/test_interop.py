@@ -168,6 +168,25 @@ def test_a_dagger_uses_lsqr():
                                rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])
+def test_a_dagger_of_a_mask_has_finite_correct_gradients_at_an_exact_fit(near):
+    """Issue 12: ``to_deepinv(Mask).A_dagger`` gave NaN gradients when y = A x exactly (LSQR
+    stops after one iteration); deepinv's ``test_least_square_solvers`` checks this."""
+    g = torch.Generator().manual_seed(3)
+    mask = (torch.rand(1, 6, 5, generator=g) > 0.5).to(torch.float64)
+    physics = to_deepinv(operators.Mask(mask, in_shape=(1, 6, 5)))
+    x = torch.randn(2, 1, 6, 5, dtype=torch.float64, generator=g)
+    y = physics.A(x)
+    if near:
+        y = y + 1e-7 * torch.randn(y.shape, dtype=y.dtype, generator=g)
+    y.requires_grad_(True)
+    w = torch.randn(y.shape, dtype=y.dtype, generator=g)
+    (grad,) = torch.autograd.grad((physics.A_dagger(y, tol=1e-13) * w).sum(), y)
+    torch.testing.assert_close(grad, mask * w, rtol=1e-10, atol=1e-12)  # pinv(Mask) = Mask
+    assert torch.autograd.gradcheck(lambda yy: physics.A_dagger(yy, tol=1e-13), (y,), eps=1e-6,
+                                    atol=1e-7)
+
+
 def test_compute_norm_follows_deepinv_050_semantics():
     psf = _gaussian(1.0)
     op = 3.0 * Convolution(psf[0, 0], SHAPE)
@@ -182,6 +201,26 @@ def test_compute_norm_follows_deepinv_050_semantics():
     ref = 3.0 * dinv.physics.BlurFFT(img_size=SHAPE, filter=psf).compute_norm(
         x0, squared=False, verbose=False, tol=1e-6, max_iter=500)
     assert float(physics.compute_norm(x0, squared=False)) == pytest.approx(float(ref), rel=1e-3)
+
+
+def test_compute_sqnorm_warns_like_deepinv_only_when_iterations_stop_early():
+    """deepinv warns when its power method stops at max_iter; ours too when the norm needs
+    iterations (a zero-padded blur), never for closed forms (no iterations are run)."""
+    import warnings
+
+    x0 = torch.rand(1, *SHAPE, dtype=torch.float64)
+    iterative = to_deepinv(Convolution(_gaussian(dtype=torch.float64)[0, 0], SHAPE,
+                                       padding="zeros"))
+    with pytest.warns(UserWarning, match="Power iteration: convergence not reached"):
+        iterative.compute_sqnorm(x0, max_iter=1, tol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sq = iterative.compute_sqnorm(x0, max_iter=2000, tol=1e-9)
+        closed = to_deepinv(Convolution(_gaussian(dtype=torch.float64)[0, 0], SHAPE))
+        closed.compute_sqnorm(x0, max_iter=1, tol=1e-9)
+    ref = dinv.physics.Blur(filter=_gaussian(dtype=torch.float64), padding="constant")
+    ref_sq = ref.compute_sqnorm(x0, max_iter=2000, tol=1e-9, verbose=False)
+    assert float(sq) == pytest.approx(float(ref_sq), rel=1e-5)
 
 
 def test_compute_sqnorm_of_a_per_sample_operator_is_the_largest():

@@ -31,39 +31,78 @@ def test_lpn_checkpoint_with_nan_weights(tmp_path):
     lpn = LPN(VectorLPNConfig(dim=2, hidden=4, num_layers=1))
     _poison(lpn)
     path = save_lpn(lpn, tmp_path / "nan.pt")
-    with pytest.raises(ValueError, match=r"nan.pt: the weights contain NaN or inf in .*probably "
-                                         r"diverged: use an earlier checkpoint"):
+    with pytest.raises(ValueError, match=r"nan.pt: NaN or inf in the state of the LPN checkpoint "
+                                         r"\(.*\); the training that wrote it probably diverged: "
+                                         r"use an earlier checkpoint"):
         load_lpn(path)
 
 
-@pytest.mark.parametrize("key", ["model_state", "model_config"])
-def test_lpn_checkpoint_missing_an_entry(tmp_path, key):
+def _drop_weight(path):
+    """Rewrite the checkpoint at ``path`` without its first weight (returns its name)."""
+    raw = torch.load(path, weights_only=True)
+    first = next(iter(raw["state"]))
+    del raw["state"][first]
+    torch.save(raw, path)
+    return first
+
+
+def test_lpn_checkpoint_missing_an_entry(tmp_path):
     path = save_lpn(LPN(VectorLPNConfig(dim=2, hidden=4, num_layers=1)), tmp_path / "m.pt")
-    ckpt = torch.load(path, weights_only=True)
-    del ckpt[key]
-    torch.save(ckpt, path)
-    with pytest.raises(ValueError, match=rf"m.pt is an incomplete LPN checkpoint: missing "
-                                         rf"'{key}' \(it has "):
+    raw = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in raw.items() if k != "state"}, tmp_path / "nostate.pt")
+    with pytest.raises(ValueError, match=r"nostate.pt lacks the entry 'state' of an LPN "
+                                         r"checkpoint"):
+        load_lpn(tmp_path / "nostate.pt")
+    name = _drop_weight(path)
+    with pytest.raises(ValueError, match=rf"m.pt: the weights do not fit the model \(LPN\): "
+                                         rf"missing '{name}'"):
         load_lpn(path)
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"type": "VectorLPNConfig"}, "not an LPN model configuration"),
+    ({"type": "VectorLPNConfig", "fields": {"dim": 2, "depth": 3}},
+     "not an LPN model configuration of this version: .*depth"),
+    ({"type": "VectorLPNConfig", "fields": {"dim": 0}}, "dim must be an int >= 1"),
+])
+def test_lpn_checkpoint_with_a_bad_configuration(tmp_path, config, match):
+    path = save_lpn(LPN(VectorLPNConfig(dim=2, hidden=4, num_layers=1)), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, "config": config}, path)
+    with pytest.raises(ValueError, match=rf"m.pt: {match}"):
+        load_lpn(path)
+
+
+def test_legacy_lpn_checkpoint_missing_an_entry(tmp_path):
+    from inverse.lpn._checkpoint import LEGACY_FORMAT
+
+    torch.save({"format": LEGACY_FORMAT[0], "format_version": LEGACY_FORMAT[1],
+                "model_config": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old.pt is a damaged LPN checkpoint of the layout "
+                                         r"'sciml-inverse/lpn-checkpoint': missing or invalid "
+                                         r"entry 'model_state'"):
+        load_lpn(tmp_path / "old.pt")
 
 
 def test_cae_checkpoint_with_nan_weights(tmp_path):
     model = CompressiveAutoencoder(CAEConfig(**TINY_CAE))
     _poison(model)
     path = save_cae(model, tmp_path / "cae.pt")
-    with pytest.raises(ValueError, match=r"cae.pt: the weights contain NaN or inf in g_a"):
+    with pytest.raises(ValueError, match=r"cae.pt: NaN or inf in the state of the CAE checkpoint "
+                                         r"\(g_a"):
         load_cae(path)
 
 
 def test_cae_checkpoint_with_missing_entries(tmp_path):
     path = save_cae(CompressiveAutoencoder(CAEConfig(**TINY_CAE)), tmp_path / "cae.pt")
-    ckpt = torch.load(path, weights_only=True)
-    for key, match in (("state_dict", "has no state_dict"),
-                       ("config", "has no valid CAE configuration")):
-        broken = {k: v for k, v in ckpt.items() if k != key}
-        torch.save(broken, tmp_path / "broken.pt")
-        with pytest.raises(ValueError, match=match):
-            load_cae(tmp_path / "broken.pt")
+    raw = torch.load(path, weights_only=True)
+    torch.save({k: v for k, v in raw.items() if k != "config"}, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="broken.pt lacks the entry 'config' of a CAE checkpoint"):
+        load_cae(tmp_path / "broken.pt")
+    name = _drop_weight(path)
+    with pytest.raises(ValueError, match=rf"cae.pt: the weights do not fit the model "
+                                         rf"\(CompressiveAutoencoder\): missing '{name}'"):
+        load_cae(path)
 
 
 def test_compressai_state_dict_with_nan_weights():
@@ -72,20 +111,20 @@ def test_compressai_state_dict_with_nan_weights():
     model = CompressiveAutoencoder(CAEConfig(**TINY_CAE))
     sd = model.state_dict()
     sd["g_a.0.weight"] = torch.full_like(sd["g_a.0.weight"], math.inf)
-    with pytest.raises(ValueError, match=r"the CompressAI state dict: the weights contain NaN or "
-                                         r"inf in g_a.0.weight"):
+    with pytest.raises(ValueError, match=r"the CompressAI state dict: NaN or inf in the weights "
+                                         r"\(g_a.0.weight\)"):
         cae_from_compressai(sd, alpha=0.0067)
 
 
 def test_cae_training_checkpoint_missing_an_entry(tmp_path):
     from inverse.vble import load_training_checkpoint
-    from inverse.vble._train import FORMAT, FORMAT_VERSION
-    from sciml_inverse import library_version
+    from inverse.vble._train import LEGACY_FORMAT
 
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION,
-                "library_version": library_version(), "model_state": {}}, tmp_path / "t.pt")
-    with pytest.raises(ValueError, match=r"t.pt is an incomplete CAE training checkpoint: missing "
-                                         r"'phase', 'model_config'"):
+    torch.save({"format": LEGACY_FORMAT[0], "format_version": LEGACY_FORMAT[1],
+                "model_state": {}}, tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=r"t.pt is a damaged training checkpoint of the layout "
+                                         r"'sciml-inverse/vble-train-checkpoint': missing or "
+                                         r"invalid entry 'phase'"):
         load_training_checkpoint(tmp_path / "t.pt")
 
 

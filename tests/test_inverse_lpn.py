@@ -10,7 +10,7 @@ import torch
 from inverse.lpn import (
     LPN,
     ImageLPNConfig,
-    LPNTrainConfig,
+    LPNTrainOptions,
     PatchLPN,
     ProximalMatchingLoss,
     TrainPhase,
@@ -326,7 +326,7 @@ def test_schedule_and_standard_phases():
     assert phases[0].lr == 1e-3 and phases[1].lr == 1e-4
     default = standard_phases()
     assert default[-1].gamma_rms == pytest.approx(0.08)
-    cfg = LPNTrainConfig(phases=phases)
+    cfg = LPNTrainOptions(phases=phases)
     assert cfg.num_steps == 60 and cfg.phase_at(0) == 0 and cfg.phase_at(20) == 1
     assert cfg.phase_at(59) == 4
 
@@ -359,9 +359,9 @@ def test_loss_and_schedule_reject_bad_input():
     with pytest.raises(ValueError, match="loss must be one of"):
         TrainPhase("huber", 10, 1e-3)
     with pytest.raises(ValueError, match="non-empty tuple"):
-        LPNTrainConfig(phases=())
+        LPNTrainOptions(phases=())
     with pytest.raises(ValueError, match="batch_size"):
-        LPNTrainConfig(batch_size=0)
+        LPNTrainOptions(batch_size=0)
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -445,7 +445,7 @@ def _tiny_train_setup():
     data = torch.rand(20, 1, 8, 8)
     phases = (TrainPhase("l1", 3, 1e-2), TrainPhase("pm", 2, 1e-3, gamma_rms=0.5),
               TrainPhase("pm", 2, 1e-3, gamma=2.0))
-    cfg = LPNTrainConfig(phases=phases, batch_size=4, sigma_noise=0.1, seed=5,
+    cfg = LPNTrainOptions(phases=phases, batch_size=4, sigma_noise=0.1, seed=5,
                          checkpoint_every=2, log_every=1)
     return lpn, data, cfg
 
@@ -495,7 +495,7 @@ def test_training_with_callable_data_and_checkpoint_mismatch(tmp_path):
         load_lpn(ckpt, other)
     with pytest.raises(ValueError, match="was saved for"):
         train_lpn(other, sampler, cfg, checkpoint=ckpt, progress=False)
-    changed = LPNTrainConfig(phases=cfg.phases, batch_size=8, sigma_noise=0.1, seed=5)
+    changed = LPNTrainOptions(phases=cfg.phases, batch_size=8, sigma_noise=0.1, seed=5)
     with pytest.raises(ValueError, match="disagrees with"):
         train_lpn(lpn, sampler, changed, checkpoint=ckpt, progress=False)
     weights = save_lpn(lpn, tmp_path / "weights.pt")
@@ -525,7 +525,7 @@ def test_training_rejects_bad_data():
         train_lpn(lpn, lambda b, g: torch.rand(b + 1, 1, 8, 8), cfg, progress=False)
     with pytest.raises(TypeError, match="trains an LPN"):
         train_lpn(PatchLPN(lpn, 4), data, cfg, progress=False)
-    with pytest.raises(TypeError, match="LPNTrainConfig"):
+    with pytest.raises(TypeError, match="LPNTrainOptions"):
         train_lpn(lpn, data, {"batch_size": 3}, progress=False)
     with pytest.raises(ValueError, match="stop_after"):
         train_lpn(lpn, data, cfg, stop_after=0, progress=False)
@@ -533,7 +533,7 @@ def test_training_rejects_bad_data():
 
 def test_training_nan_loss_is_reported():
     lpn, data, _ = _tiny_train_setup()
-    cfg = LPNTrainConfig(phases=(TrainPhase("l2", 2, 1e30),), batch_size=2, log_every=1)
+    cfg = LPNTrainOptions(phases=(TrainPhase("l2", 2, 1e30),), batch_size=2, log_every=1)
     with pytest.raises(FloatingPointError, match="loss became"):
         train_lpn(lpn, data * 1e20, cfg, progress=False)
 
@@ -576,3 +576,12 @@ def test_inverse_chunking_gives_the_same_result():
     torch.testing.assert_close(a.solution, b.solution, atol=1e-9, rtol=0)
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         lpn.invert(x, chunk_size=0)
+
+
+def test_deprecated_config_names_are_aliases():
+    """Naming scheme: training settings are ...Options; the former names stay as aliases."""
+    import inverse.lpn
+    import inverse.vble
+
+    assert inverse.lpn.LPNTrainConfig is inverse.lpn.LPNTrainOptions
+    assert inverse.vble.TrainConfig is inverse.vble.TrainOptions

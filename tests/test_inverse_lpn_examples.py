@@ -76,7 +76,7 @@ def test_lpn_prior_digits_quick(tmp_path):
 
 
 def test_lpn_benchmark_quick(tmp_path, capsys):
-    mod = runpy.run_path(str(ROOT / "benchmarks" / "lpn.py"), run_name="bench_lpn")
+    mod = runpy.run_path(str(ROOT / "benchmarks" / "bench_lpn.py"), run_name="bench_lpn")
     out = tmp_path / "sub" / "lpn.json"
     assert mod["main"](["--quick", "--json", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -18,7 +18,7 @@ from inverse.satellite import (
     write_raster,
 )
 from inverse.satellite._io import _geo_of
-from operators._cli import main
+from sciml_inverse._cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
@@ -137,9 +137,17 @@ def test_tile_restorer_uses_the_mask_for_no_data(tiny_cae):
 def test_restore_raster_checks_bands_and_bit_depth(tiny_cae):
     model, _ = tiny_cae
     deg = PleiadesDegradation(n_bits=8)
-    three = georeferenced(np.ones((3, 32, 32), np.float32))
-    with pytest.raises(ValueError, match="3 band\\(s\\) but the model expects 1"):
-        restore_raster(three, deg, model, progress=False)
+    rng = np.random.default_rng(0)
+    three = georeferenced((rng.random((3, 32, 32)) * 200).round().astype(np.float32))
+    opts = VBLEOptions(n_iter=2, n_samples=3)
+    res = restore_raster(three, deg, model, opts, tile=32, overlap=8, progress=False)
+    assert res.restored.shape == (3, 32, 32)  # band by band with the one-channel model
+    one = restore_raster(three.isel(band=[1]), deg, model, opts, tile=32, overlap=8,
+                         progress=False)
+    np.testing.assert_allclose(res.restored.values[1], one.restored.values[0], atol=1e-4)
+    assert list(res.restored["band"].values) == [1, 2, 3]
+    with pytest.raises(ValueError, match="negative digital numbers"):
+        restore_raster(georeferenced(-np.ones((1, 32, 32))), deg, model, progress=False)
     with pytest.raises(ValueError, match="above 2\\*\\*8 - 1 = 255"):
         restore_raster(georeferenced(np.full((1, 32, 32), 4000.0)), deg, model, progress=False)
     nan = georeferenced(np.full((1, 32, 32), np.nan))
@@ -159,20 +167,33 @@ def test_cli_errors_are_one_line_messages_with_status_1(observation, tiny_cae, t
     cases = [
         (["restore", str(tmp_path / "missing.tif"), *base], "no such raster file"),
         (["restore", str(tmp_path / "x.jpg"), *base], "unsupported raster file"),
-        (["restore", str(tmp_path / "rgb.tif"), *base], "3 band(s) but the model expects 1"),
+        (["restore", str(tmp_path / "rgb.tif"), "--band", "4", *base], "band 4 does not exist"),
+        (["restore", str(observation), "--bits", "12", "--model", str(model_path), "--out", out,
+          *FAST], "larger than the 8-bit integers"),
+        (["restore", str(observation), "--device", "bogus", *base[2:]], "not a torch device"),
+        (["restore", str(observation), "--bits", "8", "--model", str(model_path), "--out",
+          str(observation)], "is also an input"),
+        (["restore", str(observation), "--bits", "8", "--model", str(model_path), "--out",
+          str(tmp_path / "nodir" / "o.nc")], "does not exist"),
+        (["degrade", str(demo_tile_path()), "--bits", "8", "--out", str(observation)],
+         "exists; pass --overwrite"),
         (["restore", str(observation), "--bits", "6", "--model", str(model_path), "--out", out,
           *FAST], "give the right bit depth"),
         (["restore", str(observation), "--bits", "8", "--model", str(tmp_path / "none.pt"),
           "--out", out], "no CAE checkpoint"),
         (["restore", str(observation), "--bits", "8", "--model", str(corrupted), "--out", out],
          "could not be read as a CAE checkpoint"),
-        (["restore", str(observation), *base[:-len(FAST) - 2], "--out", "o.tif"],
-         "must be a NetCDF file name"),
+        (["restore", str(observation), *base[:-len(FAST) - 2], "--out", "o.png"],
+         "must be a NetCDF (.nc) or GeoTIFF (.tif)"),
         (["degrade", str(demo_tile_path()), "--out", str(tmp_path / "o.tif")], None),
         (["degrade", str(demo_tile_path()), "--out", str(tmp_path / "o.png")],
          "must be a .tif or .nc"),
-        (["degrade", str(demo_tile_path()), "--bits", "4", "--out", str(tmp_path / "o.tif")],
+        (["degrade", str(demo_tile_path()), "--bits", "4", "--out", str(tmp_path / "o2.tif")],
          "give the right bit depth"),
+        (["degrade", str(demo_tile_path()), "--out", str(tmp_path / "o.tif")],
+         "exists; pass --overwrite"),
+        (["degrade", str(observation), "--out", str(observation), "--overwrite"],
+         "is also an input"),
     ]
     for argv, message in cases:
         if message is None:
@@ -272,5 +293,5 @@ def test_degrade_with_a_user_psf_and_no_noise_is_a_rounded_convolution(tmp_path,
     expected = np.round(ndimage.convolve(sharp, psf / psf.sum(), mode="wrap"))
     np.testing.assert_array_equal(read_raster(out).values[0], expected)
     assert main(["degrade", str(demo_tile_path()), "--psf", str(tmp_path / "none.npy"),
-                 "--out", str(out)]) == 1
+                 "--out", str(tmp_path / "other.nc")]) == 1
     assert "no PSF file" in capsys.readouterr().err

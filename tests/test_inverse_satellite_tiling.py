@@ -227,7 +227,7 @@ def test_dask_synchronous_and_local_cluster_match_the_serial_run():
     (dict(tile=64, overlap=64), "smaller than tile"),
     (dict(tile=64, overlap=8, margin=4), "exceed 2 \\* margin"),
     (dict(tile=63, overlap=15, decimation=2), "multiples of the decimation"),
-    (dict(tile=64, overlap=0), "overlap must be an integer >= 1"),
+    (dict(tile=64, overlap=0), "overlap must be an int >= 1"),
     (dict(tile=64, overlap=16, decimation=0), "decimation must be"),
 ])
 def test_bad_tiling_parameters_raise(kw, match):

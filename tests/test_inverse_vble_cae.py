@@ -421,7 +421,7 @@ def test_save_load_roundtrip(tmp_path):
     # the context mask is rebuilt, not stored; a file that stored it still loads
     assert "context_prediction.mask" not in cae.state_dict()
     payload = torch.load(p, weights_only=True)
-    payload["state_dict"]["context_prediction.mask"] = cae.context_prediction.mask.clone()
+    payload["state"]["context_prediction.mask"] = cae.context_prediction.mask.clone()
     torch.save(payload, tmp_path / "old.pt")
     torch.testing.assert_close(load_cae(tmp_path / "old.pt").context_prediction.weight,
                                cae.context_prediction.weight)
@@ -435,15 +435,15 @@ def test_save_load_roundtrip(tmp_path):
         torch.testing.assert_close(mh.decode(y), cae.decode(y), rtol=0, atol=5e-3)
     # the constant buffers (1e-9 likelihood floors, GDN pedestal 2**-36) are not halved: in
     # float16 they would round to 0 and latent_bits could be inf
-    stored = torch.load(ph, weights_only=True)["state_dict"]
+    stored = torch.load(ph, weights_only=True)["state"]
     params = {n for n, _ in cae.named_parameters()}
     buffers = {k: v for k, v in stored.items() if k not in params}
     assert buffers and all(v.dtype == torch.float32 for v in buffers.values())
     # a file whose buffers were stored in float16 (older save_cae) gets them back exactly
     stored_old = torch.load(ph, weights_only=True)
-    stored_old["state_dict"] = {k: v.half() if v.is_floating_point() else v
-                                for k, v in stored_old["state_dict"].items()}
-    assert float(stored_old["state_dict"]["gaussian_conditional.likelihood_lower_bound.bound"]) == 0
+    stored_old["state"] = {k: v.half() if v.is_floating_point() else v
+                           for k, v in stored_old["state"].items()}
+    assert float(stored_old["state"]["gaussian_conditional.likelihood_lower_bound.bound"]) == 0
     torch.save(stored_old, tmp_path / "old_half.pt")
     mo = load_cae(tmp_path / "old_half.pt")
     for k, v in cae.state_dict().items():
@@ -486,7 +486,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown to this version"):
         load_cae(other)
     torch.save({**payload, "config": {**payload["config"], "M": 16}}, other)
-    with pytest.raises(ValueError, match="do not fit the saved configuration"):
+    with pytest.raises(ValueError, match="the weights do not fit the model"):
         load_cae(other)
     torch.save({**payload, "library_version": "0.0.1"}, other)
     with pytest.warns(UserWarning, match="written by sciml-inverse 0.0.1"):

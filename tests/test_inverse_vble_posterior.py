@@ -403,16 +403,22 @@ def test_satellite_eval_example_quick(tmp_path):
         assert set(saved["results"]) == {name}
         parts.append(out)
     merged_path = tmp_path / "merged.json"
-    merged = mod["main"](["--quick", "--json", str(merged_path), "--merge", *map(str, parts)])
+    rule_path, figs = tmp_path / "rule.json", tmp_path / "figs"
+    merged = mod["main"](["--quick", "--json", str(merged_path), "--merge", *map(str, parts),
+                          "--write-auto-rule", str(rule_path), "--figures", str(figs)])
+    from inverse.vble import load_auto_rule
+
+    assert {e["setting"] for e in load_auto_rule(rule_path).entries} == set(names)
+    assert (figs / "calibration.png").is_file() and (figs / "sparsification.png").is_file()
     saved = json.loads(merged_path.read_text())
     assert set(saved["results"]) == set(names)
     for setting in saved["results"].values():
-        assert set(setting) == {"map_z", "vble_z", "vble_xz", "tikhonov", "tv"}
+        assert set(setting) == {"map_z", "vble_z", "vble_xz", "cli_default", "tikhonov", "tv"}
         for method, r in setting.items():
             for key in ("psnr", "ssim", "coverage_2sigma", "zscore_std", "seconds"):
                 assert key in r
             assert math.isfinite(r["psnr"]) and r["seconds"] >= 0
-            if method in ("vble_z", "vble_xz"):
+            if method in ("vble_z", "vble_xz", "cli_default"):
                 assert 0 <= r["coverage_2sigma"] <= 1 and r["zscore_std"] > 0
             else:
                 assert r["coverage_2sigma"] is None

@@ -21,7 +21,7 @@ from inverse.vble._data import (
     read_gray,
 )
 from inverse.vble._train import (
-    TrainConfig,
+    TrainOptions,
     evaluate_cae,
     fit_decoder,
     gaussian_nll,
@@ -253,23 +253,23 @@ def test_load_shared_satellite_train():
     assert all(float(s.image.min()) >= 0 and float(s.image.max()) <= 1 for s in data.train)
 
 
-# --------------------------------------------------------------------------- TrainConfig
+# --------------------------------------------------------------------------- TrainOptions
 def test_train_config_schedule_and_errors():
-    cfg = TrainConfig(steps=10, lr=1e-3, lr_milestones=[4, 8], lr_decay=0.5)
+    cfg = TrainOptions(steps=10, lr=1e-3, lr_milestones=[4, 8], lr_decay=0.5)
     assert cfg.lr_milestones == (4, 8)
     assert [cfg.lr_at(s) for s in (0, 3, 4, 7, 8, 9)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert TrainOptions.from_dict(cfg.to_dict()) == cfg
     for bad, match in [({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"),
                        ({"lr_milestones": (5, 3)}, "increasing"), ({"lr_decay": 2.0}, "lr_decay"),
                        ({"grad_clip": 0.0}, "grad_clip"), ({"batch_size": 1.5}, "batch_size")]:
         with pytest.raises(ValueError, match=match):
-            TrainConfig(**bad)
+            TrainOptions(**bad)
 
 
 # --------------------------------------------------------------------------- training
 def test_train_cae_loss_finite_and_decreasing(sampler):
     model = tiny_cae()
-    cfg = TrainConfig(steps=20, batch_size=2, lr=3e-3, log_every=1)
+    cfg = TrainOptions(steps=20, batch_size=2, lr=3e-3, log_every=1)
     h = train_cae(model, sampler, cfg, progress=False)
     loss = np.array(h.metrics["loss"])
     assert h.final_step == 20 and h.stopped == "done" and np.isfinite(loss).all()
@@ -287,7 +287,7 @@ def test_train_cae_loss_finite_and_decreasing(sampler):
 
 
 def test_train_cae_resume_equals_uninterrupted(sampler, tmp_path):
-    cfg = TrainConfig(steps=6, batch_size=2, lr=1e-3, lr_milestones=(4,), log_every=1)
+    cfg = TrainOptions(steps=6, batch_size=2, lr=1e-3, lr_milestones=(4,), log_every=1)
     a = tiny_cae()
     ha = train_cae(a, sampler, cfg, progress=False)
     ck = tmp_path / "c.ckpt"
@@ -303,13 +303,13 @@ def test_train_cae_resume_equals_uninterrupted(sampler, tmp_path):
     assert _state_equal(model, a) and info["phase"] == "cae" and info["step"] == 6
     assert info["train_config"] == cfg
     # extending the run with a new future schedule is allowed
-    longer = TrainConfig(steps=8, batch_size=2, lr=1e-3, lr_milestones=(4,), log_every=1)
+    longer = TrainOptions(steps=8, batch_size=2, lr=1e-3, lr_milestones=(4,), log_every=1)
     assert train_cae(c, sampler, longer, checkpoint=ck, progress=False).final_step == 8
 
 
 def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
     model = tiny_cae()
-    train_cae(model, sampler, TrainConfig(steps=20, batch_size=4, lr=3e-3), progress=False)
+    train_cae(model, sampler, TrainOptions(steps=20, batch_size=4, lr=3e-3), progress=False)
     frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("g_s_std")}
     x = sampler(8, torch.Generator().manual_seed(123))
 
@@ -320,7 +320,7 @@ def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
             return float(gaussian_nll(x, model.decode(y), model.decode_std(y)))
 
     before = nll()
-    cfg = TrainConfig(steps=40, batch_size=4, lr=3e-3, log_every=1)
+    cfg = TrainOptions(steps=40, batch_size=4, lr=3e-3, log_every=1)
     h = train_std_decoder(model, sampler, cfg, warm_start=False, progress=False)
     after = nll()
     assert np.isfinite(h.metrics["nll"]).all() and after < before - 0.2
@@ -330,7 +330,7 @@ def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
     # warm start: sigma starts constant at the RMS residual (NLL = log(rms) + 1/2 there)
     warm = tiny_cae()
     warm.load_state_dict(model.state_dict())
-    h0 = train_std_decoder(warm, sampler, TrainConfig(steps=1, batch_size=4, lr=1e-12),
+    h0 = train_std_decoder(warm, sampler, TrainOptions(steps=1, batch_size=4, lr=1e-12),
                            progress=False)
     with torch.no_grad():
         y, _ = warm.analysis(x)
@@ -341,7 +341,7 @@ def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
     # resume of the std phase equals the uninterrupted run
     base = tiny_cae()
     base.load_state_dict(model.state_dict())
-    cfg2 = TrainConfig(steps=5, batch_size=2, lr=1e-3, log_every=1)
+    cfg2 = TrainOptions(steps=5, batch_size=2, lr=1e-3, log_every=1)
     a, b = tiny_cae(), tiny_cae()
     a.load_state_dict(base.state_dict())
     b.load_state_dict(base.state_dict())
@@ -356,14 +356,14 @@ def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
 def test_train_time_limit_and_checkpoint_errors(sampler, tmp_path):
     model = tiny_cae()
     ck = tmp_path / "c.ckpt"
-    cfg = TrainConfig(steps=4, batch_size=2, log_every=1)
+    cfg = TrainOptions(steps=4, batch_size=2, log_every=1)
     h = train_cae(model, sampler, cfg, checkpoint=ck, time_limit=1e-9, progress=False)
     assert h.stopped == "time_limit" and h.final_step == 0 and ck.exists()
     train_cae(model, sampler, cfg, checkpoint=ck, stop_after=2, progress=False)
     with pytest.raises(ValueError, match="was saved for"):
         train_cae(tiny_cae(M=16), sampler, cfg, checkpoint=ck, progress=False)
     with pytest.raises(ValueError, match="disagrees"):
-        train_cae(tiny_cae(), sampler, TrainConfig(steps=4, batch_size=3), checkpoint=ck,
+        train_cae(tiny_cae(), sampler, TrainOptions(steps=4, batch_size=3), checkpoint=ck,
                   progress=False)
     with pytest.raises(ValueError, match="'cae' phase"):
         train_std_decoder(tiny_cae(), sampler, cfg, checkpoint=ck, progress=False)
@@ -383,12 +383,12 @@ def test_train_time_limit_and_checkpoint_errors(sampler, tmp_path):
 
 
 def test_train_input_errors(sampler):
-    cfg = TrainConfig(steps=2, batch_size=2)
+    cfg = TrainOptions(steps=2, batch_size=2)
     with pytest.raises(TypeError, match="CompressiveAutoencoder"):
         train_cae(torch.nn.Linear(2, 2), sampler, cfg, progress=False)
     with pytest.raises(TypeError, match="callable"):
         train_cae(tiny_cae(), torch.zeros(4, 1, 64, 64), cfg, progress=False)
-    with pytest.raises(TypeError, match="TrainConfig"):
+    with pytest.raises(TypeError, match="TrainOptions"):
         train_cae(tiny_cae(), sampler, {"steps": 2}, progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="multiples of 64"):
         train_cae(tiny_cae(), PatchSampler([PatchSource("a", _texture(0))], 48), cfg,
@@ -403,7 +403,7 @@ def test_train_input_errors(sampler):
     with pytest.raises(ValueError, match="stop_after"):
         train_cae(tiny_cae(), sampler, cfg, stop_after=0, progress=False)
     with pytest.raises(FloatingPointError, match="loss became"):
-        train_cae(tiny_cae(), sampler, TrainConfig(steps=2, batch_size=2, lr=1e30),
+        train_cae(tiny_cae(), sampler, TrainOptions(steps=2, batch_size=2, lr=1e30),
                   progress=False)
 
 
@@ -412,7 +412,7 @@ def test_train_under_ddp_world_size_one(sampler, tmp_path):
     weights as a plain run."""
     import torch.distributed as dist
 
-    cfg = TrainConfig(steps=3, batch_size=2, lr=1e-3)
+    cfg = TrainOptions(steps=3, batch_size=2, lr=1e-3)
     plain = tiny_cae()
     train_cae(plain, sampler, cfg, progress=False)
     store = dist.FileStore(str(tmp_path / "store"), 1)
@@ -479,3 +479,17 @@ def test_script_quick_synthetic(script, tmp_path):
         script["main"](argv)
     rec2 = script["main"]([*argv, "--resume", "--steps", "8", "--lr-milestones", "5"])
     assert rec2["cae_train"]["steps"] == 8
+
+
+def test_script_precision_flag(script, tmp_path):
+    """--precision bf16 trains (bfloat16 autocast where the CPU has it, float32 otherwise) and
+    keeps float32 weights and finite metrics."""
+    out = tmp_path / "b.pt"
+    rec = script["main"](["--quick", "--synthetic", "--out", str(out), "--no-progress",
+                          "--precision", "bf16"])
+    assert rec["precision"] == "bf16"
+    model = load_cae(out)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(SystemExit):
+        script["main"](["--quick", "--synthetic", "--out", str(tmp_path / "c.pt"),
+                        "--precision", "int8"])

@@ -59,16 +59,6 @@ def _rhs(A, batch=(2,)):
 
 
 @pytest.fixture
-def forbid_cg(monkeypatch):
-    """Make the CG fallback of ``solve_normal`` raise (closed forms must not call it)."""
-
-    def fail(*args, **kwargs):
-        raise AssertionError("solve_normal fell back to CG where a closed form was expected")
-
-    monkeypatch.setattr(cg_module, "cg", fail)
-
-
-@pytest.fixture
 def count_cg(monkeypatch):
     calls = []
     original = cg_module.cg
@@ -258,6 +248,24 @@ def test_rho_that_underflows_in_the_working_dtype(conv_circ, dtype):
     # the same rho is fine in float64
     x = conv_circ.solve_normal(randn(6, 6), 1e-50)
     assert torch.isfinite(x).all()
+
+
+def test_per_sample_float64_rho_on_float32_data(conv_circ):
+    # a float64 rho tensor is used in b's dtype: the result stays float32, equal to the solve with
+    # a float32 rho, and a value that underflows in float32 is named (it used to be computed in
+    # float64 instead, silently promoting the result)
+    A = Convolution(psf(3, 3).to(torch.float32), (6, 6))
+    b = randn(2, 6, 6).float()
+    x = A.solve_normal(b, torch.tensor([1e-3, 1.0], dtype=F64))
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x, A.solve_normal(b, torch.tensor([1e-3, 1.0])))
+    with pytest.raises(ValueError, match=r"rho=1e-50 underflows in torch.float32 .*per-sample rho"):
+        A.solve_normal(b, torch.tensor([1e-50, 1.0], dtype=F64))
+    with pytest.raises(ValueError, match=r"rho=1e\+300 overflows in torch.float32"):
+        A.solve_normal(b, torch.tensor([1.0, 1e300], dtype=F64))
+    # the same values are fine in float64
+    assert torch.isfinite(conv_circ.solve_normal(b.double(), torch.tensor([1e-50, 1e300],
+                                                                          dtype=F64))).all()
 
 
 def test_per_sample_rho_integer_tensor_is_promoted(conv_circ):

@@ -20,11 +20,13 @@ from operators import (
     FiniteDifference,
     Identity,
     LSQRResult,
+    Mask,
     PowerMethodResult,
     cg,
     lsqr,
     power_method,
 )
+from operators.solvers import default_cg_rtol
 
 F64 = torch.float64
 C128 = torch.complex128
@@ -67,6 +69,44 @@ def test_cg_iterates_match_scipy(k):
     ref, info = spla.cg(M.numpy(), b.numpy(), rtol=1e-15, atol=0.0, maxiter=k)
     assert info == k
     np.testing.assert_allclose(res.solution.numpy(), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [
+    (torch.float64, 1e-10), (torch.complex128, 1e-10), (torch.float32, 1e-6),
+    (torch.complex64, 1e-6), (torch.float16, 1e-3), (torch.bfloat16, 1e-3)])
+def test_default_cg_rtol_follows_the_dtype(dtype, expected):
+    assert default_cg_rtol(dtype) == expected
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32, C128])
+def test_cg_default_tolerance_is_the_dtype_default(dtype):
+    """Issue 12: float64 users get a ~1e-10 relative residual by default (it was 1e-6)."""
+    M = _spd(40, cond=1e4).to(dtype)
+    b = randn(3, 40).to(dtype)
+    default = cg(Dense(M), b)
+    explicit = cg(Dense(M), b, rtol=default_cg_rtol(dtype))
+    assert default.n_iter == explicit.n_iter
+    torch.testing.assert_close(default.solution, explicit.solution, rtol=0, atol=0)
+    assert bool(default.converged.all())
+    bnorm = b.abs().norm(dim=-1) if dtype.is_complex else b.norm(dim=-1)
+    assert bool((default.residual_norm <= default_cg_rtol(dtype) * bnorm).all())
+    if dtype != torch.float32:  # the true residual, in double precision
+        rel_res = (M @ default.solution.unsqueeze(-1)).squeeze(-1).sub(b).norm(dim=-1) / \
+            b.norm(dim=-1)
+        assert float(rel_res.max()) < 2e-10  # (the old default stopped at 1e-6)
+        assert _rel(default.solution, torch.linalg.solve(M, b.T).T) < 1e-7  # <= cond * rtol
+
+
+def test_solve_normal_cg_fallback_uses_the_dtype_default():
+    """A zero-padded convolution has no closed form: its float64 solve is now ~1e-10 accurate."""
+    A = Convolution(torch.ones(3, 3, dtype=F64) / 9, (8, 8), padding="zeros")
+    b = randn(2, 8, 8)
+    x = A.solve_normal(b, 0.01)
+    D = torch.stack([A(e.reshape(8, 8)).reshape(-1) for e in torch.eye(64, dtype=F64)], dim=1)
+    ref = torch.linalg.solve(D.T @ D + 0.01 * torch.eye(64, dtype=F64), b.reshape(2, 64, 1))
+    assert _rel(x, ref.reshape(2, 8, 8)) < 1e-8
+    x_old = A.solve_normal(b, 0.01, rtol=1e-6)  # the former default
+    assert _rel(x_old, ref.reshape(2, 8, 8)) > 10 * _rel(x, ref.reshape(2, 8, 8))
 
 
 def test_cg_complex_hermitian():
@@ -344,6 +384,64 @@ def test_lsqr_per_sample_zero_rhs_and_throw():
     a = randn(30, 20) @ torch.diag(torch.logspace(0, 4, 20, dtype=F64))
     with pytest.raises(RuntimeError, match=r"lsqr did not converge in 1 iterations for 1 sample"):
         lsqr(Dense(a), randn(30), max_iter=1, atol=1e-14, btol=1e-14, throw=True)
+
+
+def _exact_fit_cases():
+    """Operators for which LSQR breaks down (an exactly zero norm) at an exact fit ``b = A x``."""
+    g = torch.Generator().manual_seed(7)
+    mask = (torch.rand(2, 1, 5, 4, generator=g) > 0.5).to(F64)
+    return {
+        "mask": Mask(mask, in_shape=(3, 5, 4)),  # one iteration: A Aᴴ b = b
+        "identity": Identity((3, 4)),
+        "dense_full_rank": Dense(randn(7, 4)),  # n iterations, no exact breakdown
+    }
+
+
+@pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])
+@pytest.mark.parametrize("name", ["mask", "identity", "dense_full_rank"])
+def test_lsqr_gradients_at_and_near_an_exact_fit(name, near):
+    """Issue 12: at y = A x exactly (LSQR stops after one iteration for masks) the backward pass
+    divided by a zero norm and gave NaN. The gradient must be finite and match both finite
+    differences (gradcheck) and the pseudo-inverse, the map that LSQR computes."""
+    op = _exact_fit_cases()[name]
+    x = randn(2, *op.in_shape)
+    y = op(x)
+    if near:
+        y = y + 1e-7 * randn(*y.shape)
+    y.requires_grad_(True)
+    res = lsqr(op, y, atol=1e-13, btol=1e-13)
+    if name != "dense_full_rank" and not near:
+        assert res.n_iter == 1
+    w = randn(*res.solution.shape)
+    (g,) = torch.autograd.grad((res.solution * w).sum(), y)
+    assert bool(torch.isfinite(g).all())
+    pinv = torch.linalg.pinv(dense_matrix(op) if name != "mask" else
+                             torch.diag_embed(op.mask.expand(2, *op.in_shape).reshape(2, -1)))
+    ref = (pinv.mT @ w.reshape(2, -1, 1)).reshape(g.shape)
+    assert _rel(g, ref) < 1e-9
+    assert torch.autograd.gradcheck(
+        lambda yy: lsqr(op, yy, atol=1e-13, btol=1e-13).solution, (y,), eps=1e-6, atol=1e-7)
+
+
+def test_lsqr_gradient_wrt_operator_tensor_at_an_exact_fit_is_that_of_the_iterations():
+    """|d| constant: A Aᴴ = 4 I, so LSQR stops after one iteration with an exactly zero β.
+
+    Autograd differentiates the iterations LSQR ran (documented; implicit gradients w.r.t.
+    operator tensors come from ``solve_normal``): here the one-step map
+    x₁(d) = (‖Aᴴb‖² / ‖AAᴴb‖²) Aᴴb.
+    """
+    sign = torch.tensor([1.0, -1.0, -1.0, 1.0, 1.0], dtype=F64)
+    d = (2.0 * sign).requires_grad_(True)
+    b = d.detach() * randn(5)
+    res = lsqr(Diagonal(d), b, atol=1e-13, btol=1e-13)
+    assert res.n_iter == 1
+    (gd,) = torch.autograd.grad(res.solution.sum(), d)
+    d1 = d.detach().clone().requires_grad_(True)
+    atb = d1 * b
+    one_step = (atb.square().sum() / (d1 * atb).square().sum()) * atb
+    (ref,) = torch.autograd.grad(one_step.sum(), d1)
+    assert bool(torch.isfinite(gd).all())
+    torch.testing.assert_close(gd, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -39,15 +39,33 @@ def test_odeint_non_finite_tolerances(kw, exc, match):
         odeint(lambda t, y: -y, torch.ones(3, dtype=F64), T01, **kw)
 
 
+@pytest.mark.parametrize("method", ["euler", "srk"])  # ours, and one handed to torchsde
 @pytest.mark.parametrize("kw, exc, match", [
     ({"rtol": math.nan}, ValueError, "rtol must be finite, got nan"),
     ({"atol": -math.inf}, ValueError, "atol must be finite"),
-    ({"rtol": "1e-3"}, TypeError, "rtol must be a float, got str"),
+    ({"atol": torch.tensor(math.nan)}, ValueError, "atol contains 1 non-finite value"),
+    ({"dt": math.nan}, ValueError, "dt must be finite"),
+    ({"dt_min": math.inf}, ValueError, "dt_min must be finite"),
 ])
-def test_sdeint_non_finite_tolerances(kw, exc, match):
+def test_sdeint_non_finite_tolerances(kw, exc, match, method):
     # a NaN tolerance used to be accepted (every step then passes the error test)
     with pytest.raises(exc, match=match):
-        sdeint(_OU(), torch.ones(2, 3, dtype=F64), T01, entropy=0, **kw)
+        sdeint(_OU(), torch.ones(2, 3, dtype=F64), T01, method=method, adaptive=True,
+               options={"entropy": 0} if method == "euler" else None, **kw)
+
+
+def test_sdeint_tolerance_type():
+    with pytest.raises(TypeError, match="rtol must be a float, got str"):
+        sdeint(_OU(), torch.ones(2, 3, dtype=F64), T01, method="euler", adaptive=True,
+               rtol="1e-3")
+
+
+def test_sdeint_adjoint_non_finite_tolerances():
+    from sciml.nde import sdeint_adjoint
+
+    with pytest.raises(ValueError, match="adjoint_rtol must be finite, got nan"):
+        sdeint_adjoint(_OU(), torch.ones(2, 3, dtype=F64), T01, method="euler",
+                       adjoint_rtol=math.nan)
 
 
 @pytest.mark.parametrize("y0", [torch.zeros(0, dtype=F64), torch.zeros(3, 0, dtype=F64),
@@ -60,11 +78,12 @@ def test_odeint_empty_state(y0):
 
 
 def test_odeint_and_sdeint_still_accept_valid_tolerances():
-    y, _ = odeint(lambda t, y: -y, torch.ones(1, dtype=F64), T01, rtol=torch.tensor(1e-8),
-                  atol=1e-10)
+    y = odeint(lambda t, y: -y, torch.ones(1, dtype=F64), T01, rtol=torch.tensor(1e-8),
+               atol=1e-10)
     torch.testing.assert_close(y[-1], torch.exp(torch.tensor([-1.0], dtype=F64)), rtol=1e-6,
                                atol=0)
-    ys, _ = sdeint(_OU(), torch.ones(2, 3, dtype=F64), T01, entropy=0, rtol=1e-2, atol=0)
+    ys = sdeint(_OU(), torch.ones(2, 3, dtype=F64), T01, method="euler", adaptive=True,
+                options={"entropy": 0}, rtol=1e-2, atol=0)
     assert ys.shape == (3, 2, 3) and torch.isfinite(ys).all()
 
 
@@ -84,9 +103,10 @@ def _fit_setup():
 
 
 @pytest.mark.parametrize("damage, match", [
-    ("nan", r"ck.pt: the weights contain NaN or inf in "),
-    ("drop_generator", r"ck.pt is an incomplete checkpoint: missing 'generator'"),
-    ("drop_model", r"ck.pt is an incomplete checkpoint: missing 'model'"),
+    ("nan", r"ck.pt: NaN or inf in the state of the neural-operator checkpoint \(model\."),
+    ("drop_optimizer", r"ck.pt is an incomplete training checkpoint: missing 'optimizer'"),
+    ("drop_model", r"ck.pt is an incomplete training checkpoint: missing 'model'"),
+    ("drop_weight", r"ck.pt: the weights do not fit the model \(MultiONet\): missing '"),
 ])
 def test_neural_operator_resume_from_a_damaged_checkpoint(tmp_path, damage, match):
     from sciml.neural_operators import SupervisedObjective, fit
@@ -94,15 +114,30 @@ def test_neural_operator_resume_from_a_damaged_checkpoint(tmp_path, damage, matc
     model, a, u, x, opts = _fit_setup()
     ck = tmp_path / "ck.pt"
     fit(model, SupervisedObjective(x), (a, u), opts, checkpoint=ck, progress=False, stop_after=1)
-    saved = torch.load(ck, weights_only=False)
+    saved = torch.load(ck, weights_only=True)
+    weights = saved["state"]["model"]
+    first = next(iter(weights))
     if damage == "nan":
-        first = next(iter(saved["model"]))
-        saved["model"][first] = torch.full_like(saved["model"][first], math.nan)
+        weights[first] = torch.full_like(weights[first], math.nan)
+    elif damage == "drop_weight":
+        del weights[first]
     else:
-        del saved[damage.removeprefix("drop_")]
+        del saved["state"][damage.removeprefix("drop_")]
     torch.save(saved, ck)
     with pytest.raises(ValueError, match=match):
         fit(_fit_setup()[0], SupervisedObjective(x), (a, u), opts, checkpoint=ck, progress=False)
+
+
+def test_neural_operator_weights_file_without_weights(tmp_path):
+    from sciml.neural_operators import DeepONet, load, save
+
+    path = save(DeepONet(2, 4, [8, 8], [8, 8]), tmp_path / "w.pt")
+    raw = torch.load(path, weights_only=True)
+    del raw["state"]["model"]
+    torch.save(raw, path)
+    with pytest.raises(ValueError, match=r"w.pt is an incomplete neural-operator checkpoint: "
+                                         r"missing 'model'"):
+        load(path, DeepONet(2, 4, [8, 8], [8, 8]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,8 +218,8 @@ def test_fit_bad_arguments():
     from sciml.neural_operators import SupervisedObjective, fit
 
     model, a, u, x, opts = _fit_setup()
-    with pytest.raises(TypeError, match=r"train must be a tuple of tensors, e.g. \(a, u\), got "
-                                        r"Tensor"):
+    with pytest.raises(TypeError, match=r"train must be a DarcyData or a tuple of tensors, "
+                                        r"e.g. \(a, u\), got Tensor"):
         fit(model, SupervisedObjective(x), a, opts, progress=False)
     with pytest.raises(ValueError, match="stop_after must be an int >= 1, got 0"):
         fit(model, SupervisedObjective(x), (a, u), opts, progress=False, stop_after=0)

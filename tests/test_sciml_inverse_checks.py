@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from sciml_inverse import (
-    check_checkpoint_content,
     check_device,
     check_finite,
     check_finite_state_dict,
@@ -107,7 +106,7 @@ def test_check_tensor_and_device():
 def test_checkpoint_checks():
     state = {"a": torch.ones(2), "b": {"c": torch.tensor([math.nan])}, "n": 3,
              "i": torch.ones(2, dtype=torch.int64)}
-    with pytest.raises(ValueError, match=r"f.pt: the weights contain NaN or inf in b.c; the "
+    with pytest.raises(ValueError, match=r"f.pt: NaN or inf in the weights \(b.c\); the "
                                          r"training that wrote it probably diverged"):
         check_finite_state_dict(state, "f.pt")
     check_finite_state_dict({"a": torch.ones(2)}, "f.pt")
@@ -117,8 +116,3 @@ def test_checkpoint_checks():
     with pytest.raises(ValueError, match=r"f.pt is not a checkpoint \(a dict was expected, got "
                                          r"list\)"):
         check_keys([1], ("a",), "f.pt")
-    with pytest.raises(ValueError, match="missing 'model'"):
-        check_checkpoint_content({"x": 1}, "f.pt", required=("x",), weights="model")
-    with pytest.raises(ValueError, match="the weights contain NaN"):
-        check_checkpoint_content({"model": {"w": torch.tensor(math.inf)}}, "f.pt",
-                                 weights="model")

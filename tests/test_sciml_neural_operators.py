@@ -38,8 +38,11 @@ from sciml.neural_operators import (
     fit,
     grid_points,
     invert_darcy,
+    load,
+    predict,
     quadrature_rule,
     sample_test_functions,
+    save,
     strong_residual,
     weak_residual,
     wendland,
@@ -344,11 +347,79 @@ def test_fit_resume_is_exact(tmp_path):
     assert res.epochs_done == 4 and len(res.history) == 4
     for p, q in zip(ref.state_dict().values(), m2.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
-    saved = torch.load(ck, weights_only=False)
-    assert saved["options"]["epochs"] == 4 and "library_version" in saved
+    saved = torch.load(ck, weights_only=True)
+    assert saved["kind"] == "fit" and "library_version" in saved
+    assert saved["config"]["task"]["options"]["epochs"] == 4
+    # the public loader puts the best validation weights into a model built the same way
+    best = load(ck, _toy_model())
+    for p, q in zip(ref.state_dict().values(), best.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
     with pytest.raises(ValueError, match="resume=False"):
         fit(_toy_model(), SupervisedObjective(x), (a, u), dataclasses.replace(opts, lr=0.1),
             checkpoint=ck, progress=False)
+
+
+def test_save_load_predict(tmp_path):
+    a, u, x = _toy_supervised()
+    m = _toy_model()
+    p = save(m, tmp_path / "m.pt", note="toy")
+    m2 = MultiONet(2, 6, [8] * 3, [8] * 3, encoder=MLPEncoder(9, (8,), 6, bounded=False)).to(F64)
+    assert load(p, m2) is m2 and not m2.training
+    out = predict(m2, a, x, batch_size=5)
+    assert out.shape == (a.shape[0], x.shape[0]) and not out.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(out, m.eval()(a, x), rtol=0, atol=0)
+    assert predict(m2, a[:0], x).shape == (0, x.shape[0])
+    with pytest.raises(ValueError, match="another architecture"):
+        load(p, MultiONet(2, 6, [8] * 3, [8] * 3,
+                          encoder=MLPEncoder(9, (16,), 6, bounded=False)).to(F64))
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(m2, a, x, batch_size=0)
+    junk = tmp_path / "junk.pt"
+    torch.save({"a": 1}, junk)
+    with pytest.raises(ValueError, match="neural-operator checkpoint"):
+        load(junk, m2)
+
+
+def test_untagged_training_checkpoints_still_load(tmp_path):
+    """fit's training checkpoints of earlier versions (untagged dicts) load with
+    weights_only=True through load; resuming one is a clear error."""
+    a, u, x = _toy_supervised()
+    opts = TrainOptions(epochs=2, batch_size=4, seed=3)
+    m = _toy_model()
+    ck = tmp_path / "ck.pt"
+    fit(m, SupervisedObjective(x), (a, u), opts, validation=(a, u, x), checkpoint=ck,
+        progress=False, stop_after=1)
+    new = torch.load(ck, weights_only=True)
+    task = new["config"]["task"]
+    old = {"model": new["state"]["model"], "best_model": new["state"]["task"]["best_model"],
+           "optimizer": new["state"]["optimizer"], "scheduler": None,
+           "generator": torch.Generator().get_state(), "epoch": 1, "history": [],
+           "best_epoch": 1, "best_val": 0.5, "options": task["options"],
+           "model_class": task["model_class"], "model_repr": task["model_repr"],
+           "library_version": new["library_version"]}
+    torch.save(old, ck)
+    torch.testing.assert_close(load(ck, _toy_model(), best=False)(a, x), m(a, x))
+    with pytest.raises(ValueError, match="resume=False"):
+        fit(_toy_model(), SupervisedObjective(x), (a, u), opts, validation=(a, u, x),
+            checkpoint=ck, progress=False)
+
+
+def test_fit_takes_darcy_data():
+    """fit and its validation take the DarcyData container (coefficients and solutions in the
+    model's dtype) and give the same run as the tensors."""
+    from sciml.pde import DarcyData
+
+    a, u, x = _toy_supervised()
+    data = DarcyData(coeff=a.numpy(), sol=u.numpy(), x=x.numpy(), attrs={})
+    opts = TrainOptions(epochs=2, batch_size=4, seed=1)
+    m1, m2 = _toy_model(), _toy_model()
+    r1 = fit(m1, SupervisedObjective(x), data, opts, validation=data, progress=False)
+    r2 = fit(m2, SupervisedObjective(x), (a, u), opts, validation=(a, u, x), progress=False)
+    assert r1.history == [{**h, "seconds": r1.history[i]["seconds"]}
+                          for i, h in enumerate(r2.history)]
+    for p, q in zip(m1.parameters(), m2.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
 def test_label_free_objectives_run_in_fit():

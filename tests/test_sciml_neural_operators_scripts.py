@@ -1,4 +1,5 @@
-"""Smoke tests of examples/darcy_neural_operators.py and benchmarks/neural_operators.py (--quick):
+"""Smoke tests of examples/{darcy,burgers,stokes}_neural_operators.py and
+benchmarks/bench_neural_operators.py (--quick):
 structure and finite numbers only; accuracy and timings are never asserted here."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_example_rejects_unknown_model(tmp_path, monkeypatch):
 
 
 def test_benchmark_quick_reports_speedups(tmp_path, monkeypatch):
-    bench = _load(ROOT / "benchmarks" / "neural_operators.py", "_bench_no", monkeypatch)
+    bench = _load(ROOT / "benchmarks" / "bench_neural_operators.py", "_bench_no", monkeypatch)
     out = tmp_path / "b.json"
     assert bench.main(["--quick", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
@@ -57,3 +58,23 @@ def test_benchmark_quick_reports_speedups(tmp_path, monkeypatch):
                 "dgno_epoch_seconds_shared_trunk", "dgno_epoch_seconds_naive",
                 "operator_rel_l2_vs_solver"):
         assert math.isfinite(res[key]) and res[key] > 0, key
+
+
+@pytest.mark.parametrize("name,cases", [
+    ("burgers", {"multionet": {"full", "final"}, "dgno": {"full", "final"}}),
+    ("stokes", {"multionet": {"u", "v", "p"}}),
+])
+def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monkeypatch):
+    ex = _load(ROOT / "examples" / f"{name}_neural_operators.py", f"_ex_{name}", monkeypatch)
+    out = tmp_path / "res.json"
+    args = ["--quick", "--json", str(out), "--cache-dir", str(tmp_path / "data"),
+            "--run-dir", str(tmp_path / "runs"), "--fig-dir", str(tmp_path / "figs")]
+    ex.main(args)
+    res = json.loads(out.read_text())
+    assert {m: set(v) for m, v in res["rel_l2"].items()} == cases
+    assert all(math.isfinite(v) for m in res["rel_l2"].values() for v in m.values())
+    figs = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert figs and all(f.startswith(name) and f.endswith(".png") for f in figs)
+    before = out.read_text()
+    ex.main(args)  # rerun: finished runs are skipped
+    assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import h5py
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 from scipy.io import savemat
 
 import sciml.pde._darcy as darcy_module
-from operators._cli import main
 from sciml.pde import DarcyData, generate_darcy, grid_nodes, load_darcy, save_darcy, solve_darcy
+from sciml_inverse._cli import main
 
 
 @pytest.fixture
@@ -249,3 +250,73 @@ def test_cli_errors(tmp_path, capsys):
         main([*base, "--kind", "cubic"])
     assert main(["darcy", "info", str(tmp_path / "missing.h5")]) == 1
     assert "no Darcy data file" in capsys.readouterr().err
+
+
+def test_cli_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    (tmp_path / "x.h5.partial.npz").write_bytes(b"garbage, not a zip file")
+    argv = ["darcy", "generate", "--kind", "piecewise", "--n", "2", "--grid", "5", "--refine",
+            "1", "--no-progress", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is unreadable" in err and "delete it" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def _children(pid: int) -> set[int]:
+    from pathlib import Path
+
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        kids.update(int(k) for k in text.split())
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    """SIGKILL runs no cleanup in the parent; the workers (busy with chunks of fields that take
+    far longer than the 30 s allowed here) must notice and exit."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    code = ("import sys\nfrom sciml_inverse._cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, "darcy", "generate", "--kind", "smooth",
+                             "--n", "4000", "--grid", "129", "--workers", "2", "--no-progress",
+                             "--out", str(tmp_path / "big.h5")], env=env,
+                            stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            workers = {k for k in _children(proc.pid)
+                       if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()}
+        assert len(workers) >= 2, "the workers did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:  # never leave orphans behind, even when the test fails
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)

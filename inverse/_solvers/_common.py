@@ -9,8 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_finite, check_tensor
-from sciml_inverse import check_int as _check_int
+from sciml_inverse import check_finite, check_int, check_tensor
 
 from .._fidelity import AbstractDataFidelity, _check_positive
 from .._prior import Prior, _is_one
@@ -38,7 +37,7 @@ class _IterOptions:
     track_objective: bool | None = None
 
     def __post_init__(self) -> None:
-        _check_int("max_iter", self.max_iter, 1)
+        check_int("max_iter", self.max_iter, 1)
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or \
                 not (self.tol >= 0 and math.isfinite(self.tol)):
             raise ValueError(f"tol must be a finite float >= 0 (0 runs max_iter iterations), got "

@@ -1,6 +1,6 @@
 """Learned proximal networks (LPN): exact learned proxes, their regularizers, and training.
 
-Usage: ``lpn = LPN(ImageLPNConfig(in_channels=1)); train_lpn(lpn, patches, LPNTrainConfig(
+Usage: ``lpn = LPN(ImageLPNConfig(in_channels=1)); train_lpn(lpn, patches, LPNTrainOptions(
 batch_size=64, sigma_noise=0.1), checkpoint="lpn.pt"); x_hat = lpn(y); R = lpn.regularizer(x)``.
 
 An LPN is :math:`f = \\nabla\\psi` with ψ input-convex (plus α‖x‖²), hence the exact proximal
@@ -12,7 +12,7 @@ operator of the regularizer :math:`R = \\psi^* - \\tfrac12\\|\\cdot\\|^2`
   ``lpn.inverse(x)`` / ``lpn.invert(x)`` = f⁻¹(x) by batched L-BFGS, ``lpn.regularizer(x)`` = R(x);
 * :class:`PatchLPN`: the exact patch-averaged prox for huge images (memory-bounded tiling);
 * :class:`ProximalMatchingLoss` and :func:`proximal_matching_schedule`;
-* :func:`train_lpn` with :class:`LPNTrainConfig` / :class:`TrainPhase` / :func:`standard_phases`
+* :func:`train_lpn` with :class:`LPNTrainOptions` / :class:`TrainPhase` / :func:`standard_phases`
   (L1 warm-up then proximal matching, checkpoints and exact resume);
 * :func:`save_lpn` / :func:`load_lpn`.
 """
@@ -30,7 +30,8 @@ from ._lpn import LPN as LPN
 from ._lpn import AbstractLPN as AbstractLPN
 from ._lpn import InversionResult as InversionResult
 from ._patch import PatchLPN as PatchLPN
-from ._train import LPNTrainConfig as LPNTrainConfig
+from ._train import LPNTrainOptions as LPNTrainConfig  # deprecated alias (naming scheme)
+from ._train import LPNTrainOptions as LPNTrainOptions
 from ._train import TrainHistory as TrainHistory
 from ._train import TrainPhase as TrainPhase
 from ._train import standard_phases as standard_phases
@@ -39,6 +40,7 @@ from ._train import train_lpn as train_lpn
 __all__ = [
     "LPN", "AbstractLPN", "VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN",
     "InversionResult", "PatchLPN", "ProximalMatchingLoss", "proximal_matching_schedule",
-    "LPNTrainConfig", "TrainPhase", "TrainHistory", "standard_phases", "train_lpn", "save_lpn",
+    "LPNTrainOptions", "LPNTrainConfig", "TrainPhase", "TrainHistory", "standard_phases",
+    "train_lpn", "save_lpn",
     "load_lpn", "library_version",
 ]

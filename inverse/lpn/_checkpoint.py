@@ -7,18 +7,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sciml_inverse import check_checkpoint_content
+from sciml_inverse import Checkpoint, load_checkpoint, load_weights, save_checkpoint
+from sciml_inverse import library_version as library_version
 
-from .._internal import library_version as library_version
-from .._internal import read_checkpoint as _read_checkpoint
-from .._internal import write_atomic as write_atomic
 from ._icnn import ImageLPNConfig, VectorLPNConfig
 from ._lpn import LPN
 
 __all__ = ["save_lpn", "load_lpn", "library_version"]
 
-FORMAT = "sciml-inverse/lpn-checkpoint"
-FORMAT_VERSION = 1
+#: The ``kind`` of LPN checkpoints in the common format (:func:`sciml_inverse.save_checkpoint`).
+KIND = "lpn"
+#: The layout of files written before the common format (the shipped weights among them).
+LEGACY_FORMAT = ("sciml-inverse/lpn-checkpoint", 1)
 _CONFIG_TYPES = {"VectorLPNConfig": VectorLPNConfig, "ImageLPNConfig": ImageLPNConfig}
 
 
@@ -35,26 +35,32 @@ def config_from_dict(d: dict[str, Any]) -> VectorLPNConfig | ImageLPNConfig:
         raise ValueError(f"not an LPN model configuration: {d!r}") from err
     if isinstance(fields.get("dilations"), list):
         fields["dilations"] = tuple(fields["dilations"])
-    return cls(**fields)
+    try:
+        return cls(**fields)
+    except TypeError as err:  # a field this version does not know
+        raise ValueError(f"not an LPN model configuration of this version: {err}") from err
 
 
-def _payload(model: LPN, train: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "library_version": library_version(),
-        "model_class": type(model).__name__,
-        "model_config": config_to_dict(model.config),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "train": train,
-    }
+def write_lpn(model: LPN, path: str | os.PathLike, train: dict[str, Any] | None) -> Path:
+    """Weights (and the training state ``train``, if any) of ``model`` in the common format."""
+    return save_checkpoint(
+        path, kind=KIND, config=config_to_dict(model.config),
+        state={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        extra={"model_class": type(model).__name__, "train": train})
+
+
+def _from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """The pre-common layout (``model_config``/``model_state``/``train``)."""
+    return {"kind": KIND, "config": raw["model_config"], "state": raw["model_state"],
+            "extra": {"model_class": raw.get("model_class"), "train": raw.get("train")}}
 
 
 def save_lpn(model: LPN, path: str | os.PathLike) -> Path:
     """Save an :class:`LPN`'s configuration and weights (atomically).
 
-    The file stores the format version, the library version, the model class and configuration,
-    and the weights (on CPU); :func:`load_lpn` rebuilds the model from it.
+    The file is a checkpoint of the common format (:func:`sciml_inverse.save_checkpoint`,
+    ``kind="lpn"``): format version, library version, the model configuration, the weights (on
+    CPU); :func:`load_lpn` rebuilds the model from it.
 
     Parameters
     ----------
@@ -73,19 +79,28 @@ def save_lpn(model: LPN, path: str | os.PathLike) -> Path:
     """
     if not isinstance(model, LPN):
         raise TypeError(f"save_lpn expects an LPN, got {type(model).__name__}")
-    return write_atomic(_payload(model, None), path)
+    return write_lpn(model, path, None)
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    ckpt = _read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="LPN checkpoint",
-                            article="an", map_location=map_location, stacklevel=4)
-    check_checkpoint_content(ckpt, path, required=("model_config",), weights="model_state",
-                             what="LPN checkpoint")
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
+    """An LPN checkpoint: weights (:func:`save_lpn`), a training checkpoint of
+    :func:`~inverse.lpn.train_lpn` (:func:`sciml_inverse.fit`), or the older LPN layout; as a
+    :class:`~sciml_inverse.Checkpoint` whose ``config``/``state`` are the model's."""
+    ckpt = load_checkpoint(path, kind=(KIND, "fit"), what="LPN checkpoint", article="an",
+                           legacy={LEGACY_FORMAT: _from_legacy}, map_location=map_location,
+                           stacklevel=3)
+    if ckpt.kind == "fit":
+        task = ckpt.config.get("task") or {}
+        if "model_config" not in task or "model" not in ckpt.state:
+            raise ValueError(f"{ckpt.path} is a training checkpoint of another model, not an "
+                             f"LPN checkpoint")
+        ckpt = dataclasses.replace(ckpt, config=task["model_config"], state=ckpt.state["model"],
+                                   extra={**ckpt.extra, "train": task.get("train_config")})
     return ckpt
 
 
-def check_model_matches(model: LPN, ckpt: dict[str, Any], path: str | os.PathLike) -> None:
-    saved = config_from_dict(ckpt["model_config"])
+def check_model_matches(model: LPN, ckpt: Checkpoint, path: str | os.PathLike) -> None:
+    saved = config_from_dict(ckpt.config)
     if saved != model.config:
         raise ValueError(f"checkpoint {path} was saved for {saved!r} but the model is "
                          f"{model.config!r}; build the model with the saved configuration "
@@ -115,8 +130,14 @@ def load_lpn(path: str | os.PathLike, model: LPN | None = None, *,
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not an LPN checkpoint, has another format version, lacks an entry, holds
-        NaN or infinite weights, or was saved for a different configuration than ``model``'s.
+        If the file is not an LPN checkpoint (or corrupted, or written by a newer
+        sciml-inverse), lacks an entry, holds NaN or infinite weights, or was saved for a
+        different configuration than ``model``'s.
+
+    Notes
+    -----
+    Files of the older LPN layout (``"sciml-inverse/lpn-checkpoint"``, the shipped weights
+    among them) load too.
 
     Examples
     --------
@@ -130,12 +151,16 @@ def load_lpn(path: str | os.PathLike, model: LPN | None = None, *,
     """
     ckpt = read_checkpoint(path, map_location)
     if model is None:
-        model = LPN(config_from_dict(ckpt["model_config"]))
+        try:
+            config = config_from_dict(ckpt.config)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{path}: {err}") from err
+        model = LPN(config)
     elif not isinstance(model, LPN):
         raise TypeError(f"model must be an LPN or None, got {type(model).__name__}")
     else:
         check_model_matches(model, ckpt, path)
     ref = next(model.parameters())
-    state = {k: v.to(device=ref.device) for k, v in ckpt["model_state"].items()}
-    model.load_state_dict(state)
+    state = {k: v.to(device=ref.device) for k, v in ckpt.state.items()}
+    load_weights(model, state, path)
     return model.eval()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from sciml_inverse import check_int as _check_int
+from sciml_inverse import check_int
 
 __all__ = ["VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN", "build_icnn"]
 
@@ -89,9 +89,9 @@ class VectorLPNConfig:
     init_log_mean: float | None = None
 
     def __post_init__(self) -> None:
-        _check_int("dim", self.dim, 1)
-        _check_int("hidden", self.hidden, 1)
-        _check_int("num_layers", self.num_layers, 0)
+        check_int("dim", self.dim, 1)
+        check_int("hidden", self.hidden, 1)
+        check_int("num_layers", self.num_layers, 0)
         _check_float("beta", self.beta, positive=True)
         _check_float("alpha", self.alpha)
         if self.init_log_mean is not None and not math.isfinite(self.init_log_mean):
@@ -143,6 +143,7 @@ class ImageLPNConfig:
 
     Examples
     --------
+    >>> from inverse.lpn import ImageLPNConfig
     >>> cfg = ImageLPNConfig(in_channels=1, hidden=16, num_layers=3)
     >>> cfg.receptive_field
     13
@@ -159,10 +160,10 @@ class ImageLPNConfig:
     init_log_mean: float | None = -10.0
 
     def __post_init__(self) -> None:
-        _check_int("in_channels", self.in_channels, 1)
-        _check_int("hidden", self.hidden, 1)
-        _check_int("num_layers", self.num_layers, 1)
-        _check_int("kernel_size", self.kernel_size, 1)
+        check_int("in_channels", self.in_channels, 1)
+        check_int("hidden", self.hidden, 1)
+        check_int("num_layers", self.num_layers, 1)
+        check_int("kernel_size", self.kernel_size, 1)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (for 'same' padding), got "
                              f"{self.kernel_size}")
@@ -173,7 +174,7 @@ class ImageLPNConfig:
                 raise ValueError(f"dilations must be a tuple of {self.num_layers} ints (one per "
                                  f"layer) or None, got {self.dilations!r}")
             for d in self.dilations:
-                _check_int("each dilation", d, 1)
+                check_int("each dilation", d, 1)
         _check_float("beta", self.beta, positive=True)
         _check_float("alpha", self.alpha)
         if self.padding_mode not in _PADDING_MODES:

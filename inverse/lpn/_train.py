@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+import itertools
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .._internal import check_int as _int
-from .._internal import check_number as _num
-from ._checkpoint import _payload, check_model_matches, read_checkpoint, write_atomic
+from sciml_inverse import FitOptions, TrainTask, fit, full_precision, upcast
+from sciml_inverse import check_int as _int
+from sciml_inverse import check_number as _num
+
+from ._checkpoint import check_model_matches, config_to_dict, read_checkpoint
 from ._loss import ProximalMatchingLoss, proximal_matching_schedule
 from ._lpn import LPN
 
-__all__ = ["TrainPhase", "LPNTrainConfig", "TrainHistory", "train_lpn", "standard_phases"]
+__all__ = ["TrainPhase", "LPNTrainOptions", "TrainHistory", "train_lpn", "standard_phases"]
 
 _LOSSES = ("l1", "l2", "pm")
 
@@ -124,7 +125,7 @@ def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
 
 
 @dataclasses.dataclass(frozen=True)
-class LPNTrainConfig:
+class LPNTrainOptions:
     """Options of :func:`train_lpn`.
 
     Parameters
@@ -151,7 +152,7 @@ class LPNTrainConfig:
 
     Examples
     --------
-    >>> cfg = LPNTrainConfig(phases=standard_phases(num_steps_l1=100, num_steps_pm=200),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=100, num_steps_pm=200),
     ...                      batch_size=16, sigma_noise=0.1)
     >>> cfg.num_steps
     300
@@ -196,7 +197,7 @@ class LPNTrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LPNTrainConfig:
+    def from_dict(cls, d: dict[str, Any]) -> LPNTrainOptions:
         d = dict(d)
         d["phases"] = tuple(TrainPhase(**p) for p in d["phases"])
         return cls(**d)
@@ -226,7 +227,7 @@ class TrainHistory:
     wall_time: float
 
 
-def _schedule_until(cfg: LPNTrainConfig, step: int) -> list[tuple]:
+def _schedule_until(cfg: LPNTrainOptions, step: int) -> list[tuple]:
     """The schedule's (loss, lr, γ, γ_rms, steps) restricted to the first ``step`` steps."""
     out, left = [], step
     for p in cfg.phases:
@@ -238,7 +239,7 @@ def _schedule_until(cfg: LPNTrainConfig, step: int) -> list[tuple]:
     return out
 
 
-def _check_data(model: LPN, data: Any, cfg: LPNTrainConfig) -> None:
+def _check_data(model: LPN, data: Any, cfg: LPNTrainOptions) -> None:
     if isinstance(data, Tensor):
         if not data.is_floating_point():
             raise TypeError(f"train_lpn: data must be a floating tensor, got {data.dtype}")
@@ -253,7 +254,7 @@ def _check_data(model: LPN, data: Any, cfg: LPNTrainConfig) -> None:
                         f"(batch_size, generator) -> batch, got {type(data).__name__}")
 
 
-def _sample(data: Any, cfg: LPNTrainConfig, gen: torch.Generator, model: LPN,
+def _sample(data: Any, cfg: LPNTrainOptions, gen: torch.Generator, model: LPN,
             device: torch.device, dtype: torch.dtype, check: bool) -> Tensor:
     if isinstance(data, Tensor):
         idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen)
@@ -274,11 +275,12 @@ def _sample(data: Any, cfg: LPNTrainConfig, gen: torch.Generator, model: LPN,
 
 
 def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor],
-              config: LPNTrainConfig | None = None, *,
+              config: LPNTrainOptions | None = None, *,
               checkpoint: str | os.PathLike | None = None, resume: bool = True,
               device: torch.device | str | None = None, stop_after: int | None = None,
               progress: bool = True,
-              on_phase_end: Callable[[int, LPN], None] | None = None) -> TrainHistory:
+              on_phase_end: Callable[[int, LPN], None] | None = None,
+              precision: str = "fp32") -> TrainHistory:
     """Train an :class:`LPN` as a denoiser: L1 warm-up, then proximal matching.
 
     Every step draws clean samples ``x`` (``batch_size`` of them), noisy inputs
@@ -299,12 +301,13 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
         replacement; it may stay on the CPU) or a callable ``(batch_size, generator) -> Tensor``
         returning a clean batch ``(batch_size, *sample_shape)`` (it must draw its randomness
         from ``generator`` for reproducibility).
-    config : LPNTrainConfig, optional
-        Default ``LPNTrainConfig()``.
+    config : LPNTrainOptions, optional
+        Default ``LPNTrainOptions()``.
     checkpoint : path, optional
-        Checkpoint file: written atomically every ``config.checkpoint_every`` steps and at the
-        end, with the model configuration and weights, library version, optimizer state, step,
-        generator state, training configuration and history.
+        Checkpoint file of :func:`sciml_inverse.fit` (common format, ``kind="fit"``): written
+        atomically every ``config.checkpoint_every`` steps and at the end, with the model
+        configuration and weights, library version, optimizer state, step, generator and RNG
+        states, training configuration and history. :func:`load_lpn` reads its weights.
     resume : bool
         If ``checkpoint`` exists, continue from it (default). Its model configuration must equal
         ``model.config`` and its schedule must agree with ``config`` on the steps already done.
@@ -318,6 +321,9 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
         Show a tqdm progress bar.
     on_phase_end : callable, optional
         ``on_phase_end(phase_index, model)`` after the last step of each phase.
+    precision : {"fp32", "bf16", "fp16", "auto"}
+        Mixed precision of :func:`sciml_inverse.fit` (the loss is computed in float32; an
+        unsupported choice runs in float32).
 
     Returns
     -------
@@ -336,25 +342,22 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     Examples
     --------
     >>> import torch
-    >>> from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, standard_phases, train_lpn
+    >>> from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
     >>> lpn = LPN(ImageLPNConfig(in_channels=1, hidden=8, num_layers=2))
-    >>> cfg = LPNTrainConfig(phases=standard_phases(num_steps_l1=2, num_steps_pm=2, num_stages=2),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=2, num_steps_pm=2, num_stages=2),
     ...                      batch_size=4, sigma_noise=0.1)
     >>> hist = train_lpn(lpn, torch.rand(10, 1, 12, 12), cfg, progress=False)
     >>> hist.final_step
     4
     """
-    from tqdm.auto import tqdm
-
     if not isinstance(model, LPN):
         raise TypeError(f"train_lpn trains an LPN, got {type(model).__name__}")
-    config = LPNTrainConfig() if config is None else config
-    if not isinstance(config, LPNTrainConfig):
-        raise TypeError(f"config must be an LPNTrainConfig, got {type(config).__name__}")
+    config = LPNTrainOptions() if config is None else config
+    if not isinstance(config, LPNTrainOptions):
+        raise TypeError(f"config must be an LPNTrainOptions, got {type(config).__name__}")
     total = config.num_steps
     if stop_after is not None:
         _int("stop_after", stop_after, 1)
-    end = total if stop_after is None else min(stop_after, total)
     _check_data(model, data, config)
     ref = next(model.parameters())
     device = ref.device if device is None else torch.device(device)
@@ -363,93 +366,63 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
 
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.phases[0].lr)
-    step = 0
-    hist_step: list[int] = []
-    hist_loss: list[float] = []
-    hist_phase: list[int] = []
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    task_config = {"model_config": config_to_dict(model.config),
+                   "train_config": config.to_dict()}
     if ckpt_path is not None and resume and ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         check_model_matches(model, ckpt, ckpt_path)
-        tr = ckpt.get("train")
-        if tr is None:
+        if ckpt.extra.get("train") is None:
             raise ValueError(f"{ckpt_path} holds weights only (save_lpn), not a training state; "
                              f"pass resume=False to start a new run")
-        saved_cfg = LPNTrainConfig.from_dict(tr["config"])
-        step = int(tr["step"])
+        if ckpt.kind != "fit":
+            raise ValueError(f"{ckpt_path} is a training checkpoint of an older sciml-inverse; "
+                             f"it cannot be resumed (load_lpn reads its weights): pass "
+                             f"resume=False to start again")
+
+    def check_resume(saved: Mapping[str, Any], step: int) -> None:
+        saved_cfg = LPNTrainOptions.from_dict(saved["train_config"])
         if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed) != (
                 config.batch_size, config.sigma_noise, config.seed) or _schedule_until(
                 saved_cfg, step) != _schedule_until(config, step) or step > total:
             raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
                              f"{saved_cfg!r}, which disagrees with {config!r} on the steps "
                              f"already done; use the same configuration or resume=False")
-        model.load_state_dict({k: v.to(device) for k, v in ckpt["model_state"].items()})
-        opt.load_state_dict(tr["optimizer"])
-        gen.set_state(tr["generator"])
-        hist_step, hist_loss, hist_phase = (list(tr["history"][k])
-                                            for k in ("step", "loss", "phase"))
 
-    def save() -> None:
-        if ckpt_path is None:
-            return
-        train_state = {
-            "config": config.to_dict(),
-            "step": step,
-            "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
-            "history": {"step": hist_step, "loss": hist_loss, "phase": hist_phase},
-        }
-        write_atomic(_payload(model, train_state), ckpt_path)
+    bounds = list(itertools.accumulate(p.num_steps for p in config.phases))
 
-    bounds = []
-    acc = 0
-    for p in config.phases:
-        acc += p.num_steps
-        bounds.append(acc)
-    t0 = time.perf_counter()
-    model.train()
-    model.project_()
-    window: list[Tensor] = []
-    bar = tqdm(total=end, initial=step, disable=not progress, desc="train_lpn", dynamic_ncols=True)
-    phase_idx = -1
-    loss_fn: Any = None
-    try:
-        while step < end:
+    class _Task(TrainTask):
+        phase_idx = -1
+        loss_fn: Any = None
+
+        def loss(self, lpn: nn.Module, step: int) -> Tensor:
             k = config.phase_at(step)
-            if k != phase_idx:
-                phase_idx, phase = k, config.phases[k]
-                loss_fn = phase.loss_fn()
+            if k != self.phase_idx:
+                self.phase_idx, phase = k, config.phases[k]
+                self.loss_fn = phase.loss_fn()
                 for group in opt.param_groups:
                     group["lr"] = phase.lr
             x = _sample(data, config, gen, model, device, dtype, check=step == 0)
             noise = torch.randn(x.shape, generator=gen, dtype=dtype)
             y = x + config.sigma_noise * noise.to(device)
-            x_hat = model(y, create_graph=True)
-            loss = loss_fn(x_hat, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            x_hat = lpn(y, create_graph=True)
+            with full_precision():  # the (proximal matching) loss in float32
+                return self.loss_fn(upcast(x_hat), x)
+
+        def after_step(self, lpn: nn.Module, step: int) -> None:
             model.project_()
-            step += 1
-            window.append(loss.detach())
-            bar.update(1)
-            if step % config.log_every == 0 or step == end:
-                mean = float(torch.stack(window).mean())
-                window = []
-                if not math.isfinite(mean):
-                    raise FloatingPointError(f"train_lpn: the loss became {mean} by step {step} "
-                                             f"(phase {phase_idx}: {phase.describe()}); lower the "
-                                             f"learning rate or check the data")
-                hist_step.append(step)
-                hist_loss.append(mean)
-                hist_phase.append(phase_idx)
-                bar.set_postfix(loss=f"{mean:.4g}", phase=phase.describe())
-            if step == bounds[phase_idx] and on_phase_end is not None:
-                on_phase_end(phase_idx, model)
-            if step % config.checkpoint_every == 0 and step < end:
-                save()
-    finally:
-        bar.close()
-    save()
+            if on_phase_end is not None and step == bounds[config.phase_at(step - 1)]:
+                on_phase_end(config.phase_at(step - 1), model)
+
+    model.project_()
+    options = FitOptions(steps=total, stop_after=stop_after, checkpoint=ckpt_path,
+                         checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+                         progress=progress, desc="train_lpn", precision=precision,  # type: ignore[arg-type]
+                         ddp=False)
+    res = fit(_Task(), model, opt, None, options, generators=[gen], config=task_config,
+              check_resume=check_resume)
     model.eval()
-    return TrainHistory(hist_step, hist_loss, hist_phase, step, time.perf_counter() - t0)
+    hist = res.history
+    phases = [config.phase_at(s - 1) for s in hist["step"]]
+    return TrainHistory(list(hist["step"]), list(hist.get("loss", [])), phases, res.step,
+                        res.wall_time)

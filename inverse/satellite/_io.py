@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from sciml_inverse import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -37,28 +38,16 @@ GeoTransform = tuple[float, float, float, float, float, float]
 
 
 # ------------------------------------------------------------------------ atomic writes
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only on success."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the output directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600 files
-        os.replace(tmp_path, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-
-
 def _umask() -> int:
+    """The process umask (read without changing it for longer than the call)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """:func:`sciml_inverse.atomic_path` into an existing folder (a missing one is an error)."""
+    return atomic_path(path, mkdir=False)
 
 
 def _suffix(path: Path) -> str:
@@ -302,7 +291,8 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
     -------
     xarray.DataArray
         float32 values in the file's digital numbers with NaN at no-data pixels (the GDAL nodata
-        tag or the NetCDF ``_FillValue``); attributes ``source`` and ``source_dtype``.
+        tag or the NetCDF ``_FillValue``); attributes ``source``, ``source_dtype`` and, for a
+        GeoTIFF with a nodata tag, ``nodata``.
 
     Raises
     ------
@@ -324,6 +314,7 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
         raise FileNotFoundError(f"no such raster file: {str(path)!r}")
     if engine not in (None, "rioxarray", "tifffile"):
         raise ValueError(f"engine must be None, 'rioxarray' or 'tifffile', got {engine!r}")
+    extra_attrs: dict[str, Any] = {}
     if suffix in NETCDF_SUFFIXES:
         values, gt, crs, dtype = _read_netcdf(path, variable)
         values = values.astype(np.float32)
@@ -339,11 +330,13 @@ def read_raster(path: str | os.PathLike, band: int | Sequence[int] | None = None
         reader = _read_geotiff_rioxarray if engine == "rioxarray" else _read_geotiff_tifffile
         raw, gt, crs, nodata, dtype = reader(path)
         values = _to_float(raw, nodata)
+        if nodata is not None:
+            extra_attrs["nodata"] = float(nodata)
     values = _select_bands(values, band, path)
     if not np.isfinite(values).any():
         raise ValueError(f"{path.name} has no valid pixel (all no-data/NaN)")
     return georeferenced(values, transform=gt, crs=crs, name=path.stem,
-                         attrs={"source": str(path), "source_dtype": dtype})
+                         attrs={"source": str(path), "source_dtype": dtype, **extra_attrs})
 
 
 # ------------------------------------------------------------------------ writing
@@ -453,7 +446,7 @@ def write_restoration(path: str | os.PathLike, restored: xr.DataArray | np.ndarr
             "std": "posterior standard deviation"}
     for key, da in (("restored", restored_da), ("std", std_da)):
         variables[key] = xr.DataArray(da.values, dims=("band", "y", "x"), coords=coords,
-                                      attrs={"long_name": meta[key],
+                                      attrs={"long_name": meta[key], "units": "1",
                                              "grid_mapping": "spatial_ref"})
     if samples is not None:
         arr = np.asarray(samples) if not isinstance(samples, np.memmap) else samples
@@ -473,6 +466,7 @@ def write_restoration(path: str | os.PathLike, restored: xr.DataArray | np.ndarr
     ds["x"].attrs.update(axis="X", long_name="x coordinate of pixel centers")
     ds["y"].attrs.update(axis="Y", long_name="y coordinate of pixel centers")
     encoding = {k: _encoding(v, compress) for k, v in variables.items()}
+    encoding.update({c: {"_FillValue": None} for c in ("x", "y", "band")})  # CF: coordinates
     with _atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     return path
@@ -536,13 +530,15 @@ def write_raster(path: str | os.PathLike, raster: xr.DataArray, *, dtype: str | 
         if suffix in NETCDF_SUFFIXES:
             da = georeferenced(values, transform=gt, crs=crs)
             name = raster.name or "data"
-            da.attrs["grid_mapping"] = "spatial_ref"
+            da.attrs.update(grid_mapping="spatial_ref", units="1",
+                            long_name=f"{name}: digital numbers")
             enc: dict[str, Any] = {"zlib": True, "complevel": 4}
             if nodata is not None:
                 enc["_FillValue"] = np_dtype.type(nodata)
             ds = da.to_dataset(name=name)
             ds.attrs.update(meta)
-            ds.to_netcdf(tmp, engine="h5netcdf", encoding={name: enc})
+            ds.to_netcdf(tmp, engine="h5netcdf", encoding={
+                name: enc, **{c: {"_FillValue": None} for c in ("x", "y", "band")}})
         else:
             _write_geotiff(tmp, values, gt, crs, nodata, meta)
     return path
@@ -620,7 +616,8 @@ def _display(a: Any) -> np.ndarray:
 
 
 def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: Any, *,
-                   title: str | None = None, dpi: int = 110) -> Path:
+                   title: str | None = None, dpi: int = 110,
+                   unit: str = "digital numbers") -> Path:
     """Save an ``observed | restored | std`` panel as PNG (matplotlib, Agg), atomically.
 
     The observation and restoration share one contrast stretch (1st-99th percentiles of the
@@ -635,6 +632,8 @@ def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: A
     observed, restored, std : arrays or DataArrays ``(H, W)`` or ``(C, H, W)``
     title : str, optional
     dpi : int, default 110
+    unit : str, default "digital numbers"
+        Unit of the values, written on the std colorbar.
 
     Returns
     -------
@@ -670,7 +669,7 @@ def save_panel_png(path: str | os.PathLike, observed: Any, restored: Any, std: A
     sd_show = sd.mean(axis=-1) if sd.ndim == 3 else sd
     im = axes[2].imshow(sd_show, cmap="magma", extent=extent, interpolation="nearest")
     axes[2].set_title("posterior std")
-    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    fig.colorbar(im, ax=axes[2], shrink=0.8, label=f"posterior std ({unit})")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

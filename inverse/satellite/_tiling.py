@@ -31,9 +31,12 @@ which is zero when they agree. Both are accumulated with West's weighted increme
 per-pixel variance of independent tile samples (a plain weighted average would shrink it by
 :math:`\sum w_t^2` in the overlaps) and has no seams.
 
-Memory. The outputs and accumulators are preallocated float32 arrays (``np.memmap`` files in
-``work_dir`` when it is given) of the scene size; one tile is processed at a time (a few tiles
-at a time with dask), so peak memory is the outputs plus one (or a batch of) tile restorations.
+Memory. Tiles are processed in row-major order and blended into a strip of ``tile`` rows; the
+rows above the current tile row are final, so they are normalised and handed to a *sink* (an
+in-memory :class:`ArraySink`, or a file writer that writes them into a NetCDF/GeoTIFF) and the
+strip moves down. With a windowed observation (:class:`~inverse.satellite.RasterSource`) and a
+file sink, peak memory is a few ``(C, tile, W)`` strips plus one (or a batch of) tile
+restorations, whatever the scene height.
 """
 
 from __future__ import annotations
@@ -48,18 +51,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from sciml_inverse import check_int
+
 from ._io import _atomic_path
 
-__all__ = ["restore_tiled", "TiledResult", "tile_starts", "blend_weights", "RestoreFn"]
+__all__ = ["restore_tiled", "TiledResult", "tile_starts", "blend_weights", "RestoreFn",
+           "TileSink", "ArraySink"]
 
 #: ``restore_fn(observation_tile (C, h, w) float32, mask (C, h, w) bool or None)`` returning a
 #: mapping with ``"restored"`` and ``"std"`` of shape ``(C, h f, w f)`` and optionally
 #: ``"samples"`` of shape ``(k, C, h f, w f)``.
 RestoreFn = Callable[[np.ndarray, "np.ndarray | None"], Mapping[str, Any]]
+
+
+class TileSink(Protocol):
+    """Receiver of finished output rows (see ``sink`` in :func:`restore_tiled`)."""
+
+    def write(self, rows: slice, restored: np.ndarray, std: np.ndarray | None,
+              samples: np.ndarray | None) -> None: ...  # pragma: no cover
 
 _MANIFEST = "manifest.json"
 _FORMAT = 1
@@ -146,9 +159,9 @@ def blend_weights(shape: tuple[int, int], tile: int = 256, overlap: int = 32,
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
+    """:func:`sciml_inverse.check_int` (numpy integers pass), returning a Python int."""
+    check_int(name, v, lo)
+    return int(v)  # type: ignore[call-overload]
 
 
 def _check_tiling(tile: int, overlap: int, margin: int | None,
@@ -204,76 +217,143 @@ class TiledResult:
         return float(np.mean(self.tile_seconds)) if self.tile_seconds else math.nan
 
 
-class _Accumulator:
-    """Weighted incremental mean / mixture variance / sample combination (West, 1979)."""
+class ArraySink:
+    """A :data:`TileSink` that keeps the finished rows in ``(C, H, W)`` arrays (``np.memmap``
+    files in ``directory`` when it is given): the in-memory output of :func:`restore_tiled`."""
 
-    def __init__(self, shape: tuple[int, int, int], work_dir: Path | None) -> None:
+    def __init__(self, shape: tuple[int, int, int], directory: Path | None = None) -> None:
+        self.shape = tuple(shape)
+        self.directory = directory
+        self.restored = self._alloc("restored", self.shape)
+        self.std: np.ndarray | None = None
+        self.samples: np.ndarray | None = None
+
+    def _alloc(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if self.directory is None:
+            return np.full(shape, np.nan, dtype=np.float32)
+        arr = np.memmap(self.directory / f"out_{name}.f32", dtype=np.float32, mode="w+",
+                        shape=shape)
+        arr[...] = np.nan
+        return arr
+
+    def write(self, rows: slice, restored: np.ndarray, std: np.ndarray | None,
+              samples: np.ndarray | None) -> None:
+        self.restored[:, rows] = restored
+        if std is not None:
+            if self.std is None:
+                self.std = self._alloc("std", self.shape)
+            self.std[:, rows] = std
+        if samples is not None:
+            if self.samples is None:
+                self.samples = self._alloc("samples", (samples.shape[0], *self.shape))
+            self.samples[:, :, rows] = samples
+
+    def close(self) -> None:
+        for arr in (self.restored, self.std, self.samples):
+            if isinstance(arr, np.memmap):
+                arr.flush()
+
+
+class _StripAccumulator:
+    """Weighted incremental mean / mixture variance / sample combination (West, 1979) over a
+    strip of rows: tiles arrive in row-major order, and the rows above the current tile row are
+    final, so they are normalised and handed to the sink, and the strip moves down. Memory is
+    a few ``(C, tile, W)`` arrays, whatever the scene height."""
+
+    def __init__(self, shape: tuple[int, int, int], height: int, sink: Any) -> None:
         self.shape = shape
-        self.work_dir = work_dir
-        self.weight = self._alloc("weight", shape[1:])
-        self.mean = self._alloc("restored", shape)
-        self.m2 = self._alloc("m2", shape)
+        self.height = height
+        self.sink = sink
+        c, _h, w = shape
+        self.base = 0
+        self.weight = np.zeros((height, w), np.float32)
+        self.mean = np.zeros((c, height, w), np.float32)
+        self.m2: np.ndarray | None = None
+        self.has_std: bool | None = None
         self.dev: np.ndarray | None = None
         self.sq: np.ndarray | None = None
 
-    def _alloc(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        if self.work_dir is None:
-            return np.zeros(shape, dtype=np.float32)
-        return np.memmap(self.work_dir / f"accum_{name}.f32", dtype=np.float32, mode="w+",
-                         shape=shape)
+    def _advance(self, row: int) -> None:
+        """Finalise and emit the rows ``[base, row)``; the strip then starts at ``row``."""
+        while self.base < row:
+            n = min(row - self.base, self.height)
+            self._emit(n)
+            for arr in (self.weight, self.mean, self.m2, self.sq, self.dev):
+                if arr is None:
+                    continue
+                if n < self.height:
+                    arr[..., :-n, :] = arr[..., n:, :].copy()
+                arr[..., self.height - n:, :] = 0
+            self.base += n
+
+    def _emit(self, n: int) -> None:
+        """Normalise rows ``[0, n)`` of the strip and write them, 64 rows at a time (small
+        float64 temporaries, small writes)."""
+        for r0 in range(0, n, 64):
+            self._emit_rows(slice(r0, min(n, r0 + 64)))
+
+    def _emit_rows(self, sl: slice) -> None:
+        rows = slice(self.base + sl.start, self.base + sl.stop)
+        wt = self.weight[sl].astype(np.float64)
+        empty = wt <= 0
+        mean = self.mean[:, sl].copy()
+        mean[:, empty] = np.nan
+        std = None
+        if self.m2 is not None:
+            var = np.divide(self.m2[:, sl], wt, out=np.zeros(self.m2[:, sl].shape),
+                            where=~empty)
+            std = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
+            std[:, empty] = np.nan
+        samples = None
+        if self.dev is not None:
+            sq = self.sq[sl].astype(np.float64)
+            scale = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)
+            samples = self.dev[:, :, sl] * scale.astype(np.float32) + mean
+            samples[:, :, empty] = np.nan
+        self.sink.write(rows, mean, std, samples)
 
     def add(self, region: tuple[slice, slice], w: np.ndarray, out: Mapping[str, np.ndarray]
             ) -> None:
+        rs, cs = region
+        if rs.start < self.base:
+            raise RuntimeError("tiles must be added in row-major order")  # pragma: no cover
+        self._advance(rs.start)
+        region = (slice(rs.start - self.base, rs.stop - self.base), cs)
         sl = (slice(None), *region)
+        has_std = out.get("std") is not None
+        if self.has_std is None:
+            self.has_std = has_std
+            if has_std:
+                self.m2 = np.zeros_like(self.mean)
+        elif has_std != self.has_std:
+            raise ValueError("restore_fn returned 'std' for some tiles and not for others")
         x = out["restored"].astype(np.float64)
-        v = out["std"].astype(np.float64) ** 2
         w_old = self.weight[region].astype(np.float64)
         w_new = w_old + w
         mean_old = self.mean[sl].astype(np.float64)
         frac = np.divide(w, w_new, out=np.zeros_like(w_new), where=w_new > 0)
         delta = x - mean_old
         mean_new = mean_old + frac * delta
-        self.m2[sl] = self.m2[sl] + w * (v + delta * (x - mean_new))
+        if self.m2 is not None:
+            v = out["std"].astype(np.float64) ** 2
+            self.m2[sl] = self.m2[sl] + w * (v + delta * (x - mean_new))
         self.mean[sl] = mean_new
         self.weight[region] = w_new
         samples = out.get("samples")
         if samples is not None:
             if self.dev is None:
-                self.dev = self._alloc("samples", (samples.shape[0], *self.shape))
-                self.sq = self._alloc("sq", self.shape[1:])
+                c, _h, wd = self.shape
+                self.dev = np.zeros((samples.shape[0], c, self.height, wd), np.float32)
+                self.sq = np.zeros((self.height, wd), np.float32)
             elif samples.shape[0] != self.dev.shape[0]:
                 raise ValueError(f"restore_fn returned {samples.shape[0]} samples for one tile "
                                  f"and {self.dev.shape[0]} for another; return the same number")
             self.dev[(slice(None), *sl)] += (w * (samples - x)).astype(np.float32)
             self.sq[region] += (w * w).astype(np.float32)
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Turn the accumulators into outputs in place, a block of rows at a time."""
-        c, h, w = self.shape
-        k = 0 if self.dev is None else self.dev.shape[0]
-        step = max(1, (1 << 21) // (w * c * max(1, k)))  # float64 temporaries of <= 16 MB
-        for r0 in range(0, h, step):
-            rows = slice(r0, min(h, r0 + step))
-            wt = self.weight[rows].astype(np.float64)
-            empty = wt <= 0
-            var = np.divide(self.m2[:, rows], wt, out=np.zeros(self.m2[:, rows].shape),
-                            where=~empty)
-            std = np.sqrt(np.maximum(var, 0.0))
-            std[:, empty] = np.nan
-            self.m2[:, rows] = std
-            mean = self.mean[:, rows]
-            mean[:, empty] = np.nan
-            self.mean[:, rows] = mean
-            if self.dev is not None:
-                sq = self.sq[rows].astype(np.float64)
-                scale = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)
-                blk = self.dev[:, :, rows] * scale.astype(np.float32) + self.mean[:, rows]
-                blk[:, :, empty] = np.nan
-                self.dev[:, :, rows] = blk
-        for arr in (self.mean, self.m2, self.dev):
-            if isinstance(arr, np.memmap):
-                arr.flush()
-        return self.mean, self.m2, self.dev
+    def finish(self) -> None:
+        """Emit the remaining rows."""
+        self._advance(self.shape[1])
 
 
 def _as_numpy(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -292,10 +372,11 @@ def _as_numpy(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def _check_output(out: Any, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
     if not isinstance(out, Mapping) or "restored" not in out or "std" not in out:
-        raise TypeError("restore_fn must return a mapping with keys 'restored' and 'std' (and "
-                        f"optionally 'samples'), got {type(out).__name__}")
+        raise TypeError("restore_fn must return a mapping with keys 'restored' and 'std' (None "
+                        f"when it has no uncertainty; optionally 'samples'), got "
+                        f"{type(out).__name__}")
     res = {"restored": _as_numpy("restored", out["restored"], shape),
-           "std": _as_numpy("std", out["std"], shape)}
+           "std": None if out["std"] is None else _as_numpy("std", out["std"], shape)}
     if out.get("samples") is not None:
         s = out["samples"]
         s = s.detach().cpu().numpy() if hasattr(s, "detach") else np.asarray(s)
@@ -355,13 +436,16 @@ class _TileStore:
             with np.load(path) as data:
                 if str(data["obs_sha1"]) != digest:
                     return None  # the observation changed under this tile: recompute it
-                return {k: data[k] for k in data.files if k != "obs_sha1"}
+                out = {k: data[k] for k in data.files if k != "obs_sha1"}
+                out.setdefault("std", None)
+                return out
         except (OSError, ValueError, KeyError, EOFError):
             return None  # unreadable (should not happen with atomic writes): recompute
 
     def save(self, i: int, j: int, digest: str, out: Mapping[str, np.ndarray]) -> None:
+        arrays = {k: v for k, v in out.items() if v is not None}
         with _atomic_path(self._path(i, j)) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, obs_sha1=np.array(digest), **out)
+            np.savez(fh, obs_sha1=np.array(digest), **arrays)
 
 
 def _digest(obs: np.ndarray) -> str:
@@ -372,18 +456,23 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                   margin: int | None = None, decimation: int = 1,
                   work_dir: str | os.PathLike | None = None, resume_key: str | None = None,
                   dask: bool = False, dask_batch: int | None = None,
-                  dask_scheduler: str | None = None, progress: bool = True) -> TiledResult:
+                  dask_scheduler: str | None = None, progress: bool = True,
+                  sink: TileSink | None = None, keep_nodata: bool = False) -> TiledResult:
     """Restore a large scene tile by tile with overlap and smooth blending.
 
     Parameters
     ----------
     observation : array_like, shape ``(C, h, w)`` or ``(h, w)``
-        The observation (NumPy array, memmap or DataArray), NaN at no-data pixels.
+        The observation, NaN at no-data pixels: a NumPy array, memmap, DataArray, or any object
+        with a ``shape`` ``(C, h, w)`` and window indexing ``observation[:, rows, cols]``
+        returning float arrays (e.g. a :class:`~inverse.satellite.RasterSource`, read window by
+        window: the scene is never loaded whole).
     restore_fn : callable
         ``restore_fn(obs_tile, mask)`` with ``obs_tile`` a float32 ``(C, th / f, tw / f)``
         array (no-data pixels filled with the tile's mean) and ``mask`` a boolean array of the
         same shape (True = valid) or None when every pixel is valid. Returns a mapping with
-        ``"restored"`` and ``"std"`` of shape ``(C, th, tw)`` and optionally ``"samples"``
+        ``"restored"`` and ``"std"`` of shape ``(C, th, tw)`` (``std`` None for methods without
+        uncertainty, for every tile) and optionally ``"samples"``
         ``(k, C, th, tw)`` (NumPy arrays or tensors). Tiles without any valid pixel are
         skipped.
     tile : int, default 256
@@ -397,9 +486,9 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         Ratio of the image grid to the observation grid.
     work_dir : path, optional
         Enables resume: each finished tile is saved atomically in ``work_dir/tiles`` (with a
-        hash of its observation) and skipped when the call is repeated; the accumulators are
-        memory-mapped files there. A manifest records the settings and ``resume_key``; a
-        different one raises instead of mixing runs.
+        hash of its observation) and skipped when the call is repeated; the in-memory outputs
+        (without ``sink``) are memory-mapped files there. A manifest records the settings and
+        ``resume_key``; a different one raises instead of mixing runs.
     resume_key : str, optional
         Identifies what ``restore_fn`` computes (model, options) in the manifest.
     dask : bool, default False
@@ -409,14 +498,30 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
     dask_batch : int, optional
         Tiles in flight at once (default: twice the number of workers/cores).
     dask_scheduler : str, optional
-        Passed to ``dask.compute(scheduler=...)``, e.g. ``"synchronous"``.
+        The address of a ``dask.distributed`` scheduler (``"tcp://host:8786"``; implies
+        ``dask``): the tiles run on that cluster as futures, the restorer (e.g. a CAE) is
+        scattered to the workers once, and results are blended here as they return. Otherwise
+        passed to ``dask.compute(scheduler=...)``, e.g. ``"synchronous"``. With ``dask=True``
+        and an active ``distributed.Client``, that client is used the same way.
     progress : bool, default True
         Show a tqdm progress bar (on stderr).
+    keep_nodata : bool, default False
+        Give zero weight to the image pixels of no-data observation pixels, so that they are
+        NaN (no data) in the result; by default they are restored (inpainted) from their
+        neighbours within the tile.
+    sink : TileSink, optional
+        Receives the finished rows, top to bottom, as ``sink.write(rows, restored, std,
+        samples)`` (``(C, n, W)`` float32 arrays, ``std``/``samples`` None when absent) as soon
+        as no later tile overlaps them, e.g. a file writer
+        (:func:`~inverse.satellite.restore_scene`); only a strip of about ``tile`` rows is
+        kept in memory. Default: an :class:`ArraySink` (outputs in memory, or memory-mapped in
+        ``work_dir``), returned in the result.
 
     Returns
     -------
     TiledResult
-        Arrays of shape ``(C, h f, w f)`` (``np.memmap`` views into ``work_dir`` when given).
+        Arrays of shape ``(C, h f, w f)`` (``np.memmap`` views into ``work_dir`` when given);
+        None when ``sink`` is given.
 
     Raises
     ------
@@ -435,37 +540,38 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
     tile, overlap, margin = _check_tiling(tile, overlap, margin, decimation)
     f = int(decimation)
     obs_all = observation.values if hasattr(observation, "dims") else observation
-    if not isinstance(obs_all, np.ndarray):
+    if not (hasattr(obs_all, "shape") and hasattr(obs_all, "__getitem__")):
         obs_all = np.asarray(obs_all)
-    if obs_all.ndim == 2:
+    if isinstance(obs_all, np.ndarray) and obs_all.ndim == 2:
         obs_all = obs_all[None]
-    if obs_all.ndim != 3:
+    if len(obs_all.shape) != 3:
         raise ValueError(f"observation must be (h, w) or (C, h, w), got shape {obs_all.shape}")
-    if obs_all.dtype.kind != "f":
-        obs_all = obs_all.astype(np.float32)
-    c, ho, wo = obs_all.shape
-    if not any(np.isfinite(obs_all[:, r:r + 1024]).any() for r in range(0, ho, 1024)):
-        raise ValueError("the observation has no valid pixel (all NaN / no-data)")
+    c, ho, wo = (int(n) for n in obs_all.shape)
     shape = (c, ho * f, wo * f)
     wdir = None if work_dir is None else Path(work_dir)
     store = None
     if wdir is not None:
         wdir.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": _FORMAT, "observation_shape": list(obs_all.shape), "tile": tile,
+        manifest = {"format": _FORMAT, "observation_shape": [c, ho, wo], "tile": tile,
                     "overlap": overlap, "margin": margin, "decimation": f,
                     "resume_key": resume_key}
         store = _TileStore(wdir, manifest)
-    acc = _Accumulator(shape, wdir)
-    tiles = list(blend_weights(shape[1:], tile, overlap, margin, f))
-    n_computed, tile_seconds = 0, []
+    own_sink = sink is None
+    out_sink: Any = ArraySink(shape, wdir) if own_sink else sink
+    # the weights are made one tile at a time (a list of them would grow with the scene)
+    n_tiles = (len(tile_starts(shape[1], tile, overlap, f))
+               * len(tile_starts(shape[2], tile, overlap, f)))
+    acc = _StripAccumulator(shape, min(tile, shape[1]), out_sink)
+    n_computed, tile_seconds, n_valid = 0, [], 0
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
+    bar = tqdm(total=n_tiles, desc="tiles", unit="tile", disable=not progress)
 
     def todo() -> Iterator[tuple]:
         """The tiles to compute; empty tiles are skipped and finished ones loaded, in order."""
-        for region, w in tiles:
+        nonlocal n_valid
+        for region, w in blend_weights(shape[1:], tile, overlap, margin, f):
             rs, cs = region
             obs_sl = (slice(None), slice(rs.start // f, rs.stop // f),
                       slice(cs.start // f, cs.stop // f))
@@ -473,11 +579,17 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
             if prepared is None:
                 bar.update(1)
                 continue
+            n_valid += 1
             obs, mask = prepared
+            if keep_nodata and mask is not None:
+                # no-data stays no-data: zero weight where an observation pixel is missing
+                seen = np.repeat(np.repeat(mask.all(axis=0), f, axis=0), f, axis=1)
+                w = w * seen
             tshape = (c, rs.stop - rs.start, cs.stop - cs.start)
-            digest = _digest(obs if mask is None else np.where(mask, obs, np.nan))
             key = (rs.start, cs.start)
+            digest = ""
             if store is not None:
+                digest = _digest(obs if mask is None else np.where(mask, obs, np.nan))
                 loaded = store.load(*key, digest)
                 if loaded is not None:
                     acc.add(region, w, _check_output(loaded, tshape))
@@ -485,6 +597,7 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                     continue
             yield key, region, w, obs, mask, digest, tshape
 
+    dask = dask or _is_address(dask_scheduler)
     try:
         if not dask:
             for key, region, w, obs, mask, digest, tshape in todo():
@@ -500,8 +613,15 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                                                  dask_batch, dask_scheduler)
     finally:
         bar.close()
-    restored, std, samples = acc.finish()
-    return TiledResult(restored=restored, std=std, samples=samples, n_tiles=len(tiles),
+    if n_valid == 0:
+        raise ValueError("the observation has no valid pixel (all NaN / no-data)")
+    acc.finish()
+    if own_sink:
+        out_sink.close()
+        restored, std, samples = out_sink.restored, out_sink.std, out_sink.samples
+    else:
+        restored = std = samples = None
+    return TiledResult(restored=restored, std=std, samples=samples, n_tiles=n_tiles,
                        n_computed=n_computed, seconds=time.perf_counter() - t_start,
                        tile_seconds=tile_seconds)
 
@@ -514,9 +634,23 @@ def _n_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _Accumulator,
-              store: _TileStore | None, bar: Any, batch: int | None, scheduler: str | None
+def _is_address(scheduler: Any) -> bool:
+    return isinstance(scheduler, str) and "://" in scheduler
+
+
+def _default_client() -> Any:
+    with contextlib.suppress(ImportError, ValueError):
+        from distributed import default_client
+
+        return default_client()
+    return None
+
+
+def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _StripAccumulator,
+              store: _TileStore | None, bar: Any, batch: int | None, scheduler: Any
               ) -> tuple[int, list[float]]:
+    if _is_address(scheduler) or (scheduler is None and _default_client() is not None):
+        return _run_distributed(todo, restore_fn, acc, store, bar, batch, scheduler)
     import dask
 
     batch = 2 * _n_workers() if batch is None else _check_int("dask_batch", batch, 1)
@@ -538,3 +672,46 @@ def _run_dask(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _Accumulator,
             seconds.append(sec)
             bar.update(1)
     return n_computed, seconds
+
+
+def _run_distributed(todo: Iterator[tuple], restore_fn: RestoreFn, acc: _StripAccumulator,
+                     store: _TileStore | None, bar: Any, batch: int | None, address: str | None
+                     ) -> tuple[int, list[float]]:
+    """Tiles as futures on a ``dask.distributed`` cluster: the restorer (e.g. a CAE) is
+    scattered to every worker once; at most ``batch`` tiles are in flight, and results are
+    blended in row-major order as they come back."""
+    from collections import deque
+
+    import distributed
+
+    own = address is not None
+    client = distributed.Client(address, set_as_default=False) if own else _default_client()
+    try:
+        n_workers = max(1, sum(client.nthreads().values()))
+        batch = 2 * n_workers if batch is None else _check_int("dask_batch", batch, 1)
+        [fn] = client.scatter([restore_fn], broadcast=True, hash=False)
+        n_computed, seconds = 0, []
+        pending: deque = deque()
+
+        def consume() -> None:
+            nonlocal n_computed
+            (key, region, w, _obs, _mask, digest, _shape), fut = pending.popleft()
+            out, sec = fut.result()
+            if store is not None:
+                store.save(*key, digest, out)
+            acc.add(region, w, out)
+            n_computed += 1
+            seconds.append(sec)
+            bar.update(1)
+
+        for item in todo:
+            _key, _region, _w, obs, mask, _digest, tshape = item
+            pending.append((item, client.submit(_run, fn, obs, mask, tshape, pure=False)))
+            if len(pending) >= batch:
+                consume()
+        while pending:
+            consume()
+        return n_computed, seconds
+    finally:
+        if own:
+            client.close()

@@ -24,12 +24,16 @@ The posterior (Biquard et al., arXiv 2412.04130 and 2311.17744):
 Training (the commands that made the shipped weights are in ``inverse/vble/weights/README.md``):
 
 * :func:`train_cae` (rate-distortion) and :func:`train_std_decoder` (the variance decoder) with
-  :class:`TrainConfig`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
-* :func:`load_satellite_train` / :class:`PatchSampler`: random patches of the training images
-  with flips and rotations; :func:`evaluate_cae` and :func:`fit_decoder` (the decoder-fit
-  ceiling).
+  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
+* :func:`load_satellite_train` / :class:`PatchSampler` (of :class:`PatchSource` images):
+  random patches of the training images with flips and rotations; :func:`evaluate_cae` and
+  :func:`fit_decoder` (the decoder-fit ceiling).
 """
 
+from ._auto import AutoRule as AutoRule
+from ._auto import default_options as default_options
+from ._auto import load_auto_rule as load_auto_rule
+from ._auto import select_model as select_model
 from ._cae import CAEConfig as CAEConfig
 from ._cae import CompressiveAutoencoder as CompressiveAutoencoder
 from ._cae import crop as crop
@@ -39,6 +43,7 @@ from ._checkpoint import default_cae as default_cae
 from ._checkpoint import load_cae as load_cae
 from ._checkpoint import save_cae as save_cae
 from ._data import PatchSampler as PatchSampler
+from ._data import PatchSource as PatchSource
 from ._data import load_satellite_train as load_satellite_train
 from ._entropy import EntropyBottleneck as EntropyBottleneck
 from ._entropy import GaussianConditional as GaussianConditional
@@ -50,10 +55,13 @@ from ._layers import NonNegativeParametrizer as NonNegativeParametrizer
 from ._layers import lower_bound as lower_bound
 from ._posterior import VBLEOptions as VBLEOptions
 from ._posterior import VBLEResult as VBLEResult
+from ._posterior import estimate_decoder_error_scale as estimate_decoder_error_scale
+from ._posterior import exact_conditional_sample as exact_conditional_sample
 from ._posterior import initial_estimate as initial_estimate
 from ._posterior import vble_restore as vble_restore
-from ._train import TrainConfig as TrainConfig
 from ._train import TrainHistory as TrainHistory
+from ._train import TrainOptions as TrainConfig  # deprecated alias (naming scheme)
+from ._train import TrainOptions as TrainOptions
 from ._train import evaluate_cae as evaluate_cae
 from ._train import fit_decoder as fit_decoder
 from ._train import load_training_checkpoint as load_training_checkpoint
@@ -61,7 +69,13 @@ from ._train import train_cae as train_cae
 from ._train import train_std_decoder as train_std_decoder
 
 __all__ = [
+    "AutoRule",
+    "default_options",
+    "load_auto_rule",
+    "select_model",
     "CAEConfig",
+    "exact_conditional_sample",
+    "estimate_decoder_error_scale",
     "CompressiveAutoencoder",
     "pad_to_multiple",
     "crop",
@@ -81,6 +95,7 @@ __all__ = [
     "VBLEResult",
     "vble_restore",
     "initial_estimate",
+    "TrainOptions",
     "TrainConfig",
     "TrainHistory",
     "train_cae",
@@ -89,5 +104,6 @@ __all__ = [
     "evaluate_cae",
     "fit_decoder",
     "PatchSampler",
+    "PatchSource",
     "load_satellite_train",
 ]

@@ -319,6 +319,8 @@ class CompressiveAutoencoder(nn.Module):
 
     Examples
     --------
+    >>> import torch
+    >>> from inverse.vble import CAEConfig, CompressiveAutoencoder
     >>> cae = CompressiveAutoencoder(CAEConfig(N=8, M=12)).eval()
     >>> x = torch.rand(2, 1, 64, 64)
     >>> y, z = cae.analysis(x)

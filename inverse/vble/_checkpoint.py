@@ -1,10 +1,13 @@
 """Saving and loading compressive autoencoders (atomic writes, config and version checks).
 
-File layout (``torch.save`` of a dict, readable with ``weights_only=True``)::
+Files are checkpoints of the common format (:func:`sciml_inverse.save_checkpoint`)::
 
-    {"format": "sciml-inverse/vble-cae", "format_version": 1, "library_version": "0.1.0",
-     "config": CAEConfig.to_dict(), "state_dict": {...}, "dtype": "float32" | "float16",
-     "extra": {...}}
+    {"format": "sciml-inverse/checkpoint", "format_version": 1, "library_version": "0.1.0",
+     "kind": "vble-cae", "config": CAEConfig.to_dict(), "state": {...},
+     "extra": {"dtype": "float32" | "float16", "info": {...}}}
+
+Files of the older CAE layout (``"format": "sciml-inverse/vble-cae"``, the shipped weights
+among them) are read too.
 
 Weights may be stored in float16 (``save_cae(..., half=True)``) to halve the shipped file;
 :func:`load_cae` casts them back to float32.
@@ -18,17 +21,22 @@ from typing import Any
 
 import torch
 
-from sciml_inverse import check_finite_state_dict
+from sciml_inverse import (
+    Checkpoint,
+    check_finite_state_dict,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 
-from .._internal import library_version as _library_version
-from .._internal import read_checkpoint
-from .._internal import write_atomic as _write_atomic
 from ._cae import CAEConfig, CompressiveAutoencoder
 
 __all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHTS_DIR"]
 
-FORMAT = "sciml-inverse/vble-cae"
-FORMAT_VERSION = 1
+#: The ``kind`` of CAE checkpoints in the common format.
+KIND = "vble-cae"
+#: The layout of files written before the common format.
+LEGACY_FORMAT = ("sciml-inverse/vble-cae", 1)
 #: Folder of the shipped weights ``cae_low.pt`` / ``cae_high.pt``.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt"}
@@ -70,22 +78,22 @@ def save_cae(model: CompressiveAutoencoder, path: str | os.PathLike, *, half: bo
         if half and k in params and v.is_floating_point():
             v = v.half()
         state[k] = v.clone()
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "library_version": _library_version(),
-        "config": model.config.to_dict(),
-        "state_dict": state,
-        "dtype": "float16" if half else "float32",
-        "extra": dict(extra),
-    }
-    return _write_atomic(payload, Path(path))
+    return save_checkpoint(path, kind=KIND, config=model.config.to_dict(), state=state,
+                           extra={"dtype": "float16" if half else "float32",
+                                  "info": dict(extra)})
 
 
-def _read(path: Path, map_location: Any) -> dict[str, Any]:
-    return read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION, what="CAE checkpoint",
+def _from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """The pre-common CAE layout (``config``/``state_dict``/``dtype``/``extra``)."""
+    return {"kind": KIND, "config": raw["config"], "state": raw["state_dict"],
+            "extra": {"dtype": raw.get("dtype", "float32"), "info": raw.get("extra") or {}}}
+
+
+def _read(path: Path, map_location: Any) -> Checkpoint:
+    return load_checkpoint(path, kind=KIND, what="CAE checkpoint",
                            hint=" (for a CompressAI checkpoint use cae_from_compressai)",
-                           map_location=map_location, stacklevel=4)
+                           legacy={LEGACY_FORMAT: _from_legacy}, map_location=map_location,
+                           stacklevel=3)
 
 
 def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
@@ -117,13 +125,11 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
     path = Path(path)
     ckpt = _read(path, map_location)
     try:
-        config = CAEConfig.from_dict(ckpt["config"])
+        config = CAEConfig.from_dict(ckpt.config)
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path} has no valid CAE configuration: {err}") from err
     model = CompressiveAutoencoder(config)
-    state = ckpt.get("state_dict")
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} has no state_dict")
+    state = ckpt.state
     own = model.state_dict()
     params = {name for name, _ in model.named_parameters()}
     # the context mask is rebuilt, not stored (early files of this format stored it)
@@ -132,19 +138,14 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
     # Buffers are constants fixed by the configuration (likelihood floors, the GDN pedestal).
     # Files written before save_cae kept them in float32 stored them in float16, which rounds
     # the 1e-9 floors to 0 (then latent_bits can be inf): take them from the fresh model.
-    if ckpt.get("dtype") == "float16":
+    if ckpt.extra.get("dtype") == "float16":
         state = {k: own[k] if (k in own and k not in params) else v for k, v in state.items()}
-    check_finite_state_dict(state, path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the saved configuration {config}: "
-                         f"{err}") from err
+    load_weights(model, state, path)
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     model.eval()
     if with_extra:
-        return model, dict(ckpt.get("extra") or {})
+        return model, dict(ckpt.extra.get("info") or {})
     return model
 
 

@@ -236,6 +236,7 @@ class PatchSampler:
     Examples
     --------
     >>> import numpy as np, torch
+    >>> from inverse.vble import PatchSampler, PatchSource
     >>> s = PatchSampler([PatchSource("a", np.random.rand(100, 80))], 64)
     >>> s(4, torch.Generator().manual_seed(0)).shape
     torch.Size([4, 1, 64, 64])

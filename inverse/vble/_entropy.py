@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sciml_inverse import full_precision, upcast
+
 from ._layers import LowerBound, lower_bound
 
 __all__ = ["EntropyBottleneck", "GaussianConditional", "gaussian_likelihood"]
@@ -106,10 +108,11 @@ class EntropyBottleneck(nn.Module):
             raise ValueError(f"EntropyBottleneck expects (B, {self.channels}, H, W), "
                              f"got shape {tuple(z.shape)}")
         b, c, h, w = z.shape
-        values = z.permute(1, 0, 2, 3).reshape(c, 1, -1)
-        lik = self._likelihood_flat(values).reshape(c, b, h, w).permute(1, 0, 2, 3)
-        if self.likelihood_bound > 0:
-            lik = self.likelihood_lower_bound(lik)
+        with full_precision():  # likelihoods in float32 under mixed precision
+            values = upcast(z).permute(1, 0, 2, 3).reshape(c, 1, -1)
+            lik = self._likelihood_flat(values).reshape(c, b, h, w).permute(1, 0, 2, 3)
+            if self.likelihood_bound > 0:
+                lik = self.likelihood_lower_bound(lik)
         return lik
 
     def forward(self, z: Tensor, noise: bool | None = None) -> tuple[Tensor, Tensor]:
@@ -190,10 +193,12 @@ class GaussianConditional(nn.Module):
 
     def likelihood(self, y: Tensor, scales: Tensor, means: Tensor | None = None) -> Tensor:
         """Floored likelihood of ``y`` given ``scales`` and ``means`` (same shapes)."""
-        values = torch.abs(y - means if means is not None else y)
-        lik = _gaussian_bin_mass(values, self.lower_bound_scale(scales))
-        if self.likelihood_bound > 0:
-            lik = self.likelihood_lower_bound(lik)
+        with full_precision():  # likelihoods in float32 under mixed precision
+            y, scales = upcast(y), upcast(scales)
+            values = torch.abs(y - upcast(means) if means is not None else y)
+            lik = _gaussian_bin_mass(values, self.lower_bound_scale(scales))
+            if self.likelihood_bound > 0:
+                lik = self.likelihood_lower_bound(lik)
         return lik
 
     def forward(self, y: Tensor, scales: Tensor, means: Tensor | None = None,

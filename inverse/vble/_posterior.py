@@ -49,12 +49,13 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from operators import LinearOperator
-from sciml_inverse import check_device
+from sciml_inverse import check_device, check_int
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
 
-__all__ = ["VBLEOptions", "VBLEResult", "vble_restore", "initial_estimate"]
+__all__ = ["VBLEOptions", "VBLEResult", "vble_restore", "initial_estimate",
+           "exact_conditional_sample", "estimate_decoder_error_scale"]
 
 #: Bounds of the latent uniform widths ``a`` (reference: VBLE, deepinv PR #1017).
 A_BOUNDS = (1.5e-5, 20.0)
@@ -62,12 +63,13 @@ A_BOUNDS = (1.5e-5, 20.0)
 B_BOUNDS = (1e-4, 3.0)
 
 _METHODS = ("map_z", "vble_z", "vble_xz")
+_CONDITIONALS = ("variational", "exact")
+#: Rademacher probes of the Hutchinson estimate of tr(A diag(sigma^2) A^T).
+_TRACE_PROBES = 8
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"VBLEOptions.{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+def _check_int(name: str, value: object, minimum: int) -> None:
+    check_int(f"VBLEOptions.{name}", value, minimum)
 
 
 def _check_float(name: str, value: object, *, positive: bool) -> float:
@@ -119,6 +121,23 @@ class VBLEOptions:
         Initial uniform widths :math:`a, a'` of the latents and image-space scale :math:`b`.
         The references start at 1 (the CAE's training noise, and :math:`q(x\mid y) =
         p(x\mid y)`); smaller values start closer to a sharp posterior (high SNR).
+    conditional : {"variational", "exact"}, default "variational"
+        Image-space part of the VBLE-xz posterior used for the samples. ``"variational"`` is
+        the published :math:`q(x\mid y) = \mathcal N(D(y), b^2\sigma_\theta^2)`.
+        ``"exact"`` keeps the optimized latent posterior :math:`q(y, z)` and draws :math:`x`
+        from the *exact* Gaussian conditional :math:`p(x \mid y_{\rm lat}, y_{\rm obs})
+        \propto \mathcal N(x; D, \Sigma)\,\mathcal N(y_{\rm obs}; Ax, V)` with
+        :math:`\Sigma = c^2\operatorname{diag}\sigma_\theta^2`, by perturb-and-MAP (one
+        normal-equation solve per sample, :meth:`operators.LinearOperator.solve_normal`), so
+        the data move the image-space mean and the decoder no longer caps the result
+        (module docstring). Needs ``method="vble_xz"``.
+    decoder_error_scale : float, optional
+        The factor :math:`c` of the decoder std in the exact conditional. ``None`` (default)
+        estimates it per image from the data: :math:`c^2 = \max(1, (\|y - AD\|^2 -
+        \operatorname{tr}V) / \operatorname{tr}(A\Sigma_\theta A^\top))` at the variational
+        mean (moment matching of the residual, :math:`\sigma_\theta` as a floor).
+    cg_rtol, cg_max_iter : float, int
+        Tolerance and iteration cap of the conjugate-gradient solves of the exact conditional.
 
     Raises
     ------
@@ -139,10 +158,25 @@ class VBLEOptions:
     mc_samples: int = 1
     a_init: float = 1.0
     b_init: float = 1.0
+    conditional: Literal["variational", "exact"] = "variational"
+    decoder_error_scale: float | None = None
+    cg_rtol: float = 1e-4
+    cg_max_iter: int = 300
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
             raise ValueError(f"VBLEOptions.method must be one of {_METHODS}, got {self.method!r}")
+        if self.conditional not in _CONDITIONALS:
+            raise ValueError(f"VBLEOptions.conditional must be one of {_CONDITIONALS}, got "
+                             f"{self.conditional!r}")
+        if self.conditional == "exact" and self.method != "vble_xz":
+            raise ValueError("VBLEOptions.conditional='exact' replaces q(x|y) of VBLE-xz and "
+                             "needs method='vble_xz' (the decoder std sigma_theta), got "
+                             f"method={self.method!r}")
+        if self.decoder_error_scale is not None:
+            _check_float("decoder_error_scale", self.decoder_error_scale, positive=True)
+        _check_float("cg_rtol", self.cg_rtol, positive=True)
+        _check_int("cg_max_iter", self.cg_max_iter, 1)
         _check_int("n_iter", self.n_iter, 0)
         _check_float("lr", self.lr, positive=True)
         _check_float("lam", self.lam, positive=False)
@@ -368,6 +402,7 @@ class _Variational:
         self.n_unknowns = math.prod(op.in_shape)
         self.method = options.method
         self.s = options.rate_scale
+        self.decoder_error_scale: Tensor | None = None
         x_pad, _ = pad_to_multiple(x0, cae.pad_multiple)
         with torch.no_grad():
             y_bar, z_bar = cae.analysis(self.s * x_pad)  # no noise (reference bug fixed)
@@ -450,6 +485,98 @@ class _Variational:
                     p.clamp_(math.log(A_BOUNDS[0]), math.log(A_BOUNDS[1]))
             if self.method == "vble_xz":
                 self.log_b.clamp_(math.log(B_BOUNDS[0]), math.log(B_BOUNDS[1]))
+
+
+def _observed(op: LinearOperator, like: Tensor) -> Tensor:
+    """1 where an observation pixel sees the image (0 where a Mask drops it), shape
+    ``(1, *op.out_shape)``."""
+    ones = torch.ones((1, *op.in_shape), dtype=like.dtype, device=like.device)
+    return (op(ones).abs() > 0).to(like.dtype)
+
+
+@torch.no_grad()
+def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseModel, mean: Tensor,
+                                 sigma: Tensor, *, generator: torch.Generator,
+                                 probes: int = _TRACE_PROBES) -> Tensor:
+    r"""Per-image factor :math:`c \ge 1` of the decoder std, by moment matching of the residual.
+
+    If :math:`x = D + c\,\sigma\odot u`, :math:`u \sim \mathcal N(0, I)`, and
+    :math:`y = Ax + n`, :math:`n \sim \mathcal N(0, V)`, then
+    :math:`\mathbb E\|y - AD\|^2 = c^2\operatorname{tr}(A\operatorname{diag}(\sigma^2)A^\top)
+    + \operatorname{tr}V`. The trace is estimated with Rademacher probes (Hutchinson); the
+    estimate is floored at 1 (the decoder's own std is a lower bound of its error).
+
+    Parameters
+    ----------
+    y : Tensor, shape ``(B, *op.out_shape)``
+    op : LinearOperator
+    noise : NoiseModel
+    mean, sigma : Tensor, shape ``(B, *op.in_shape)``
+        Decoded mean :math:`D` and decoder std :math:`\sigma_\theta` (normalized units).
+    generator : torch.Generator
+    probes : int, default 8
+
+    Returns
+    -------
+    Tensor, shape ``(B,)``.
+    """
+    ad = op(mean)
+    seen = _observed(op, mean)
+    resid = ((y - ad) ** 2 * seen).flatten(1).sum(1)
+    tr_v = (noise.variance(ad) * seen).flatten(1).sum(1)
+    tr_s = torch.zeros_like(resid)
+    for _ in range(probes):
+        eps = torch.randint(0, 2, sigma.shape, generator=generator, device=sigma.device)
+        eps = eps.to(sigma.dtype) * 2 - 1
+        tr_s += (op(sigma * eps) ** 2).flatten(1).sum(1)
+    tr_s = (tr_s / probes).clamp(min=torch.finfo(sigma.dtype).tiny)
+    return ((resid - tr_v) / tr_s).clamp(min=1.0).sqrt()
+
+
+@torch.no_grad()
+def exact_conditional_sample(y: Tensor, op: LinearOperator, noise: NoiseModel, mean: Tensor,
+                             sigma: Tensor, *, generator: torch.Generator | None = None,
+                             rtol: float = 1e-4, max_iter: int = 300) -> Tensor:
+    r"""One exact sample of the Gaussian :math:`p(x\mid y) \propto \mathcal N(x; m,
+    \operatorname{diag}\sigma^2)\,\mathcal N(y; Ax, V)` per batch element (perturb-and-MAP).
+
+    With :math:`x = m + \sigma\odot u`, :math:`B = V^{-1/2} A \operatorname{diag}(\sigma)`
+    and :math:`r = V^{-1/2}(y - Am)`, the sample is
+    :math:`u = (B^\top B + I)^{-1}\bigl(B^\top (r + \varepsilon_1) + \varepsilon_2\bigr)`,
+    :math:`\varepsilon_{1,2}\sim\mathcal N(0, I)`, whose law is exactly
+    :math:`\mathcal N\bigl((B^\top B + I)^{-1}B^\top r, (B^\top B + I)^{-1}\bigr)` (Papandreou
+    & Yuille 2010). ``generator=None`` returns the conditional mean instead. :math:`V` is the
+    noise variance evaluated at :math:`Am` (exact for Gaussian noise; the usual plug-in for
+    Poisson-Gaussian noise).
+
+    Parameters
+    ----------
+    y : Tensor, shape ``(B, *op.out_shape)``
+    op : LinearOperator
+    noise : NoiseModel
+    mean, sigma : Tensor, shape ``(B, *op.in_shape)``
+    generator : torch.Generator, optional
+    rtol, max_iter
+        Conjugate-gradient options of the solve.
+
+    Returns
+    -------
+    Tensor, shape ``(B, *op.in_shape)``.
+    """
+    from operators import Diagonal
+
+    am = op(mean)
+    w = noise.variance(am).clamp(min=torch.finfo(mean.dtype).tiny).rsqrt() * _observed(op, mean)
+    bop = Diagonal(w, tuple(op.out_shape)) @ op @ Diagonal(sigma, tuple(op.in_shape))
+    r = w * (y - am)
+    if generator is not None:
+        r = r + torch.randn(r.shape, generator=generator, dtype=r.dtype, device=r.device)
+    rhs = bop.adjoint(r)
+    if generator is not None:
+        rhs = rhs + torch.randn(rhs.shape, generator=generator, dtype=rhs.dtype,
+                                device=rhs.device)
+    u = bop.solve_normal(rhs, 1.0, rtol=rtol, max_iter=max_iter)
+    return mean + sigma * u
 
 
 def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: CompressiveAutoencoder,
@@ -564,6 +691,8 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     if options.method == "vble_xz":
         with torch.no_grad():
             params["b"] = state.b()
+    if options.conditional == "exact":
+        params["decoder_error_scale"] = state.decoder_error_scale
     return VBLEResult(x_mmse=x_mmse, x_std=x_std, x_zmmse=x_zmmse, samples=samples,
                       history=history, seconds=t_end - t_start,
                       seconds_optimization=t_opt - t_start, seconds_sampling=t_end - t_opt,
@@ -578,6 +707,16 @@ def _sample(state: _Variational, options: VBLEOptions, gen: torch.Generator):
         samples = x_zmmse.unsqueeze(0).repeat(k_keep, 1, 1, 1, 1) if k_keep else None
         return x_zmmse.clone(), torch.zeros_like(x_zmmse), x_zmmse, samples
     bsz = state.y_bar.shape[0]
+    exact = options.conditional == "exact"
+    if exact:
+        sig0 = crop(state.cae.decode_std(state.y_bar), state.size) / state.s
+        if options.decoder_error_scale is None:
+            scale = estimate_decoder_error_scale(state.y_obs, state.op, state.noise, x_zmmse,
+                                                 sig0, generator=gen)
+        else:
+            scale = torch.full((bsz,), options.decoder_error_scale, dtype=x_zmmse.dtype,
+                               device=x_zmmse.device)
+        state.decoder_error_scale = scale
     # shifted sums in float64 (shift = x_zmmse) for an accurate unbiased variance
     s1 = torch.zeros(x_zmmse.shape, dtype=torch.float64, device=x_zmmse.device)
     s2 = torch.zeros_like(s1)
@@ -586,7 +725,16 @@ def _sample(state: _Variational, options: VBLEOptions, gen: torch.Generator):
     while done < options.n_samples:
         k = min(options.sample_batch, options.n_samples - done)
         y_t, _ = state.draw_latents(k, gen)
-        x = state.image_samples(y_t, k, gen).reshape(k, bsz, *x_zmmse.shape[1:])
+        if exact:
+            mean = crop(state.cae.decode(y_t), state.size) / state.s
+            sig = crop(state.cae.decode_std(y_t), state.size) / state.s
+            sig = sig * scale.repeat(k).reshape(-1, *([1] * (sig.ndim - 1)))
+            x = exact_conditional_sample(
+                state.y_obs.repeat(k, *([1] * (state.y_obs.ndim - 1))), state.op, state.noise,
+                mean, sig, generator=gen, rtol=options.cg_rtol, max_iter=options.cg_max_iter)
+            x = x.reshape(k, bsz, *x_zmmse.shape[1:])
+        else:
+            x = state.image_samples(y_t, k, gen).reshape(k, bsz, *x_zmmse.shape[1:])
         d = (x - x_zmmse).double()
         s1 += d.sum(0)
         s2 += (d * d).sum(0)

@@ -24,12 +24,13 @@ arXiv 2311.17744, and CompressAI's ``examples/train.py``):
    the recipe of the VAE "gamma" loss of the VBLE code (the paper's own recipe is unverified,
    see ``shared/reference/vble_xz.md`` §1).
 
-Both run under ``torchrun``: when ``torch.distributed`` is initialized the loss module is
-wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, each rank draws its own
-batches (seed offset by the rank), and rank 0 writes the checkpoints. Checkpoints are written
-atomically and hold the model configuration and weights, the library version, the optimizer,
-the step, every rank's generator and global RNG states, the training configuration and the
-history, so that an interrupted run resumes exactly.
+Both run on :func:`sciml_inverse.fit` (the one training loop): under ``torchrun`` the loss
+module is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, each rank draws its
+own batches (seed offset by the rank), and rank 0 writes the checkpoints (common format,
+``kind="fit"``): model configuration and weights, library version, optimizer and schedule, the
+step, every rank's generator and global RNG states, the training configuration and the history,
+so that an interrupted run resumes exactly. ``precision="bf16"`` etc. select mixed precision
+(the rate, distortion and likelihood terms stay in float32).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,16 +47,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from sciml_inverse import check_checkpoint_content
-
-from .._internal import check_int as _int
-from .._internal import check_number as _num
-from .._internal import library_version as library_version
-from .._internal import read_checkpoint
-from .._internal import write_atomic as _write_atomic
+from sciml_inverse import check_int as _int
+from sciml_inverse import check_number as _num
+from sciml_inverse import full_precision, load_checkpoint, load_weights, upcast
+from sciml_inverse import library_version as library_version
 
 __all__ = [
-    "TrainConfig",
+    "TrainOptions",
     "TrainHistory",
     "train_cae",
     "train_std_decoder",
@@ -66,15 +63,17 @@ __all__ = [
     "library_version",
 ]
 
-FORMAT = "sciml-inverse/vble-train-checkpoint"
-FORMAT_VERSION = 1
+#: The layout of training checkpoints written before :func:`sciml_inverse.fit` ran the loop.
+LEGACY_FORMAT = ("sciml-inverse/vble-train-checkpoint", 1)
+#: Prefix of the CAE's weights in the state of the loss module that :func:`fit` trains.
+_PREFIX = "cae."
 _PHASES = ("cae", "std")
 
 DataFn = Callable[[int, torch.Generator], Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainOptions:
     """Options of :func:`train_cae` and :func:`train_std_decoder`.
 
     Parameters
@@ -106,7 +105,7 @@ class TrainConfig:
 
     Examples
     --------
-    >>> cfg = TrainConfig(steps=100, lr=3e-4, lr_milestones=(80,))
+    >>> cfg = TrainOptions(steps=100, lr=3e-4, lr_milestones=(80,))
     >>> cfg.lr_at(79), round(cfg.lr_at(80), 10)
     (0.0003, 3e-05)
     """
@@ -152,12 +151,12 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainOptions:
         d = dict(d)
         d["lr_milestones"] = tuple(d.get("lr_milestones", ()))
         return cls(**d)
 
-    def _compatible(self, other: TrainConfig, step: int) -> bool:
+    def _compatible(self, other: TrainOptions, step: int) -> bool:
         """Same run up to ``step`` (``steps``/logging/checkpointing may differ)."""
         keys = ("batch_size", "lr", "lr_decay", "grad_clip", "seed")
         return all(getattr(self, k) == getattr(other, k) for k in keys) and all(
@@ -203,18 +202,37 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
     return model.config.to_dict()  # type: ignore[operator]
 
 
+def _from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """The layout of before :func:`sciml_inverse.fit` (read for inspection, not resumed)."""
+    return {"kind": "vble-legacy", "config": {"phase": raw["phase"],
+                                              "model_config": raw["model_config"],
+                                              "train_config": raw["train_config"]},
+            "state": {"model": raw["model_state"]},
+            "extra": {"step": raw["step"], "history": raw["history"],
+                      "total_wall_time": raw.get("total_wall_time", 0.0)}}
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    ckpt = read_checkpoint(path, fmt=FORMAT, format_version=FORMAT_VERSION,
-                           what="training checkpoint", article="a CAE",
+    """The flat dict of a CAE training checkpoint (of :func:`fit`, or the older layout)."""
+    from sciml_inverse._fit import KIND as FIT_KIND
+
+    ckpt = load_checkpoint(path, kind=(FIT_KIND, "vble-legacy"), what="training checkpoint",
+                           article="a CAE",
                            hint=" (final weights written by save_cae are loaded with load_cae)",
-                           stacklevel=4)
-    check_checkpoint_content(ckpt, path, required=_CKPT_KEYS, weights="model_state",
-                             what="CAE training checkpoint")
-    return ckpt
-
-
-_CKPT_KEYS = ("phase", "model_config", "optimizer", "step", "train_config", "generators",
-              "rng_states", "history", "total_wall_time")
+                           legacy={LEGACY_FORMAT: _from_legacy}, stacklevel=3)
+    task = ckpt.config if ckpt.kind == "vble-legacy" else ckpt.config.get("task", {})
+    try:
+        state = ckpt.state["model"]
+        if ckpt.kind == FIT_KIND:
+            state = {k[len(_PREFIX):]: v for k, v in state.items() if k.startswith(_PREFIX)}
+        return {"phase": task["phase"], "model_config": task["model_config"],
+                "train_config": task["train_config"], "model_state": state,
+                "step": ckpt.extra["step"], "history": ckpt.extra["history"],
+                "total_wall_time": ckpt.extra.get("total_wall_time", 0.0),
+                "library_version": ckpt.library_version, "kind": ckpt.kind}
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a CAE training checkpoint (no entry {err}); final "
+                         f"weights written by save_cae are loaded with load_cae") from err
 
 
 def _model_state(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -237,7 +255,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[s
     model : CompressiveAutoencoder
         In eval mode, on the CPU.
     info : dict
-        ``phase``, ``step``, ``train_config`` (a :class:`TrainConfig`), ``history``,
+        ``phase``, ``step``, ``train_config`` (a :class:`TrainOptions`), ``history``,
         ``total_wall_time``, ``library_version``.
 
     Raises
@@ -252,48 +270,11 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[s
     path = Path(path)
     ckpt = _read_checkpoint(path)
     model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
-    model.load_state_dict(_model_state(model, ckpt["model_state"]))
+    load_weights(model, _model_state(model, ckpt["model_state"]), path)
     info = {k: ckpt[k] for k in ("phase", "step", "history", "total_wall_time",
                                  "library_version")}
-    info["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
+    info["train_config"] = TrainOptions.from_dict(ckpt["train_config"])
     return model.eval(), info
-
-
-# --------------------------------------------------------------------------- distributed
-def _dist() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather(obj: Any, world: int) -> list[Any]:
-    if world == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _agree(flag: bool, world: int, device: torch.device) -> bool:
-    """``flag`` of any rank (time-based decisions must be taken by all ranks together)."""
-    if world == 1:
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 # --------------------------------------------------------------------------- loss modules
@@ -309,9 +290,10 @@ class _RateDistortion(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.cae(x)
         n_px = x.shape[0] * x.shape[-2] * x.shape[-1]
-        bits = sum((-torch.log2(lik)).sum() for lik in out["likelihoods"].values())
-        bpp = bits / n_px
-        mse = F.mse_loss(out["x_hat"], x)
+        with full_precision():  # rate and distortion in float32 under mixed precision
+            bits = sum((-torch.log2(upcast(lik))).sum() for lik in out["likelihoods"].values())
+            bpp = bits / n_px
+            mse = F.mse_loss(upcast(out["x_hat"]), x)
         return self.lmbda * mse + bpp, bpp.detach(), mse.detach()
 
 
@@ -328,7 +310,8 @@ class _StdNLL(nn.Module):
             y = y + (torch.rand(y.shape, generator=gen, dtype=y.dtype) - 0.5).to(y.device)
             mu = self.cae.decode(y)
         sigma = self.cae.decode_std(y)
-        return gaussian_nll(x, mu, sigma)
+        with full_precision():  # the likelihood in float32 under mixed precision
+            return gaussian_nll(x, upcast(mu), upcast(sigma))
 
 
 def gaussian_nll(x: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
@@ -361,159 +344,93 @@ def _draw(data: DataFn, batch: int, gen: torch.Generator, model: nn.Module,
     return x.to(device=device, dtype=dtype)
 
 
-def _run(phase: str, model: nn.Module, data: DataFn, config: TrainConfig, *,
+def _run(phase: str, model: nn.Module, data: DataFn, config: TrainOptions, *,
          checkpoint: str | os.PathLike | None, resume: bool, device: Any,
          stop_after: int | None, time_limit: float | None, checkpoint_seconds: float | None,
          progress: bool, params: list[nn.Parameter], loss_module: nn.Module,
          step_fn: Callable[[nn.Module, Tensor, torch.Generator], tuple[Tensor, dict[str, Tensor]]],
-         metric_names: tuple[str, ...], before_first_step: Callable[[], None] | None = None
-         ) -> TrainHistory:
-    from tqdm.auto import tqdm
+         metric_names: tuple[str, ...], before_first_step: Callable[[], None] | None = None,
+         precision: str = "fp32", train_mode: bool = True) -> TrainHistory:
+    """One phase on :func:`sciml_inverse.fit` (the loss module is what fit trains)."""
+    from sciml_inverse import FitOptions, fit
 
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(config, TrainOptions):
+        raise TypeError(f"config must be a TrainOptions, got {type(config).__name__}")
     if not callable(data):
         raise TypeError(f"data must be a callable (batch_size, generator) -> (B, C, H, W) tensor "
                         f"(e.g. a PatchSampler), got {type(data).__name__}")
-    if stop_after is not None:
-        _int("stop_after", stop_after, 1)
-    if time_limit is not None:
-        _num("time_limit", time_limit)
-    if checkpoint_seconds is not None:
-        _num("checkpoint_seconds", checkpoint_seconds)
-    rank, world = _dist()
-    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    options = FitOptions(
+        steps=config.steps, precision=precision, grad_clip=config.grad_clip,  # type: ignore[arg-type]
+        time_limit=time_limit, stop_after=stop_after, checkpoint=checkpoint,
+        checkpoint_every=config.checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+        resume=resume, log_every=config.log_every, progress=progress, desc=f"train_{phase}",
+        train_mode=train_mode)
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     ref = next(model.parameters())
     device = ref.device if device is None else torch.device(device)
     model.to(device)
     dtype = ref.dtype
-
     gen = torch.Generator().manual_seed(config.seed + 1_000_003 * rank)
     opt = torch.optim.Adam(params, lr=config.lr)
-    step, prior_wall = 0, 0.0
-    hist_step: list[int] = []
-    hist: dict[str, list[float]] = {k: [] for k in metric_names}
-    rng_state: Tensor | None = None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: config.lr_at(s) / config.lr)
+    task_config = {"phase": phase, "model_config": _config_dict(model),
+                   "train_config": config.to_dict()}
     ckpt_path = None if checkpoint is None else Path(checkpoint)
-    if ckpt_path is not None and resume and ckpt_path.exists():
-        ckpt = _read_checkpoint(ckpt_path)
-        if ckpt["phase"] != phase:
-            raise ValueError(f"{ckpt_path} is a checkpoint of the {ckpt['phase']!r} phase, not "
+    resuming = ckpt_path is not None and resume and ckpt_path.exists()
+    if resuming:
+        old = _read_checkpoint(ckpt_path)  # type: ignore[arg-type]
+        if old["kind"] != "fit":
+            raise ValueError(f"{ckpt_path} is a training checkpoint of an older sciml-inverse; "
+                             f"it cannot be resumed (load_training_checkpoint reads it): pass "
+                             f"resume=False to start again")
+
+    def check_resume(saved: Mapping[str, Any], step: int) -> None:
+        if saved["phase"] != phase:
+            raise ValueError(f"{ckpt_path} is a checkpoint of the {saved['phase']!r} phase, not "
                              f"{phase!r}; use another checkpoint path")
-        if ckpt["model_config"] != _config_dict(model):
-            raise ValueError(f"checkpoint {ckpt_path} was saved for {ckpt['model_config']} but "
-                             f"the model has {_config_dict(model)}; build the model with the "
-                             f"saved configuration (load_training_checkpoint) or use resume=False")
-        step = int(ckpt["step"])
-        saved = TrainConfig.from_dict(ckpt["train_config"])
-        if not saved._compatible(config, step) or step > config.steps:
-            raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with {saved!r}, "
-                             f"which disagrees with {config!r} on the steps already done; use "
-                             f"the same configuration or resume=False")
-        if len(ckpt["generators"]) != world:
-            raise ValueError(f"checkpoint {ckpt_path} was written by {len(ckpt['generators'])} "
-                             f"process(es), this run has {world}; resume with the same world size")
-        model.load_state_dict({k: v.to(device) for k, v in
-                               _model_state(model, ckpt["model_state"]).items()})
-        opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generators"][rank])
-        rng_state = ckpt["rng_states"][rank]
-        hist_step = list(ckpt["history"]["step"])
-        hist = {k: list(ckpt["history"][k]) for k in metric_names}
-        prior_wall = float(ckpt.get("total_wall_time", 0.0))
+        if saved["model_config"] != task_config["model_config"]:
+            raise ValueError(f"checkpoint {ckpt_path} was saved for {saved['model_config']} but "
+                             f"the model has {task_config['model_config']}; build the model with "
+                             f"the saved configuration (load_training_checkpoint) or use "
+                             f"resume=False")
+        old_cfg = TrainOptions.from_dict(saved["train_config"])
+        if not old_cfg._compatible(config, step) or step > config.steps:
+            raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
+                             f"{old_cfg!r}, which disagrees with {config!r} on the steps already "
+                             f"done; use the same configuration or resume=False")
 
-    runner: nn.Module = loss_module
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+    first = [True]
 
-        runner = DistributedDataParallel(
-            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    def batches(step: int) -> Tensor:
+        x = _draw(data, config.batch_size, gen, model, device, dtype, first[0])
+        first[0] = False
+        return x
 
-    t0 = time.perf_counter()
-    last_save = t0
+    def task(runner: nn.Module, x: Tensor):
+        loss, logs = step_fn(runner, x, gen)
+        return loss, {k: logs[k] for k in metric_names if k != "loss"}
 
-    def save() -> None:
-        nonlocal last_save
-        gens = _gather(gen.get_state(), world)
-        rngs = _gather(torch.random.get_rng_state(), world)
-        if ckpt_path is not None and rank == 0:
-            _write_atomic({
-                "format": FORMAT, "format_version": FORMAT_VERSION,
-                "library_version": library_version(), "phase": phase,
-                "model_config": _config_dict(model),
-                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "step": step, "train_config": config.to_dict(),
-                "generators": gens, "rng_states": rngs,
-                "history": {"step": hist_step, **hist},
-                "total_wall_time": prior_wall + time.perf_counter() - t0,
-                "world_size": world,
-            }, ckpt_path)
-        _barrier(world)
-        last_save = time.perf_counter()
-
-    stopped = "done" if end == config.steps else "stop_after"
-    window: dict[str, list[Tensor]] = {k: [] for k in metric_names}
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        if rng_state is None:
+    with torch.random.fork_rng(devices=devices):  # the caller's global RNG is untouched
+        if not resuming:
             torch.manual_seed(config.seed + 1_000_003 * rank)
-            if before_first_step is not None and step == 0:
+            if before_first_step is not None:
                 before_first_step()
-        else:
-            torch.random.set_rng_state(rng_state)
-        bar = tqdm(total=end, initial=step, disable=not progress or rank != 0,
-                   desc=f"train_{phase}", dynamic_ncols=True, mininterval=2.0)
-        first = True
-        try:
-            while step < end:
-                if time_limit is not None and _agree(
-                        time.perf_counter() - t0 > time_limit, world, device):
-                    stopped = "time_limit"
-                    break
-                for g in opt.param_groups:
-                    g["lr"] = config.lr_at(step)
-                x = _draw(data, config.batch_size, gen, model, device, dtype, first)
-                first = False
-                loss, logs = step_fn(runner, x, gen)
-                if not bool(torch.isfinite(loss.detach())):
-                    raise FloatingPointError(
-                        f"train_{phase}: the loss became {float(loss.detach())} at step "
-                        f"{step + 1}; "
-                        f"lower the learning rate or check the data (the last checkpoint is "
-                        f"unaffected)")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                opt.step()
-                step += 1
-                for k in metric_names:
-                    window[k].append(logs[k].detach())
-                bar.update(1)
-                if step % config.log_every == 0 or step == end:
-                    means = {k: float(torch.stack(v).mean()) for k, v in window.items()}
-                    window = {k: [] for k in metric_names}
-                    hist_step.append(step)
-                    for k, v in means.items():
-                        hist[k].append(v)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
-                if step < end and (step % config.checkpoint_every == 0 or (
-                        checkpoint_seconds is not None and _agree(
-                            time.perf_counter() - last_save > checkpoint_seconds, world,
-                            device))):
-                    save()
-        finally:
-            bar.close()
-        save()
-    wall = time.perf_counter() - t0
-    return TrainHistory(phase, hist_step, hist, step, wall, prior_wall + wall, stopped)
+        res = fit(task, loss_module, opt, batches, options, scheduler=sched, generators=[gen],
+                  config=task_config, check_resume=check_resume)
+    hist = res.history
+    metrics = {k: list(hist.get(k, [])) for k in metric_names}
+    return TrainHistory(phase, list(hist["step"]), metrics, res.step, res.wall_time,
+                        res.total_wall_time, res.stopped)
 
 
-def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+def train_cae(model: nn.Module, data: DataFn, config: TrainOptions | None = None, *,
               checkpoint: str | os.PathLike | None = None, resume: bool = True,
               device: Any = None, stop_after: int | None = None,
               time_limit: float | None = None, checkpoint_seconds: float | None = None,
-              progress: bool = True) -> TrainHistory:
+              progress: bool = True, precision: str = "fp32") -> TrainHistory:
     """Rate-distortion training of a :class:`~inverse.vble.CompressiveAutoencoder`.
 
     Each step draws a batch ``x`` (B, C, P, P) from ``data``, runs the model's training pass
@@ -531,7 +448,7 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
         ``data(batch_size, generator) -> Tensor (batch_size, C, P, P)`` in [0, 1] with
         ``P`` a multiple of ``model.pad_multiple``, drawing its randomness from ``generator``
         (e.g. :class:`~inverse.vble.PatchSampler`).
-    config : TrainConfig, optional
+    config : TrainOptions, optional
     checkpoint : path, optional
         Training checkpoint (atomic writes every ``config.checkpoint_every`` steps, every
         ``checkpoint_seconds`` seconds if given, and at the end).
@@ -549,6 +466,10 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
         Also checkpoint whenever this many seconds have passed since the last one.
     progress : bool
         tqdm progress bar (rank 0 only).
+    precision : {"fp32", "bf16", "fp16", "auto"}
+        Mixed precision of :func:`sciml_inverse.fit` (bfloat16 autocast + channels-last on
+        CPUs with AMX/AVX512-BF16, float16 or bfloat16 on CUDA; float32 weights, rate and
+        distortion in float32; an unsupported choice runs in float32).
 
     Returns
     -------
@@ -571,7 +492,7 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
     compression", NeurIPS 2018.
     """
     _check_model(model)
-    config = TrainConfig() if config is None else config
+    config = TrainOptions() if config is None else config
     std_params = list(model.g_s_std.parameters()) if getattr(model, "g_s_std", None) else []
     std_ids = {id(p) for p in std_params}
     saved_flags = [p.requires_grad for p in std_params]
@@ -592,7 +513,7 @@ def train_cae(model: nn.Module, data: DataFn, config: TrainConfig | None = None,
                     device=device, stop_after=stop_after, time_limit=time_limit,
                     checkpoint_seconds=checkpoint_seconds, progress=progress, params=params,
                     loss_module=loss_module, step_fn=step_fn,
-                    metric_names=("loss", "bpp", "mse"))
+                    metric_names=("loss", "bpp", "mse"), precision=precision)
     finally:
         for p, f in zip(std_params, saved_flags, strict=True):
             p.requires_grad_(f)
@@ -625,11 +546,12 @@ def _warm_start_std(model: nn.Module, data: DataFn, batch: int) -> None:
             last.bias.fill_(math.log(s0 / (1 - s0)))
 
 
-def train_std_decoder(model: nn.Module, data: DataFn, config: TrainConfig | None = None, *,
+def train_std_decoder(model: nn.Module, data: DataFn, config: TrainOptions | None = None, *,
                       checkpoint: str | os.PathLike | None = None, resume: bool = True,
                       device: Any = None, stop_after: int | None = None,
                       time_limit: float | None = None, checkpoint_seconds: float | None = None,
-                      warm_start: bool = True, progress: bool = True) -> TrainHistory:
+                      warm_start: bool = True, progress: bool = True,
+                      precision: str = "fp32") -> TrainHistory:
     """Train the variance decoder σ_θ of a trained CAE, everything else frozen.
 
     Minimizes the per-pixel Gaussian NLL (½ log 2π dropped)
@@ -648,8 +570,8 @@ def train_std_decoder(model: nn.Module, data: DataFn, config: TrainConfig | None
     model : CompressiveAutoencoder
         With a variance decoder (``config.std_decoder=True``); only ``g_s_std`` changes.
     data, config, checkpoint, resume, device, stop_after, time_limit, checkpoint_seconds, \
-progress
-        As in :func:`train_cae`.
+progress, precision
+        As in :func:`train_cae` (the NLL is computed in float32).
     warm_start : bool
         On a fresh run, copy ``g_s``'s weights into ``g_s_std`` and set its last layer so that
         σ_θ starts at the RMS residual of one batch (constant); see :func:`_warm_start_std`.
@@ -672,7 +594,7 @@ progress
     if getattr(model, "g_s_std", None) is None:
         raise ValueError("the model has no variance decoder; build it with "
                          "CAEConfig(std_decoder=True)")
-    config = TrainConfig() if config is None else config
+    config = TrainOptions() if config is None else config
     params = list(model.g_s_std.parameters())
     saved_flags = [(p, p.requires_grad) for p in model.parameters()]
     for p in model.parameters():
@@ -692,7 +614,7 @@ progress
                     checkpoint_seconds=checkpoint_seconds, progress=progress, params=params,
                     loss_module=loss_module, step_fn=step_fn, metric_names=("nll",),
                     before_first_step=(lambda: _warm_start_std(model, data, config.batch_size))
-                    if warm_start else None)
+                    if warm_start else None, precision=precision, train_mode=False)
     finally:
         for p, f in saved_flags:
             p.requires_grad_(f)

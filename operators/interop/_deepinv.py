@@ -153,9 +153,19 @@ def _physics_class() -> type:
             r"""``‖A‖² = ‖AᴴA‖`` from ``op.opnorm()`` (closed form where known).
 
             For a per-sample operator the largest value over the samples is returned, so one step
-            size suits every sample (as deepinv's batched power method does).
+            size suits every sample (as deepinv's batched power method does). When the norm
+            needs power iterations and they stop at ``max_iter`` before ``tol`` is met, a
+            ``UserWarning`` is raised, as deepinv does; closed forms run no iterations and never
+            warn.
             """
-            n = self.op.opnorm(n_iter=int(max_iter), tol=float(tol), generator=rng)
+            from ..solvers._power import record_power_iterations
+
+            with record_power_iterations() as runs:
+                n = self.op.opnorm(n_iter=int(max_iter), tol=float(tol), generator=rng)
+            if any(not bool(r.converged.all()) for r in runs):
+                # deepinv's power method warns likewise (closed forms run no iterations)
+                warnings.warn("Power iteration: convergence not reached", UserWarning,
+                              stacklevel=2)
             n = n.amax() if n.ndim else n
             return (n * n).to(x0.device)
 

@@ -13,7 +13,7 @@ from sciml_inverse import check_real
 
 from .._base import LinearOperator, _empty_slice, _expand_per_sample, _inner, _sqnorm
 
-__all__ = ["cg", "CGResult"]
+__all__ = ["cg", "CGResult", "default_cg_rtol"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,21 @@ class CGResult:
     n_iter: int
     residual_norm: Tensor
     converged: Tensor
+
+
+def default_cg_rtol(dtype: torch.dtype) -> float:
+    """Default relative tolerance of :func:`cg` for data of ``dtype``.
+
+    ``1e-10`` in double precision (float64, complex128), ``1e-6`` in single precision (float32,
+    complex64; a few hundred ulps, about what the float32 residual recursion can reach), ``1e-3``
+    in half precision.
+    """
+    real = dtype.to_real() if dtype.is_complex else dtype
+    if real == torch.float64:
+        return 1e-10
+    if real in (torch.float16, torch.bfloat16):
+        return 1e-3
+    return 1e-6
 
 
 def _validate(op: LinearOperator, b: Tensor, rtol: float, atol: float, max_iter: int | None,
@@ -130,7 +145,7 @@ class _ImplicitCG(torch.autograd.Function):
         return (None, z, None, *grads)
 
 
-def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float = 1e-6,
+def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float | None = None,
        atol: float = 0.0, max_iter: int | None = None, check_every: int = 1,
        throw: bool = False) -> CGResult:
     r"""Batched conjugate gradient for :math:`M x = b`, :math:`M` Hermitian positive definite.
@@ -153,8 +168,13 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float =
     b : Tensor, shape ``(*batch, *in_shape)``
     x0 : Tensor, optional
         Initial guess (default zero).
-    rtol, atol : float
-        Relative and absolute tolerances on the residual norm, per sample.
+    rtol : float, optional
+        Relative tolerance on the residual norm, per sample. Default: follows ``b``'s precision,
+        ``1e-10`` for float64/complex128 and ``1e-6`` for float32/complex64
+        (:func:`operators.solvers.default_cg_rtol`); the error of the solution is about
+        ``rtol`` times the condition number.
+    atol : float, default 0
+        Absolute tolerance on the residual norm, per sample.
     max_iter : int, optional
         Default ``10 * prod(in_shape)``.
     check_every : int, default 1
@@ -182,6 +202,8 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float =
     >>> cg(M, torch.tensor([1.0, 2.0])).solution
     tensor([0.0909, 0.6364])
     """
+    if rtol is None:  # a non-tensor b is rejected by _validate
+        rtol = default_cg_rtol(b.dtype) if isinstance(b, Tensor) else 1e-6
     max_iter = _validate(op, b, rtol, atol, max_iter, check_every)
     if b.numel() == 0:  # an empty batch: solve one zero sample, return none
         batch = tuple(b.shape[: b.ndim - len(op.in_shape)])

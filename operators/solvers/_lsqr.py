@@ -14,6 +14,19 @@ from .._base import LinearOperator, _empty_slice, _expand_per_sample, _sqnorm
 __all__ = ["lsqr", "LSQRResult"]
 
 
+def _safe_sqrt(t: Tensor) -> Tensor:
+    """``sqrt(t)`` for ``t >= 0`` with a zero (not infinite) derivative at ``t = 0``.
+
+    LSQR's bidiagonalization breaks down with an exactly zero norm when the Krylov space is
+    exhausted, e.g. at an exact fit ``b = A x`` of a mask or the identity (one iteration). The
+    plain ``sqrt`` then back-propagates ``0 * inf = nan``; the zero branch below is constant, so
+    autograd gives 0 there instead (that norm only scales a zero vector, so it has no influence
+    on the iterate).
+    """
+    pos = t > 0
+    return torch.where(pos, torch.where(pos, t, torch.ones_like(t)).sqrt(), torch.zeros_like(t))
+
+
 @dataclasses.dataclass(frozen=True)
 class LSQRResult:
     """Result of :func:`lsqr`.
@@ -41,7 +54,11 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
     :math:`\|r\| \le \mathrm{btol}\,\|b\|` (consistent systems) or
     :math:`\|A^H r\| \le \mathrm{atol}\,\|A\|\,\|r\|` (least squares), with the usual estimates.
     Works for rectangular and complex operators. Autograd, if enabled, differentiates through the
-    iterations (for implicit gradients of the normal equations use ``A.solve_normal``).
+    iterations that were run; the gradient w.r.t. ``b`` is finite also at an exact fit
+    ``b = A x``, where the bidiagonalization breaks down with an exactly zero norm (e.g. after one
+    iteration for a mask or the identity). Gradients w.r.t. operator tensors are those of the
+    iterations run, not of the exact solution; for implicit gradients of the normal equations use
+    ``A.solve_normal``.
 
     Parameters
     ----------
@@ -75,7 +92,7 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
     >>> import torch
     >>> from operators import Dense, lsqr
     >>> A = Dense(torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
-    >>> lsqr(A, torch.tensor([1.0, 2.0, 3.0])).solution
+    >>> lsqr(A, torch.tensor([1.0, 2.0, 3.0])).solution.round(decimals=4)
     tensor([1., 1.])
     """
     if not isinstance(op, LinearOperator):
@@ -104,7 +121,7 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
                           converged=_empty_slice(one.converged, batch, 0))
 
     def unit(t: Tensor, nd: int) -> tuple[Tensor, Tensor]:
-        n = _sqnorm(t, nd).sqrt()
+        n = _safe_sqrt(_sqnorm(t, nd))
         return t / _expand_per_sample(torch.where(n > 0, n, torch.ones_like(n)), nd), n
 
     u, beta = unit(b, no)
@@ -120,10 +137,10 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
         u, beta = unit(op.forward(v) - _expand_per_sample(alpha, no) * u, no)
         anorm2 = anorm2 + alpha ** 2 + beta ** 2 + damp ** 2
         v, alpha = unit(op.adjoint(u) - _expand_per_sample(beta, ni) * v, ni)
-        rhobar1 = torch.sqrt(rhobar ** 2 + damp ** 2)
+        rhobar1 = _safe_sqrt(rhobar ** 2 + damp ** 2)
         cs1 = rhobar / torch.where(rhobar1 > 0, rhobar1, torch.ones_like(rhobar1))
         phibar = cs1 * phibar
-        rho = torch.sqrt(rhobar1 ** 2 + beta ** 2)
+        rho = _safe_sqrt(rhobar1 ** 2 + beta ** 2)
         rho_safe = torch.where(rho > 0, rho, torch.ones_like(rho))
         c, s = rhobar1 / rho_safe, beta / rho_safe
         theta, rhobar = s * alpha, -c * alpha

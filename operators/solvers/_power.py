@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 
 import torch
@@ -12,6 +14,22 @@ from sciml_inverse import check_real
 from .._base import LinearOperator, _expand_per_sample, _inner, _sqnorm
 
 __all__ = ["power_method", "PowerMethodResult"]
+
+# Results of the power iterations run inside ``record_power_iterations()`` (e.g. to warn, as
+# deepinv does, when an ``opnorm`` that needed iterations did not converge).
+_RECORDER: contextvars.ContextVar[list | None] = contextvars.ContextVar("power_recorder",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def record_power_iterations():
+    """Collect the :class:`PowerMethodResult` of every :func:`power_method` run in the block."""
+    results: list = []
+    token = _RECORDER.set(results)
+    try:
+        yield results
+    finally:
+        _RECORDER.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,4 +135,8 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
             v = mv / _expand_per_sample(torch.where(nrm > 0, nrm, torch.ones_like(nrm)), nd)
             if bool(conv.all()):
                 break
-    return PowerMethodResult(eigenvalue=lam, eigenvector=v, n_iter=it, converged=conv)
+    result = PowerMethodResult(eigenvalue=lam, eigenvector=v, n_iter=it, converged=conv)
+    recorder = _RECORDER.get()
+    if recorder is not None:
+        recorder.append(result)
+    return result

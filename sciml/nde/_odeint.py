@@ -10,7 +10,9 @@ ICML 2023), which also works when the main solve uses an adjoint method.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -18,10 +20,11 @@ from torch import Tensor
 
 from sciml_inverse import check_tolerance
 
-from ._stats import SolverStats
-from ._tableaus import ButcherTableau, _tensors, get_tableau
+from ._stats import Recorder, SolverStats, _check_recorder
+from ._tableaus import RK4_38, ButcherTableau, _tensors, get_tableau
 
-__all__ = ["odeint", "local_step", "sample_time", "insert_time"]
+__all__ = ["odeint", "odeint_adjoint", "odeint_event", "MaxStepsExceeded", "local_step",
+           "sample_time", "insert_time"]
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -47,7 +50,7 @@ class _Problem:
                             f"{type(y0).__name__}")
         dt0 = tensors[0].dtype
         if not all(v.is_floating_point() for v in tensors):
-            raise TypeError("y0 must be floating point (complex and integer states are not "
+            raise TypeError("y0 must be floating point or complex (integer states are not "
                             "supported); cast it with .double() or .float()")
         if any(v.dtype != dt0 or v.device != tensors[0].device for v in tensors):
             raise TypeError("all tensors of a tuple y0 must share one dtype and device")
@@ -71,9 +74,10 @@ class _Problem:
         """``(*lead, n)`` -> the user's structure with leading dims ``lead``."""
         lead = y.shape[:-1]
         if not self.is_tuple:
-            return y.reshape(*lead, *self.shapes[0])
+            return y.reshape(tuple(lead) + tuple(self.shapes[0]))
         parts = torch.split(y, self.sizes, dim=-1)
-        return tuple(p.reshape(*lead, *s) for p, s in zip(parts, self.shapes, strict=True))
+        return tuple(p.reshape(tuple(lead) + tuple(s))
+                     for p, s in zip(parts, self.shapes, strict=True))
 
     def __call__(self, s: float, y: Tensor) -> Tensor:
         """The vector field at internal time ``s`` (``-t`` when integrating backwards)."""
@@ -154,9 +158,9 @@ class _Step:
 
 
 def _rk_step(prob: _Problem, tab: ButcherTableau, coef: dict, s0: float, dt: float, y0: Tensor,
-             f0: Tensor) -> _Step:
+             f0: Tensor, s1_eval: float | None = None) -> _Step:
     ks = [f0]
-    s1 = s0 + dt
+    s1 = s0 + dt if s1_eval is None else s1_eval
     stiff = tab.stiffness_stages
     g_i = g_j = None
     g = y0
@@ -254,20 +258,334 @@ class _Dense:
 # ---------------------------------------------------------------------------------------------
 # public entry points
 # ---------------------------------------------------------------------------------------------
-def odeint(func: Callable, y0: State, t: Tensor, *, method: str | ButcherTableau = "dopri5",
-           rtol: float = 1e-7, atol: float = 1e-9, first_step: float | None = None,
-           step_size: float | None = None, max_steps: int = 100_000,
-           record_stiffness: bool = True, throw: bool = True) -> tuple[State, SolverStats]:
-    r"""Solve :math:`\dot y = f(t, y)`, :math:`y(t_0) = y_0` and record the solver's heuristics.
+# ---------------------------------------------------------------------------------------------
+# torchdiffeq-compatible entry point
+# ---------------------------------------------------------------------------------------------
+#: torchdiffeq 0.2.5 methods this module does not implement: ``odeint`` hands them to torchdiffeq.
+_DELEGATED = ("dopri8", "fehlberg2", "adaptive_heun", "heun2", "heun3", "explicit_adams",
+              "implicit_adams", "fixed_adams", "scipy_solver")
+_ADAPTIVE_KEYS = frozenset({"first_step", "max_num_steps", "norm", "dtype", "step_t", "jump_t",
+                            "grid_points", "safety", "ifactor", "dfactor", "throw", "step_size"})
+_FIXED_KEYS = frozenset({"step_size", "grid_constructor", "interp", "norm", "dtype", "throw",
+                         "max_num_steps"})
 
-    Drop-in for ``torchdiffeq.odeint`` (same ``func(t, y)`` convention, tensor or tuple state,
-    increasing or decreasing ``t``), returning ``(solution, stats)``. With ``method="dopri5"``
-    the sequence of steps, the NFE and the solution equal torchdiffeq's (initial step by
-    Hairer-Norsett-Wanner, controller :math:`h \leftarrow h\min(10, \max(0.9E^{-1/p}, 0.2))` with
-    ``0.2`` replaced by 1 after accepted steps, quartic dense output).
 
-    For each accepted step :math:`j` (size :math:`h_j`, from :math:`y_j` to :math:`y_{j+1}`) the
-    stats hold, with their autograd graph,
+#: ``method="bosh3"`` as torchdiffeq: its dense output uses ``y0 + h k2 / 2`` at the midpoint
+#: (1st order). The :data:`~sciml.nde.BOSH3` object (``method=BOSH3``) is the opt-in 3rd-order
+#: cubic Hermite midpoint.
+_BOSH3_TORCHDIFFEQ = dataclasses.replace(get_tableau("bosh3"), mid=(0.0, 0.5, 0.0, 0.0))
+
+
+class MaxStepsExceeded(RuntimeError, AssertionError):
+    """The step budget ran out. A ``RuntimeError``, and an ``AssertionError`` as torchdiffeq's."""
+
+
+def _resolve_method(method: str | ButcherTableau | None) -> ButcherTableau | str:
+    if method is None:
+        return get_tableau("dopri5")
+    if isinstance(method, str):
+        if method in _DELEGATED:
+            return method
+        if method == "rk4":
+            return RK4_38
+        if method == "bosh3":
+            return _BOSH3_TORCHDIFFEQ
+    return get_tableau(method)
+
+
+def _check_options(options: dict | None, tab: ButcherTableau) -> dict:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    opts = dict(options)
+    fixed = not tab.adaptive or opts.get("step_size") is not None
+    known = _FIXED_KEYS if fixed else _ADAPTIVE_KEYS
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        # torchdiffeq warns about (and ignores) options its solver does not take.
+        warnings.warn(f"{tab.name}: unexpected options {unknown} (ignored); known options: "
+                      f"{sorted(known)}", stacklevel=3)
+    return opts
+
+
+def _check_time_tensor(t: Tensor, event: bool) -> tuple[list[float], bool]:
+    if not isinstance(t, Tensor) or not t.is_floating_point() or t.ndim != 1 or t.numel() < 1:
+        raise TypeError("t must be a 1-D floating-point tensor of output times (first = initial "
+                        "time)")
+    if event:
+        if t.numel() != 2:
+            raise ValueError(f"We require len(t) == 2 when in event handling mode, but got "
+                             f"len(t)={t.numel()}: t[0] is the initial time, t[1] only gives the "
+                             "direction (as torchdiffeq)")
+        ts = t.detach().double().tolist()
+        reverse = len(ts) > 1 and ts[1] < ts[0]
+        return [-ts[0] if reverse else ts[0]], reverse
+    return _check_times(t.detach())
+
+
+def _real_view(func: Callable, y0: State) -> tuple[Callable, State, list[bool] | None]:
+    """Complex states as real views ``(..., 2)`` (as torchdiffeq does)."""
+    parts = y0 if isinstance(y0, tuple) else (y0,)
+    if not any(isinstance(p, Tensor) and p.is_complex() for p in parts):
+        return func, y0, None
+    flags = [p.is_complex() for p in parts]
+
+    def to_c(v: tuple) -> tuple:
+        return tuple(torch.view_as_complex(p) if c else p for p, c in zip(v, flags, strict=True))
+
+    def to_r(v: tuple) -> tuple:
+        return tuple(torch.view_as_real(p) if c else p for p, c in zip(v, flags, strict=True))
+
+    if isinstance(y0, tuple):
+        def rfunc(t: Tensor, y: tuple) -> tuple:
+            return to_r(tuple(func(t, to_c(y))))
+        return rfunc, to_r(y0), flags
+
+    def rfunc1(t: Tensor, y: Tensor) -> Tensor:
+        return torch.view_as_real(func(t, torch.view_as_complex(y)))
+    return rfunc1, torch.view_as_real(y0), flags
+
+
+def _complex_back(sol: State, flags: list[bool] | None) -> State:
+    if flags is None:
+        return sol
+    if isinstance(sol, tuple):
+        return tuple(torch.view_as_complex(p.contiguous()) if c else p
+                     for p, c in zip(sol, flags, strict=True))
+    return torch.view_as_complex(sol.contiguous())
+
+
+def _sorted_special(vals: object, s0: float, sign: float) -> list[float]:
+    if vals is None:
+        return []
+    v = torch.as_tensor(vals, dtype=torch.float64).detach().reshape(-1).tolist()
+    return sorted(x for x in (sign * u for u in v) if x > s0)
+
+
+def _solve(prob: _Problem, tab: ButcherTableau, ts: list[float], rtol: float, atol: float,
+           opts: dict, want_stiff: bool, event: Callable | None, y_start: Tensor
+           ) -> tuple[list[Tensor], dict, float | None]:
+    """Integrate ``prob`` over ``ts`` (internal, increasing). Returns the flat outputs, the record
+    and the (internal) event time."""
+    coef = _tensors(tab, prob.dtype, prob.device)
+    rec: dict = {"t": [], "dt": [], "e": [], "s": [], "acc": 0, "rej": 0, "status": "success"}
+    throw = bool(opts.get("throw", True))
+    max_steps = opts.get("max_num_steps", 2 ** 31 - 1)
+    if isinstance(max_steps, Tensor):
+        max_steps = int(max_steps)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"options['max_num_steps'] must be a positive int, got {max_steps!r}")
+    step_size = opts.get("step_size")
+    fixed = not tab.adaptive or step_size is not None
+    if step_size is not None and not (isinstance(step_size, int | float | Tensor)
+                                      and math.isfinite(float(step_size))
+                                      and float(step_size) > 0):
+        raise ValueError(f"options['step_size'] must be a positive finite float, got "
+                         f"{step_size!r}")
+    first_step = opts.get("first_step")
+    if first_step is not None and not (math.isfinite(float(first_step))
+                                       and float(first_step) > 0):
+        raise ValueError(f"options['first_step'] must be a positive finite float, got "
+                         f"{first_step!r}")
+
+    def fail(status: str, msg: str) -> None:
+        rec["status"] = status
+        if throw:
+            cls = MaxStepsExceeded if status == "max_steps" else RuntimeError
+            raise cls(msg + " (pass options={'throw': False} to get the partial solution and "
+                      "the recorder's stats.status instead)")
+
+    def record(s: float, h: float, st: _Step, ratio: Tensor | None) -> None:
+        rec["t"].append(s)
+        rec["dt"].append(h)
+        if ratio is not None:
+            rec["e"].append(ratio)
+        if want_stiff:
+            rec["s"].append(_stiffness(tab, st))
+        rec["acc"] += 1
+
+    y, s = y_start, ts[0]
+    out: list[Tensor] = [y]
+    ev_sign = None
+    if event is not None:
+        ev_sign = event(s, y)
+    event_s = None
+
+    def bisect(lo: float, hi: float, interp: Callable) -> float:
+        with torch.no_grad():
+            n = max(0, math.ceil(math.log2(max((hi - lo) / max(atol, 1e-300), 1.0))))
+            for _ in range(min(n, 200)):
+                mid = 0.5 * (lo + hi)
+                if event(mid, interp(mid)) == ev_sign:  # type: ignore[misc]
+                    lo = mid
+                else:
+                    hi = mid
+        return 0.5 * (lo + hi)
+
+    if fixed:
+        if event is not None and step_size is None:
+            raise ValueError("event_fn with a fixed-grid method needs options={'step_size': h}")
+        s_end = ts[-1] if event is None else math.inf
+        if opts.get("grid_constructor") is not None:
+            raise ValueError("options['grid_constructor'] is not supported; pass step_size")
+        if step_size is not None and event is None:
+            h = float(step_size)
+            niters = math.ceil((s_end - ts[0]) / h + 1)
+            grid = [ts[0] + i * h for i in range(niters)]
+            grid[-1] = s_end
+        elif step_size is not None:
+            grid = None
+        else:
+            grid = list(ts)
+        interp_kind = opts.get("interp", "linear")
+        if interp_kind not in ("linear", "cubic"):
+            raise ValueError(f"options['interp'] must be 'linear' or 'cubic', got {interp_kind!r}")
+        j = 1
+        i = 0
+        while True:
+            if grid is not None:
+                if i + 1 >= len(grid):
+                    break
+                s0, s1 = grid[i], grid[i + 1]
+            else:
+                if rec["acc"] >= max_steps:
+                    fail("max_steps", f"max_num_steps={max_steps} exhausted before the event")
+                    break
+                s0, s1 = ts[0] + i * float(step_size), ts[0] + (i + 1) * float(step_size)
+            i += 1
+            f = prob(s0, y)
+            st = _rk_step(prob, tab, coef, s0, s1 - s0, y, f)
+            ratio = None if st.err is None else _error_ratio(prob, st.err, y, st.y1, rtol, atol)
+            record(s0, s1 - s0, st, ratio)
+            y1 = st.y1
+
+            def interp(x: float, s0=s0, s1=s1, ya=y, yb=y1, fa=f) -> Tensor:
+                if interp_kind == "linear":
+                    if x == s0:
+                        return ya
+                    if x == s1:
+                        return yb
+                    return ya + (x - s0) / (s1 - s0) * (yb - ya)
+                # as torchdiffeq: f(t1, y1) is evaluated for each output in the step
+                f1 = prob(s1, yb)
+                hh = s1 - s0
+                th = (x - s0) / hh
+                h00 = (1 + 2 * th) * (1 - th) ** 2
+                h10 = th * (1 - th) ** 2
+                h01 = th ** 2 * (3 - 2 * th)
+                h11 = th ** 2 * (th - 1)
+                return h00 * ya + h10 * hh * fa + h01 * yb + h11 * hh * f1
+
+            if event is not None:
+                sgn = event(s1, y1)
+                if sgn != ev_sign:
+                    event_s = bisect(s0, s1, interp)
+                    out.append(interp(event_s))
+                    break
+            else:
+                while j < len(ts) and s1 >= ts[j]:
+                    out.append(interp(ts[j]))
+                    j += 1
+            y = y1
+            if not bool(torch.isfinite(y.detach()).all()):
+                fail("nonfinite", f"the state became non-finite at t={prob.sign * s1:.6g}")
+                break
+        return out, rec, event_s
+
+    # adaptive
+    safety = float(opts.get("safety", _SAFETY))
+    ifactor = float(opts.get("ifactor", _IFACTOR))
+    dfactor = float(opts.get("dfactor", _DFACTOR))
+    step_t = _sorted_special(opts.get("step_t", opts.get("grid_points")), ts[0], prob.sign)
+    jump_t = _sorted_special(opts.get("jump_t"), ts[0], prob.sign)
+    if set(step_t) & set(jump_t):
+        raise ValueError("options['step_t'] and options['jump_t'] must not share a time")
+    specials = sorted([(v, False) for v in step_t] + [(v, True) for v in jump_t])
+    k_special = 0
+    f = prob(s, y)
+    dt = float(first_step) if first_step is not None else _initial_step(
+        prob, s, y, f, tab.order, rtol, atol)
+    dense = _Dense(coef["mid"])
+    dense.set(s, s, y, y, torch.stack([f], dim=-1))
+    targets = ts[1:] if event is None else [math.inf]
+    for s_out in targets:
+        n_attempts = 0
+        while s_out > dense.s1:
+            if n_attempts >= max_steps:
+                fail("max_steps", f"max_num_steps exceeded ({n_attempts}>={max_steps}) at "
+                     f"t={prob.sign * s:.6g} (the dynamics may be stiff; raise max_num_steps or "
+                     "the tolerances)")
+                break
+            n_attempts += 1
+            h = dt
+            on_jump = False
+            if k_special < len(specials) and s < specials[k_special][0] < s + h:
+                h = specials[k_special][0] - s
+                on_jump = specials[k_special][1]
+            s1 = s + h
+            if not s1 > s:
+                fail("dt_underflow", f"step size underflow (dt={dt:.3g}) at t={prob.sign * s:.6g}")
+                break
+            st = _rk_step(prob, tab, coef, s, h, y, f,
+                          s1_eval=math.nextafter(s1, -math.inf) if on_jump else None)
+            ratio = _error_ratio(prob, st.err, y, st.y1, rtol, atol)  # type: ignore[arg-type]
+            r = float(ratio.detach())
+            if not math.isfinite(r):
+                fail("nonfinite", f"the state or its derivative became non-finite at "
+                     f"t={prob.sign * s:.6g} (NaN/inf in func or a blow-up)")
+                break
+            if r <= 1.0:
+                record(s, h, st, ratio)
+                dense.set(s, s1, y, st.y1, st.k)
+                y_prev, s_prev = y, s
+                y, s = st.y1, s1
+                if k_special < len(specials) and s1 == specials[k_special][0]:
+                    k_special += 1
+                if on_jump:
+                    f = prob(math.nextafter(s1, math.inf), y)
+                else:
+                    f = st.k[:, -1] if tab.fsal else prob(s, y)
+                if event is not None:
+                    sgn = event(s1, y)
+                    if sgn != ev_sign:
+                        del y_prev
+                        event_s = bisect(s_prev, s1, dense)
+                        dense.coeffs = None  # fitted under no_grad by the bisection
+                        out.append(dense(event_s))
+                        return out, rec, event_s
+            else:
+                rec["rej"] += 1
+            dt = _next_step_opts(h, r, tab.order, safety, ifactor, dfactor)
+        if rec["status"] != "success":
+            break
+        out.append(dense(s_out))
+    return out, rec, event_s
+
+
+def _next_step_opts(dt: float, ratio: float, order: int, safety: float, ifactor: float,
+                    dfactor: float) -> float:
+    if ratio == 0.0:
+        return dt * ifactor
+    dfac = 1.0 if ratio < 1.0 else dfactor
+    return dt * min(ifactor, max(safety / ratio ** (1.0 / order), dfac))
+
+
+def odeint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7, atol: float = 1e-9,
+           method: str | ButcherTableau | None = None, options: dict | None = None,
+           event_fn: Callable | None = None, recorder: Recorder | None = None
+           ) -> State | tuple[Tensor, State]:
+    r"""Solve :math:`\dot y = f(t, y)`, :math:`y(t_0) = y_0`: a drop-in for ``torchdiffeq.odeint``.
+
+    Same signature, defaults and return value as torchdiffeq 0.2.5: the solution alone (or
+    ``(event_t, solution)`` with ``event_fn``). With ``method="dopri5"`` (the default) the steps,
+    the NFE and the solution equal torchdiffeq's (Hairer-Norsett-Wanner initial step, controller
+    :math:`h \leftarrow h\min(10, \max(0.9E^{-1/p}, 0.2))` with ``0.2`` replaced by 1 after
+    accepted steps, quartic dense output).
+
+    The solver statistics come through an explicit :class:`~sciml.nde.Recorder`
+    (``recorder=rec``; the call and its result are otherwise unchanged): for each accepted step
+    :math:`j` (size :math:`h_j`, from :math:`y_j` to :math:`y_{j+1}`), with their autograd graph,
 
     .. math::
         E_j = \operatorname{RMS}\Big(\frac{y_{j+1} - \tilde y_{j+1}}
@@ -276,184 +594,339 @@ def odeint(func: Callable, y0: State, t: Tensor, *, method: str | ButcherTableau
 
     the error ratio the controller compares with 1 (RMS over *all* elements, batch included) and
     Shampine's estimate of the dominant eigenvalue modulus of :math:`\partial f/\partial y` from
-    the two last stages (both at :math:`c = 1` for dopri5/tsit5; ``g`` are stage inputs,
-    :math:`g_7 = y_{j+1}`), divided by the stability-region size :math:`\rho` on the negative real
-    axis (dopri5 3.3066, tsit5 3.5068, bosh3 2.5127), so :math:`S_j h_j \gtrsim 1` flags
-    stiffness. Step sizes and times are detached (as torchdiffeq's controller, which runs under
-    ``no_grad``); gradients reach the parameters of ``func`` through the stages.
+    the two last stages (both at :math:`c = 1` for dopri5/tsit5; ``g`` are stage inputs),
+    divided by the stability-region size :math:`\rho` on the negative real axis (dopri5 3.3066,
+    tsit5 3.5068, bosh3 2.5127). Step sizes and times are detached (as torchdiffeq's controller,
+    which runs under ``no_grad``); gradients reach the parameters of ``func`` through the stages.
 
     Parameters
     ----------
     func : callable
-        ``func(t, y)`` with ``t`` a 0-d tensor of the state's dtype; returns ``dy/dt`` of the
-        state's shape (a tuple for a tuple state).
+        ``func(t, y)`` with ``t`` a 0-d tensor of the state's (real) dtype; returns ``dy/dt`` of
+        the state's shape (a tuple for a tuple state).
     y0 : Tensor or tuple of Tensor
-        Initial state of any shape (a batch is just part of the state).
+        Initial state of any shape (0-d included; a batch is part of the state). Complex states
+        are integrated as real views, as torchdiffeq does.
     t : Tensor, shape ``(T,)``
-        Output times, strictly monotone; ``t[0]`` is the initial time. Must not require grad.
-    method : {"dopri5", "tsit5", "bosh3", "euler", "midpoint", "rk4"} or ButcherTableau
-        The last three (and any tableau without an embedded pair) need ``step_size``.
+        Output times, strictly monotone; ``t[0]`` is the initial time. May require grad
+        (:math:`\partial y(t_i)/\partial t_i = f(t_i, y(t_i))`,
+        :math:`\partial y(t_i)/\partial t_0 = -\Phi(t_i, t_0) f(t_0, y_0)`; costs ``T`` extra
+        evaluations of ``func``). With ``event_fn`` only ``t[0]`` (and the direction of
+        ``t[1]``) is used.
     rtol, atol : float
         Relative and absolute tolerances.
-    first_step : float, optional
-        Initial step size (default: automatic, as torchdiffeq).
-    step_size : float, optional
-        Fixed-step mode: each interval ``[t_i, t_{i+1}]`` is split into
-        ``ceil(|t_{i+1} - t_i| / step_size)`` equal steps (no interpolation, no rejection). Errors
-        and stiffness are still recorded when the scheme has them.
-    max_steps : int, default 100000
-        Budget of step attempts for the whole solve.
-    record_stiffness : bool, default True
-        Compute :math:`S_j` (a few vector ops per step); ``stats.stiffness`` is ``None`` when
-        false or when the scheme has no stiffness stages.
-    throw : bool, default True
-        On exhausting ``max_steps``, on step-size underflow or on a non-finite state, raise a
-        ``RuntimeError``; if false, return with ``stats.status`` set to ``"max_steps"``,
-        ``"dt_underflow"`` or ``"nonfinite"`` and NaN at the output times not reached.
+    method : str or ButcherTableau, optional
+        ``"dopri5"`` (default), ``"tsit5"`` (Tsitouras 5(4); torchdiffeq 0.2.5 has none),
+        ``"bosh3"``: adaptive; ``"euler"``, ``"midpoint"``, ``"rk4"`` (torchdiffeq's 3/8-rule
+        variant): fixed grid, need ``options={"step_size": h}`` or use ``t`` as the grid. Other
+        torchdiffeq methods (``dopri8``, ``adaptive_heun``, ``fehlberg2``, ``heun2``, ``heun3``,
+        the Adams methods, ``scipy_solver``) are handed to ``torchdiffeq.odeint`` (no recorder).
+    options : dict, optional
+        torchdiffeq's keys. Adaptive: ``first_step``, ``max_num_steps`` (per output interval,
+        default :math:`2^{31}-1`), ``norm`` (callable on the state's structure; default RMS, max
+        over the tensors of a tuple), ``step_t`` (times to step to exactly; alias
+        ``grid_points``), ``jump_t`` (discontinuities: stepped to, and ``func`` re-evaluated
+        just after), ``safety``, ``ifactor``, ``dfactor``, ``dtype`` (accepted; times are
+        always float64 here). Fixed grid: ``step_size`` (grid ``t0 + i*h``, last point moved to
+        ``t[-1]``, outputs interpolated), ``interp`` (``"linear"`` or ``"cubic"``).
+        Extensions (opt-in): ``step_size`` with an adaptive tableau runs it on the fixed grid
+        (errors still recorded); ``throw=False`` returns NaN for output times not reached
+        instead of raising, with the reason in ``recorder.stats.status``.
+    event_fn : callable, optional
+        ``event_fn(t, y)`` returning a scalar tensor; the solve stops where it changes sign
+        (bisection on the dense output to ``atol`` in time); ``t`` must then have two
+        times (start, and one giving the direction), as in torchdiffeq. Returns
+        ``(event_t, solution)``
+        with ``solution`` at ``[t0, event_t]``; ``event_t`` carries no gradient (use
+        :func:`odeint_event` for that).
+    recorder : Recorder, optional
+        Receives the :class:`~sciml.nde.SolverStats` of this solve (``nfe`` counts every call of
+        ``func``; dopri5: :math:`2 + 6 \times` attempts).
 
     Returns
     -------
     solution : Tensor, shape ``(T, *y0.shape)`` (or a tuple of such)
-    stats : SolverStats
-        ``nfe`` counts every call of ``func`` (dopri5: :math:`2 + 6 \times` attempts).
+    (event_t, solution) : with ``event_fn``
 
     Raises
     ------
     TypeError
-        If ``func`` is not callable, ``y0`` / ``t`` / tolerances have the wrong type.
+        If ``func`` is not callable, ``y0`` / ``t`` / tolerances / options have the wrong type.
     ValueError
-        If ``t`` is not strictly monotone or requires grad, ``y0`` is not finite, tolerances are
-        negative, ``max_steps``/``step_size``/``first_step`` are not positive, an adaptive solve
-        is asked of a scheme without an error estimate, or ``func`` returns the wrong shape.
+        If ``t`` is not strictly monotone, ``y0`` is not finite, tolerances are negative, an
+        option is invalid, a fixed-grid method gets no grid, or ``func`` returns the wrong shape.
     RuntimeError
-        With ``throw=True``: ``max_steps`` exhausted, step-size underflow or non-finite state.
+        On step-size underflow or a non-finite state; :class:`MaxStepsExceeded` (also an
+        ``AssertionError``, as torchdiffeq's) when ``max_num_steps`` runs out.
 
     References
     ----------
     A. Pal, Y. Ma, V. Shah, C. Rackauckas, "Opening the Blackbox: Accelerating Neural
     Differential Equations by Regularizing Internal Solver Heuristics", ICML 2021.
     E. Hairer, S. P. Norsett, G. Wanner, Solving ODEs I (II.4), and Hairer & Wanner, Solving
-    ODEs II (IV.2: stiffness detection).
+    ODEs II (IV.2: stiffness detection). R. T. Q. Chen, torchdiffeq (2018), for the interface.
 
     Examples
     --------
     >>> import torch
-    >>> from sciml.nde import odeint
-    >>> y, stats = odeint(lambda t, y: -y, torch.tensor([1.0], dtype=torch.float64),
-    ...                   torch.tensor([0.0, 1.0], dtype=torch.float64))
-    >>> round(float(y[-1]), 6), stats.nfe
-    (0.367879, 50)
+    >>> from sciml.nde import Recorder, odeint
+    >>> t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    >>> y = odeint(lambda t, y: -y, torch.tensor([1.0], dtype=torch.float64), t)
+    >>> round(float(y[-1]), 6)
+    0.367879
+    >>> rec = Recorder()
+    >>> y = odeint(lambda t, y: -y, torch.tensor([1.0], dtype=torch.float64), t, recorder=rec)
+    >>> rec.stats.nfe
+    50
     """
-    tab = get_tableau(method)
-    ts, reverse = _check_times(t)
+    recorder = _check_recorder(recorder)
+    tab = _resolve_method(method)
+    if isinstance(tab, str):
+        if recorder is not None:
+            raise ValueError(f"method {tab!r} is handed to torchdiffeq, which records no "
+                             "statistics: use 'dopri5', 'tsit5' or 'bosh3' with a recorder")
+        import torchdiffeq
+
+        return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=tab,
+                                  options=options, event_fn=event_fn)
+    opts = _check_options(options, tab)
+    ts, reverse = _check_time_tensor(t, event_fn is not None)
     rtol, atol = _check_tols(rtol, atol)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
-    for nm, v in (("step_size", step_size), ("first_step", first_step)):
-        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{nm} must be a positive finite float, got {v!r}")
-    if step_size is None and not tab.adaptive:
-        raise ValueError(f"method {tab.name!r} has no embedded error estimate: pass step_size= "
-                         "for fixed steps, or use 'dopri5', 'tsit5' or 'bosh3'")
-    if step_size is None and tab.mid is None:
+    if not tab.adaptive and opts.get("step_size") is None and len(ts) < 2 and event_fn is None:
+        raise ValueError(f"method {tab.name!r} needs options={{'step_size': h}}")
+    if tab.adaptive and opts.get("step_size") is None and tab.mid is None:
         raise ValueError(f"tableau {tab.name!r} has no dense-output weights (mid): adaptive "
-                         "solves need them to interpolate to t; pass step_size=")
-    prob = _Problem(func, y0, reverse)
-    coef = _tensors(tab, prob.dtype, prob.device)
-    want_stiff = record_stiffness and tab.stiffness_stages is not None
-    rec_t: list[float] = []
-    rec_dt: list[float] = []
-    rec_e: list[Tensor] = []
-    rec_s: list[Tensor] = []
-    n_acc = n_rej = 0
-    status = "success"
+                         "solves need them to interpolate to t; pass options={'step_size': h}")
+    if event_fn is not None and not callable(event_fn):
+        raise TypeError("event_fn must be callable as event_fn(t, y)")
+    rfunc, ry0, cflags = _real_view(func, y0)
+    prob = _Problem(rfunc, ry0, reverse)
+    user_norm = opts.get("norm")
+    if user_norm is not None:
+        if not callable(user_norm):
+            raise TypeError("options['norm'] must be callable as norm(y) -> scalar tensor")
+        prob.norm = lambda x: torch.as_tensor(user_norm(prob.unflatten(x))).abs()  # type: ignore
+    want_stiff = (recorder is not None and recorder.stiffness
+                  and tab.stiffness_stages is not None)
 
-    y = prob.y0
-    s = ts[0]
-    out: list[Tensor] = [y]
-    f = prob(s, y)
+    event = None
+    if event_fn is not None:
+        def event(s: float, y: Tensor) -> float:
+            tt = torch.tensor(prob.sign * s, dtype=t.dtype, device=t.device)
+            v = event_fn(tt, _complex_back(prob.unflatten(y), cflags))
+            return float(torch.sign(torch.as_tensor(v).detach()).reshape(()))
 
-    def _fail(msg: str) -> None:
-        if throw:
-            raise RuntimeError(msg + " (pass throw=False to get the partial solution and "
-                               "stats.status instead)")
-
-    if step_size is not None:
-        for s_next in ts[1:]:
-            n = max(1, math.ceil((s_next - s) / step_size - 1e-9))
-            h = (s_next - s) / n
-            for m in range(n):
-                if n_acc >= max_steps:
-                    status = "max_steps"
-                    break
-                s_end = s_next if m == n - 1 else s + h
-                st = _rk_step(prob, tab, coef, s, h, y, f)
-                if st.err is not None:
-                    rec_e.append(_error_ratio(prob, st.err, y, st.y1, rtol, atol))
-                if want_stiff:
-                    rec_s.append(_stiffness(tab, st))
-                rec_t.append(s)
-                rec_dt.append(h)
-                n_acc += 1
-                y, s = st.y1, s_end
-                f = st.k[:, -1] if tab.fsal else prob(s, y)
-            if status != "success":
-                _fail(f"max_steps={max_steps} exhausted at t={prob.sign * s:.6g}")
-                break
-            out.append(y)
-    else:
-        dt = first_step if first_step is not None else _initial_step(
-            prob, s, y, f, tab.order, rtol, atol)
-        dense = _Dense(coef["mid"])
-        dense.set(s, s, y, y, torch.stack([f], dim=-1))
-        for s_out in ts[1:]:
-            while s_out > dense.s1:
-                if n_acc + n_rej >= max_steps:
-                    status = "max_steps"
-                    _fail(f"max_steps={max_steps} exhausted at t={prob.sign * s:.6g} "
-                          "(the dynamics may be stiff; raise max_steps or the tolerances)")
-                    break
-                s1 = s + dt
-                if not s1 > s:
-                    status = "dt_underflow"
-                    _fail(f"step size underflow (dt={dt:.3g}) at t={prob.sign * s:.6g}")
-                    break
-                st = _rk_step(prob, tab, coef, s, dt, y, f)
-                ratio = _error_ratio(prob, st.err, y, st.y1, rtol, atol)  # type: ignore[arg-type]
-                r = float(ratio.detach())
-                if not math.isfinite(r):
-                    status = "nonfinite"
-                    _fail(f"the state or its derivative became non-finite at "
-                          f"t={prob.sign * s:.6g} (NaN/inf in func or a blow-up)")
-                    break
-                if r <= 1.0:
-                    rec_t.append(s)
-                    rec_dt.append(dt)
-                    rec_e.append(ratio)
-                    if want_stiff:
-                        rec_s.append(_stiffness(tab, st))
-                    n_acc += 1
-                    dense.set(s, s1, y, st.y1, st.k)
-                    y, s = st.y1, s1
-                    f = st.k[:, -1] if tab.fsal else prob(s, y)
-                else:
-                    n_rej += 1
-                dt = _next_step(dt, r, tab.order)
-            if status != "success":
-                break
-            out.append(dense(s_out))
-    while len(out) < len(ts):
+    t_grad = t.requires_grad and torch.is_grad_enabled()
+    y_start = prob.y0
+    if t_grad:
+        # d y(t_i) / d t_0 = -Phi(t_i, t_0) f(t_0, y_0): shift y0 by the (zero-valued) first-order
+        # change; its gradient flows through the solve.
+        f0 = prob(ts[0], prob.y0).detach()
+        y_start = prob.y0 - (prob.sign * (t[0] - t[0].detach())).to(prob.dtype) * f0
+    out, rec, event_s = _solve(prob, tab, ts, rtol, atol, opts, want_stiff, event, y_start)
+    out[0] = prob.y0
+    n_out = 2 if event_fn is not None else len(ts)
+    while len(out) < n_out:
         out.append(torch.full_like(prob.y0, float("nan")))
-    sol = prob.unflatten(torch.stack(out))
-    stats = SolverStats(
-        method=tab.name, nfe=prob.nfe, n_accepted=n_acc, n_rejected=n_rej,
-        times=torch.tensor([prob.sign * v for v in rec_t], dtype=torch.float64),
-        step_sizes=torch.tensor([prob.sign * v for v in rec_dt], dtype=torch.float64),
-        step_errors=torch.stack(rec_e) if rec_e else prob.y0.new_zeros(0),
-        stiffness=(torch.stack(rec_s) if rec_s else prob.y0.new_zeros(0)) if want_stiff
-        else None,
-        status=status)
-    return sol, stats
+    if t_grad and event_fn is None:
+        for i in range(1, len(ts)):
+            if bool(torch.isfinite(out[i].detach()).all()):
+                fi = prob(ts[i], out[i].detach()).detach()
+                out[i] = out[i] + (prob.sign * (t[i] - t[i].detach())).to(prob.dtype) * fi
+    sol = _complex_back(prob.unflatten(torch.stack(out)), cflags)
+    if recorder is not None:
+        recorder._record(SolverStats(
+            method=tab.name, nfe=prob.nfe, n_accepted=rec["acc"], n_rejected=rec["rej"],
+            times=torch.tensor([prob.sign * v for v in rec["t"]], dtype=torch.float64),
+            step_sizes=torch.tensor([prob.sign * v for v in rec["dt"]], dtype=torch.float64),
+            step_errors=torch.stack(rec["e"]) if rec["e"] else prob.y0.new_zeros(0),
+            stiffness=(torch.stack(rec["s"]) if rec["s"] else prob.y0.new_zeros(0))
+            if want_stiff else None,
+            status=rec["status"], differentiable=torch.is_grad_enabled()))
+    if event_fn is None:
+        return sol
+    ev_t = torch.tensor(prob.sign * event_s if event_s is not None else float("nan"),
+                        dtype=t.dtype, device=t.device)
+    return ev_t, sol
+
+
+def odeint_event(func: Callable, y0: State, t0: Tensor, *, event_fn: Callable,
+                 reverse_time: bool = False, odeint_interface: Callable | None = None,
+                 **kwargs: object) -> tuple[Tensor, State]:
+    """torchdiffeq's ``odeint_event`` on this module's solvers: the event time with a gradient.
+
+    Solves from ``t0`` until ``event_fn(t, y)`` changes sign and links the gradient of the event
+    time by the implicit function theorem (``torchdiffeq.odeint_event`` does the rerouting; the
+    integration is :func:`odeint`, or ``odeint_interface=odeint_adjoint``). ``kwargs`` go to
+    the solver (``rtol``, ``atol``, ``method``, ``options``, ``recorder``, ...).
+
+    Returns
+    -------
+    event_t : Tensor
+    solution : Tensor or tuple, at ``[t0, event_t]``
+    """
+    import torchdiffeq
+
+    return torchdiffeq.odeint_event(func, y0, t0, event_fn=event_fn, reverse_time=reverse_time,
+                                    odeint_interface=odeint if odeint_interface is None
+                                    else odeint_interface, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# adjoint
+# ---------------------------------------------------------------------------------------------
+def _rms(x: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(x) / math.sqrt(max(x.numel(), 1))
+
+
+class _AdjointSolve(torch.autograd.Function):
+    """Forward: :func:`odeint` under ``no_grad``. Backward: the adjoint system, solved backwards
+    between consecutive output times with :func:`odeint` (Chen et al. 2018, appendix B)."""
+
+    @staticmethod
+    def forward(ctx, flat_func, y0, t, kw, adj_kw, n_par, *params):  # noqa: ANN001, ANN205
+        with torch.no_grad():
+            sol = odeint(flat_func, y0, t.detach(), **kw)
+        ctx.flat_func, ctx.adj_kw = flat_func, adj_kw
+        ctx.save_for_backward(t, sol, *params)
+        return sol
+
+    @staticmethod
+    def backward(ctx, grad_sol):  # noqa: ANN001, ANN205
+        t, sol, *params = ctx.saved_tensors
+        func, adj_kw = ctx.flat_func, ctx.adj_kw
+        params = tuple(params)
+        td = t.detach()
+
+        def aug(tt: Tensor, state: tuple) -> tuple:
+            y, a = state[0], state[1]
+            with torch.enable_grad():
+                y_ = y.detach().requires_grad_(True)
+                f = func(tt.detach(), y_)
+                grads = torch.autograd.grad(f, (y_, *params), -a, allow_unused=True)
+            out = [f.detach(), grads[0] if grads[0] is not None else torch.zeros_like(y)]
+            out += [g if g is not None else torch.zeros_like(p)
+                    for g, p in zip(grads[1:], params, strict=True)]
+            return tuple(out)
+
+        a = grad_sol[-1]
+        ap = [torch.zeros_like(p) for p in params]
+        grad_t = torch.zeros_like(t) if ctx.needs_input_grad[2] else None
+        with torch.no_grad():
+            for i in range(len(td) - 1, 0, -1):
+                if grad_t is not None:
+                    grad_t[i] = (func(td[i], sol[i]) * grad_sol[i]).sum()
+                res = odeint(aug, (sol[i], a, *ap), torch.stack([td[i], td[i - 1]]), **adj_kw)
+                a = res[1][-1]
+                ap = [r[-1] for r in res[2:]]
+                if grad_t is not None and i == 1:
+                    grad_t[0] = -(a * func(td[0], sol[0])).sum()
+                a = a + grad_sol[i - 1]
+        return (None, a, grad_t, None, None, None, *ap)
+
+
+def odeint_adjoint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7,
+                   atol: float = 1e-9, method: str | ButcherTableau | None = None,
+                   options: dict | None = None, event_fn: Callable | None = None,
+                   adjoint_rtol: float | None = None, adjoint_atol: float | None = None,
+                   adjoint_method: str | ButcherTableau | None = None,
+                   adjoint_options: dict | None = None,
+                   adjoint_params: Sequence[Tensor] | None = None,
+                   recorder: Recorder | None = None) -> State | tuple[Tensor, State]:
+    r"""Drop-in for ``torchdiffeq.odeint_adjoint``: :func:`odeint` with O(1)-memory gradients.
+
+    The forward solve runs under ``no_grad``; the backward pass integrates the adjoint system
+    :math:`\dot a = -a^\top \partial f/\partial y`,
+    :math:`\dot a_\theta = -a^\top \partial f/\partial\theta` (with :math:`y` re-integrated
+    backwards) from each output time to the previous one with this module's own Runge-Kutta
+    solver (Chen, Rubanova, Bettencourt, Duvenaud, NeurIPS 2018). Gradients w.r.t. ``y0``, the
+    parameters and ``t``.
+
+    A ``recorder`` receives the forward solve's statistics, marked ``differentiable=False``
+    (its error estimates carry no graph): the global regularizers refuse them; regularize an
+    adjoint-trained model with the local mode, :func:`local_step` at a random time.
+
+    Parameters
+    ----------
+    func, y0, t, rtol, atol, method, options, event_fn, recorder
+        As :func:`odeint`.
+    adjoint_rtol, adjoint_atol, adjoint_method : optional
+        Tolerances and method of the backward solve (default: the forward ones).
+    adjoint_options : dict, optional
+        Options of the backward solve (default: the forward ones without ``norm``);
+        ``{"norm": "seminorm"}`` measures the error on the state and its adjoint only (Kidger,
+        Chen, Lyons 2021).
+    adjoint_params : sequence of Tensor, optional
+        Parameters to differentiate (default: ``func.parameters()``; required when ``func`` is
+        not an ``nn.Module``; ``()`` for none).
+
+    Raises
+    ------
+    ValueError
+        If ``func`` is not an ``nn.Module`` and ``adjoint_params`` is not given; as :func:`odeint`.
+    """
+    tab = _resolve_method(method)
+    if adjoint_params is None and not isinstance(func, torch.nn.Module):
+        raise ValueError("func must be an instance of nn.Module to specify the adjoint "
+                         "parameters; alternatively they can be specified explicitly via the "
+                         "`adjoint_params` argument. If there are no parameters then it is "
+                         "allowable to set `adjoint_params=()`.")
+    if isinstance(tab, str):
+        if recorder is not None:
+            raise ValueError(f"method {tab!r} is handed to torchdiffeq, which records no "
+                             "statistics")
+        import torchdiffeq
+
+        return torchdiffeq.odeint_adjoint(
+            func, y0, t, rtol=rtol, atol=atol, method=tab, options=options, event_fn=event_fn,
+            adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method,
+            adjoint_options=adjoint_options, adjoint_params=adjoint_params)
+    if event_fn is not None:
+        with torch.no_grad():
+            ev_t, _ = odeint(func, y0, t.detach(), rtol=rtol, atol=atol, method=method,
+                             options=options, event_fn=event_fn)
+        tt = torch.stack([t[0], ev_t.to(t)])
+        sol = odeint_adjoint(func, y0, tt, rtol=rtol, atol=atol, method=method, options=options,
+                             adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
+                             adjoint_method=adjoint_method, adjoint_options=adjoint_options,
+                             adjoint_params=adjoint_params, recorder=recorder)
+        return ev_t, sol
+    params = tuple(func.parameters()) if adjoint_params is None else tuple(adjoint_params)
+    if not all(isinstance(p, Tensor) for p in params):
+        raise TypeError("adjoint_params must be a sequence of tensors")
+    params = tuple(p for p in params if p.requires_grad)
+    if not isinstance(t, Tensor):
+        raise TypeError("t must be a 1-D floating-point tensor")
+    rfunc, ry0, cflags = _real_view(func, y0)
+    flat = _Problem(rfunc, ry0, reverse=False)
+
+    def flat_func(tt: Tensor, y: Tensor) -> Tensor:
+        out = rfunc(tt, flat.unflatten(y))
+        if flat.is_tuple:
+            return torch.cat([o.reshape(-1) for o in out])
+        return out.reshape(-1)
+
+    if adjoint_options is None:
+        same = adjoint_method is None or adjoint_method == method
+        adjoint_options = {k: v for k, v in (options or {}).items() if k != "norm"} if same \
+            else {}
+    else:
+        adjoint_options = dict(adjoint_options)
+    if adjoint_options.get("norm") == "seminorm":
+        adjoint_options["norm"] = lambda st: torch.maximum(_rms(st[0]), _rms(st[1]))
+    user_norm = (options or {}).get("norm")
+    fwd_options = dict(options or {})
+    if user_norm is not None:
+        fwd_options["norm"] = lambda y: user_norm(flat.unflatten(y))
+    kw = {"rtol": rtol, "atol": atol, "method": method, "options": fwd_options or None,
+          "recorder": recorder}
+    adj_kw = {"rtol": rtol if adjoint_rtol is None else adjoint_rtol,
+              "atol": atol if adjoint_atol is None else adjoint_atol,
+              "method": method if adjoint_method is None else adjoint_method,
+              "options": adjoint_options or None}
+    y0_flat = flat.y0
+    sol = _AdjointSolve.apply(flat_func, y0_flat, t, kw, adj_kw, len(params), *params)
+    return _complex_back(flat.unflatten(sol), cflags)
 
 
 def local_step(func: Callable, t: float | Tensor, y: State, *,

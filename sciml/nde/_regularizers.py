@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ._stats import SolverStats
+from ._stats import Recorder, SolverStats, _as_stats
 
 __all__ = ["AbstractSchedule", "ConstantWeight", "ExponentialDecay", "AbstractSolverRegularizer",
            "ErrorRegularizer", "StiffnessRegularizer"]
@@ -118,8 +118,11 @@ class AbstractSolverRegularizer(abc.ABC):
 
     def terms(self, stats: SolverStats) -> Tensor:
         r"""Per-step terms: ``values * |dt|`` if ``dt_weighted``, else ``values``."""
-        if not isinstance(stats, SolverStats):
-            raise TypeError(f"expected a SolverStats, got {type(stats).__name__}")
+        stats = _as_stats(stats)
+        if not stats.differentiable and torch.is_grad_enabled():
+            raise ValueError("these stats come from the forward pass of an adjoint solve (run "
+                             "under no_grad): a penalty built on them has no gradient; use "
+                             "sciml.nde.local_step at a random time (the local mode) instead")
         v = self.values(stats)
         if self.dt_weighted:
             if stats.step_sizes.shape != v.shape:
@@ -134,6 +137,7 @@ class AbstractSolverRegularizer(abc.ABC):
 
     def unweighted(self, stats: SolverStats) -> Tensor:
         """The reduced penalty without :math:`\\lambda` (a 0-d tensor)."""
+        stats = _as_stats(stats)
         t = self.terms(stats)
         t = torch.where(torch.isfinite(t), t, torch.zeros_like(t))
         if t.numel() == 0:
@@ -148,13 +152,15 @@ class AbstractSolverRegularizer(abc.ABC):
             return t.mean()
         return t.max()
 
-    def __call__(self, stats: SolverStats, *, epoch: int = 0) -> Tensor:
+    def __call__(self, stats: SolverStats | Recorder, *, epoch: int = 0) -> Tensor:
         """``weight_at(epoch) * unweighted(stats)``: a 0-d tensor to add to the loss.
+
+        ``stats`` is a :class:`SolverStats` or a :class:`~sciml.nde.Recorder` (its last solve).
 
         Raises
         ------
         TypeError
-            If ``stats`` is not a :class:`SolverStats`.
+            If ``stats`` is neither a :class:`SolverStats` nor a :class:`Recorder`.
         ValueError
             If the record lacks what the regularizer needs.
         """
@@ -240,7 +246,7 @@ class StiffnessRegularizer(AbstractSolverRegularizer):
     ------
     ValueError
         When called on stats without a stiffness record (``stats.stiffness is None``: an SDE
-        solver, a scheme without stiffness stages or ``record_stiffness=False``).
+        solver, a scheme without stiffness stages or ``Recorder(stiffness=False)``).
     """
 
     weight: float | AbstractSchedule = 1.0
@@ -259,6 +265,7 @@ class StiffnessRegularizer(AbstractSolverRegularizer):
     def values(self, stats: SolverStats) -> Tensor:
         if stats.stiffness is None:
             raise ValueError(f"these stats ({stats.method!r}) have no stiffness record: solve "
-                             "with sciml.nde.odeint(..., record_stiffness=True) and an "
+                             "with sciml.nde.odeint(..., recorder=Recorder(stiffness=True)) "
+                             "and an "
                              "adaptive RK method (dopri5, tsit5, bosh3); SDE solvers have none")
         return stats.stiffness

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ButcherTableau", "DOPRI5", "TSIT5", "BOSH3", "EULER", "MIDPOINT", "RK4", "TABLEAUS",
+__all__ = ["ButcherTableau", "DOPRI5", "TSIT5", "BOSH3", "EULER", "MIDPOINT", "RK4", "RK4_38",
+           "TABLEAUS",
            "get_tableau"]
 
 
@@ -196,9 +197,14 @@ RK4 = ButcherTableau(name="rk4", c=(0.0, 1 / 2, 1 / 2, 1.0),
                      a=((), (1 / 2,), (0.0, 1 / 2), (0.0, 0.0, 1.0)),
                      b=(1 / 6, 1 / 3, 1 / 3, 1 / 6), order=4)
 
+#: Kutta's 3/8 rule (4th order, fixed step): what torchdiffeq's ``method="rk4"`` runs.
+RK4_38 = ButcherTableau(name="rk4_38", c=(0.0, 1 / 3, 2 / 3, 1.0),
+                        a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
+                        b=(1 / 8, 3 / 8, 3 / 8, 1 / 8), order=4)
+
 #: Schemes by name.
 TABLEAUS: dict[str, ButcherTableau] = {t.name: t for t in (DOPRI5, TSIT5, BOSH3, EULER, MIDPOINT,
-                                                          RK4)}
+                                                          RK4, RK4_38)}
 
 
 def get_tableau(method: str | ButcherTableau) -> ButcherTableau:

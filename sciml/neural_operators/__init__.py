@@ -9,7 +9,11 @@
   features and Jacobians shared by the batch;
 * :class:`PhysicsInformedOperator` + :class:`StrongFormObjective`: the PI-DeepONet/PI-MultiONet
   baseline;
+* :class:`PDE` (with :class:`Box`, :class:`Fields`): an equation stated as data (domain,
+  hard boundary conditions, coefficient, weak/strong residual); :func:`darcy_pde`,
+  :func:`burgers_pde`;
 * :func:`fit` with :class:`TrainOptions` (validation selection, checkpoints, resume, torchrun);
+  :func:`save`, :func:`load` and :func:`predict` for trained operators;
 * :func:`invert_darcy`: coefficients from noisy sensors (an :class:`operators.PointSampling`).
 
 See ``docs/guide/neural_operators.rst``.
@@ -23,6 +27,9 @@ from ._base import SiLUId as SiLUId
 from ._base import SiLUSin as SiLUSin
 from ._base import Tanh as Tanh
 from ._base import TanhSin as TanhSin
+from ._checkpoint import load as load
+from ._checkpoint import predict as predict
+from ._checkpoint import save as save
 from ._deeponet import DeepONet as DeepONet
 from ._dgno import DGNO as DGNO
 from ._dgno import AbstractCoefficientLikelihood as AbstractCoefficientLikelihood
@@ -41,6 +48,12 @@ from ._inverse import add_noise_snr as add_noise_snr
 from ._inverse import invert_darcy as invert_darcy
 from ._multionet import MultiONet as MultiONet
 from ._multionet import OperatorJet as OperatorJet
+from ._pde import PDE as PDE
+from ._pde import Box as Box
+from ._pde import Fields as Fields
+from ._pde import burgers_pde as burgers_pde
+from ._pde import cosine_mollifier as cosine_mollifier
+from ._pde import darcy_pde as darcy_pde
 from ._strong_form import PhysicsInformedOperator as PhysicsInformedOperator
 from ._strong_form import StrongFormObjective as StrongFormObjective
 from ._strong_form import StrongFormOptions as StrongFormOptions
@@ -73,5 +86,6 @@ __all__ = [
     "TrainOptions", "TrainResult", "fit", "evaluate", "relative_l2", "WeakFormOptions",
     "TestFunctions", "Interpolation", "wendland", "wendland_grad", "quadrature_rule",
     "sample_test_functions", "weak_residual", "coefficient_at", "InverseOptions",
-    "InverseResult", "invert_darcy", "add_noise_snr",
+    "InverseResult", "invert_darcy", "add_noise_snr", "save", "load", "predict", "PDE", "Box",
+    "Fields", "darcy_pde", "burgers_pde", "cosine_mollifier",
 ]

@@ -48,19 +48,19 @@ from sciml_inverse import check_int
 
 from ._base import AbstractNeuralOperator, _check_points
 from ._multionet import OperatorJet, _InnerProductOperator
+from ._pde import PDE, Fields
 from ._train import AbstractObjective
 from ._weak_form import (
     Interpolation,
     TestFunctions,
     WeakFormOptions,
-    coefficient_at,
     sample_test_functions,
     weak_residual,
 )
 
 __all__ = [
     "AbstractCoefficientLikelihood", "BernoulliLikelihood", "GaussianLikelihood", "DGNO",
-    "DGNOLossOptions", "DGNOObjective", "dgno_loss", "physics_loss", "grid_points",
+    "DGNOLossOptions", "DGNOObjective", "dgno_loss", "physics_loss", "loss_pde", "grid_points",
     "sine_mollifier",
 ]
 
@@ -87,9 +87,10 @@ def sine_mollifier(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return m, math.pi * torch.stack([cx * sy, sx * cy], -1), -2 * math.pi ** 2 * m
 
 
-def _mollify(jet: OperatorJet, x: Tensor) -> OperatorJet:
-    """Product rule for ``u = N m`` with shared points ``x`` ``(N, 2)``."""
-    m, gm, lm = sine_mollifier(x)
+def _mollify(jet: OperatorJet, x: Tensor, mollifier=None) -> OperatorJet:
+    """Product rule for ``u = N m`` with shared points ``x`` ``(N, d)`` (default
+    :func:`sine_mollifier`)."""
+    m, gm, lm = (mollifier or sine_mollifier)(x)
     val = jet.value * m
     grad = None if jet.grad is None else jet.grad * m[..., None] + jet.value[..., None] * gm
     lap = None
@@ -179,25 +180,38 @@ class DGNO(AbstractNeuralOperator):
     Parameters
     ----------
     encoder : nn.Module
-        ``(B, n, n)`` → β ``(B, d_β)``, bounded (e.g. ``MLPEncoder(..., bounded=True)``); it must
-        have an integer attribute ``grid`` (the ``n`` it accepts).
-    u_decoder, a_decoder : MultiONet or DeepONet
-        Operators of ``(β, x)`` without their own encoder (``in_size_a = d_β``).
+        Input field ``a`` → β ``(B, d_β)``, bounded (e.g. ``MLPEncoder(..., bounded=True)``); it
+        must have an integer attribute ``grid`` (the ``n`` of the ``n × n`` (or ``n``) fields
+        it accepts).
+    u_decoder : MultiONet or DeepONet
+        Operator of ``(β, x)`` without its own encoder (``in_size_a = d_β``).
+    a_decoder : MultiONet or DeepONet, or None
+        Decoder of the coefficient likelihood. ``None``: the coefficient is the solution's own
+        trace at ``pde.coefficient_points`` (Burgers: ``a = u(·, 0)``, so the likelihood of
+        ``a`` enforces the initial condition).
     likelihood : AbstractCoefficientLikelihood
     flux_decoders : (MultiONet, MultiONet), optional
         ``s_1, s_2`` of the mixed form (required for two-phase coefficients, where the primal
-        form would differentiate a discontinuous ``a``).
-
-    Shapes
-    ------
-    ``forward(a, x)``: ``a (B, n, n)``, ``x (N, 2)`` or ``(B, N, 2)`` → ``u (B, N)``.
+        form would differentiate a discontinuous ``a``); read by the PDE as ``Fields.aux["flux"]``.
+    pde : PDE, optional
+        The equation (domain, hard boundary conditions, residual; see :class:`PDE`). Default:
+        Darcy flow on the unit square (:func:`darcy_pde`, built by the loss from
+        :class:`DGNOLossOptions` ``source``/``interpolation``, mixed iff there are flux
+        decoders).
 
     Raises
     ------
     TypeError
         Wrong component types.
     ValueError
-        Decoders with an encoder of their own, or a latent size mismatch.
+        Decoders with an encoder of their own, a latent or input size mismatch, a PDE that
+        needs auxiliary fields the model lacks, or ``a_decoder=None`` without
+        ``pde.coefficient_points``.
+
+    Notes
+    -----
+    Shapes: ``forward(a, x)``: ``a (B, n, n)`` (or the encoder's field shape), ``x (N, d)`` or
+    ``(B, N, d)`` → ``u (B, N)``.
 
     References
     ----------
@@ -205,11 +219,15 @@ class DGNO(AbstractNeuralOperator):
     """
 
     def __init__(self, encoder: nn.Module, u_decoder: _InnerProductOperator,
-                 a_decoder: _InnerProductOperator, likelihood: AbstractCoefficientLikelihood, *,
+                 a_decoder: _InnerProductOperator | None,
+                 likelihood: AbstractCoefficientLikelihood, *,
                  flux_decoders: tuple[_InnerProductOperator, _InnerProductOperator] | None = None,
-                 ) -> None:
+                 pde: PDE | None = None) -> None:
         super().__init__()
-        decs = [u_decoder, a_decoder, *(flux_decoders or ())]
+        if pde is not None and not isinstance(pde, PDE):
+            raise TypeError(f"pde must be a PDE, got {type(pde).__name__}")
+        d_x = 2 if pde is None else pde.domain.dim
+        decs = [u_decoder, *([] if a_decoder is None else [a_decoder]), *(flux_decoders or ())]
         if not isinstance(encoder, nn.Module) or not isinstance(getattr(encoder, "grid", None),
                                                                 int):
             raise TypeError("encoder must be an nn.Module with an integer `grid` attribute "
@@ -218,17 +236,27 @@ class DGNO(AbstractNeuralOperator):
             raise TypeError("decoders must be MultiONet or DeepONet instances")
         if any(d.encoder is not None for d in decs):
             raise ValueError("decoders take the latent β directly: build them with encoder=None")
-        if len({d.in_size_a for d in decs}) != 1 or any(d.in_size_x != 2 for d in decs):
-            raise ValueError("all decoders must share the latent size and take x in R^2")
+        if len({d.in_size_a for d in decs}) != 1 or any(d.in_size_x != d_x for d in decs):
+            raise ValueError(f"all decoders must share the latent size and take x in R^{d_x} "
+                             f"(the PDE's domain dimension)")
         if not isinstance(likelihood, AbstractCoefficientLikelihood):
             raise TypeError("likelihood must be a BernoulliLikelihood or GaussianLikelihood")
         if flux_decoders is not None and len(flux_decoders) != 2:
             raise ValueError("flux_decoders must be a pair (s_1, s_2)")
+        if pde is not None:
+            missing = sorted(set(pde.aux) - ({"flux"} if flux_decoders else set()))
+            if missing:
+                raise ValueError(f"the PDE {pde.name!r} reads auxiliary fields {missing}; pass "
+                                 f"flux_decoders=(s_1, s_2)")
+        if a_decoder is None and (pde is None or pde.coefficient_points is None):
+            raise ValueError("a_decoder=None decodes a as u at pde.coefficient_points; give a "
+                             "PDE with coefficient_points (e.g. burgers_pde(x_nodes=...))")
         self.encoder = encoder
         self.u_decoder = u_decoder
         self.a_decoder = a_decoder
         self.flux_decoders = nn.ModuleList(flux_decoders) if flux_decoders else None
         self.likelihood = likelihood
+        self.pde = pde
 
     @property
     def grid(self) -> int:
@@ -238,21 +266,35 @@ class DGNO(AbstractNeuralOperator):
     def latent_size(self) -> int:
         return int(self.u_decoder.in_size_a)
 
+    def coefficient_nodes(self, *, dtype: torch.dtype = torch.float32,
+                          device: torch.device | str | None = None) -> Tensor:
+        """Points ``(m, d)`` where the coefficient is given: ``pde.coefficient_points``, else
+        the nodes of the encoder's ``n × n`` grid (:func:`grid_points`)."""
+        if self.pde is not None and self.pde.coefficient_points is not None:
+            return self.pde.coefficient_points.to(device=device, dtype=dtype)
+        return grid_points(self.grid, dtype=dtype).to(device)
+
+    def _mollifier(self):
+        return sine_mollifier if self.pde is None else self.pde.mollify
+
     def encode(self, a: Tensor) -> Tensor:
         """β ``(B, d_β)`` of fields ``a`` ``(B, n, n)``."""
         return self.encoder(a)
 
     def decode_u(self, beta: Tensor, x: Tensor) -> Tensor:
-        """``u (B, N)`` at ``x`` (Cartesian ``(N, 2)`` or batch ``(B, N, 2)``)."""
-        _check_points(x, beta.shape[0], 2)
-        return self.u_decoder(beta, x) * sine_mollifier(x)[0]
+        """``u (B, N)`` at ``x`` (Cartesian ``(N, d)`` or batch ``(B, N, d)``)."""
+        _check_points(x, beta.shape[0], self.u_decoder.in_size_x)
+        return self.u_decoder(beta, x) * self._mollifier()(x)[0]
 
     def u_jet(self, beta: Tensor, x: Tensor, *, laplacian: bool = False) -> OperatorJet:
-        """``u`` and ``∇u`` (and ``Δu``) at shared points ``x`` ``(N, 2)`` (shared trunk)."""
-        return _mollify(self.u_decoder.jet(beta, x, grad=True, laplacian=laplacian), x)
+        """``u`` and ``∇u`` (and ``Δu``) at shared points ``x`` ``(N, d)`` (shared trunk)."""
+        return _mollify(self.u_decoder.jet(beta, x, grad=True, laplacian=laplacian), x,
+                        self._mollifier())
 
     def decode_a(self, beta: Tensor, x: Tensor) -> Tensor:
-        """Raw a-decoder output (logits or mean) ``(B, N)``."""
+        """Raw a-decoder output (logits or mean) ``(B, N)`` (``u`` itself without a-decoder)."""
+        if self.a_decoder is None:
+            return self.decode_u(beta, x)
         return self.a_decoder(beta, x)
 
     def decode_flux(self, beta: Tensor, x: Tensor) -> Tensor:
@@ -266,12 +308,13 @@ class DGNO(AbstractNeuralOperator):
 
     def reconstruct(self, a: Tensor, *, samples: int = 0,
                     generator: torch.Generator | None = None) -> Tensor:
-        """Coefficient reconstruction ``(B, n, n)`` through the latent (on the grid nodes)."""
+        """Coefficient reconstruction through the latent, at the coefficient nodes, with the
+        shape of ``a``."""
         beta = self.encode(a)
-        x = grid_points(self.grid, dtype=beta.dtype).to(beta.device)
+        x = self.coefficient_nodes(dtype=beta.dtype, device=beta.device)
         dec = self.decode_a(beta, x)
         est = self.likelihood.estimate(dec, samples=samples, generator=generator)
-        return est.reshape(-1, self.grid, self.grid)
+        return est.reshape(a.shape)
 
 
 # ------------------------------------------------------------------------------ loss
@@ -283,7 +326,8 @@ class DGNOLossOptions:
     ----------
     weak : WeakFormOptions
     source : float
-        Constant :math:`f` (10 in the benchmarks).
+        Constant :math:`f` (10 in the benchmarks) of the default Darcy PDE (used only when the
+        model has no ``pde``).
     data_weight, pde_weight : float
         ``w_data`` (coefficient NLL) and ``w_pde``. Reference: 1/1 (piecewise), 0.25/1 (smooth).
     flux_weight : float
@@ -294,7 +338,8 @@ class DGNOLossOptions:
         Add the sum of the ``top_k`` largest squared residuals of the batch (the reference's
         smooth-Darcy adaptive weighting, explicit here); default off.
     interpolation : Interpolation
-        How the true ``a`` is read at quadrature points (nearest node for two-phase fields).
+        How the true ``a`` is read at quadrature points (nearest node for two-phase fields), for
+        the default Darcy PDE (a model's own ``pde`` says this itself).
     shared_trunk : bool
         Compute trunk features and Jacobians once per batch (default) or use the naive
         per-sample autograd layout (same numbers, much slower; for tests and benchmarks).
@@ -332,37 +377,55 @@ def _naive_u_grad(model: DGNO, beta: Tensor, points: Tensor) -> tuple[Tensor, Te
     return u, grad
 
 
-def physics_loss(model: DGNO, beta: Tensor, a_points: Tensor, tf: TestFunctions,
+def loss_pde(model: DGNO, options: DGNOLossOptions) -> PDE:
+    """The model's PDE, or Darcy built from ``options`` (mixed iff the model has flux
+    decoders)."""
+    if model.pde is not None:
+        return model.pde
+    from ._pde import darcy_pde
+
+    return darcy_pde(options.source, mixed=model.flux_decoders is not None,
+                     interpolation=options.interpolation)
+
+
+def physics_loss(model: DGNO, beta: Tensor, a_points: Tensor | None, tf: TestFunctions,
                  options: DGNOLossOptions) -> tuple[Tensor, dict[str, float]]:
-    """The virtual-observable term for latents ``beta`` and ``a`` at ``tf.points`` ``(B, Q)``."""
+    r"""The virtual-observable term for latents ``beta`` and ``a`` at ``tf.points`` ``(B, Q)``.
+
+    Builds the :class:`Fields` at the quadrature points (``u``, ``∇u`` from the shared-trunk
+    jet, the coefficient, decoded auxiliary fields) and evaluates the PDE's weak residual
+    :math:`r_j = \overline{F\cdot\nabla v_j} - \overline{S v_j}` and constitutive residuals.
+    """
+    pde = loss_pde(model, options)
+    lap = None
     if options.shared_trunk:
-        ujet = model.u_jet(beta, tf.points)
-        grad_u = ujet.grad
+        ujet = model.u_jet(beta, tf.points, laplacian=pde.needs_laplacian)
+        u, grad_u, lap = ujet.value, ujet.grad, ujet.laplacian
     else:
-        _, grad_u = _naive_u_grad(model, beta, tf.points)
-    a_grad_u = a_points[..., None] * grad_u
+        if pde.needs_laplacian:
+            raise ValueError("a PDE with needs_laplacian=True requires shared_trunk=True")
+        u, grad_u = _naive_u_grad(model, beta, tf.points)
+    aux: dict[str, Tensor] = {}
+    if "flux" in pde.aux:
+        pts = tf.points if options.shared_trunk else tf.points.expand(beta.shape[0], -1, -1)
+        aux["flux"] = model.decode_flux(beta, pts)
+    fields = Fields(tf.points, u, grad_u, lap, a_points, aux=aux)
     parts: dict[str, float] = {}
     w_res = (math.sqrt(tf.n_centres) if options.residual_weight is None
              else options.residual_weight)
-    if model.flux_decoders is not None:
-        if options.shared_trunk:
-            s = model.decode_flux(beta, tf.points)
-        else:
-            xb = tf.points.expand(beta.shape[0], -1, -1)
-            s = model.decode_flux(beta, xb)
-        flux = ((s - a_grad_u) ** 2).sum(-1).mean()
-        r = weak_residual(s, options.source, tf)
+    r = weak_residual(pde.flux(fields), pde.source_at(fields), tf)
+    if pde.constitutive is not None:
+        flux = (pde.constitutive(fields) ** 2).sum(-1).mean()
         parts["flux"] = float(flux.detach())
-        pde = options.flux_weight * flux
+        loss = options.flux_weight * flux
     else:
-        r = weak_residual(a_grad_u, options.source, tf)
-        pde = a_grad_u.new_zeros(())
+        loss = grad_u.new_zeros(())
     r2 = r ** 2
-    pde = pde + w_res * r2.mean()
+    loss = loss + w_res * r2.mean()
     if options.top_k is not None:
-        pde = pde + r2.flatten().topk(min(options.top_k, r2.numel())).values.sum()
+        loss = loss + r2.flatten().topk(min(options.top_k, r2.numel())).values.sum()
     parts["residual"] = float(r2.mean().detach())
-    return pde, parts
+    return loss, parts
 
 
 def dgno_loss(model: DGNO, a: Tensor, options: DGNOLossOptions, *,
@@ -371,7 +434,8 @@ def dgno_loss(model: DGNO, a: Tensor, options: DGNOLossOptions, *,
     """The DGNO training loss of a mini-batch of coefficient fields ``a`` ``(B, n, n)``.
 
     Returns the scalar loss and its parts (``nll``, ``residual``, ``flux``, ``loss``) as floats.
-    ``test_functions`` fixes the centres (otherwise drawn with ``generator``).
+    ``test_functions`` fixes the centres (otherwise drawn with ``generator`` in the PDE's
+    domain).
 
     Raises
     ------
@@ -384,14 +448,16 @@ def dgno_loss(model: DGNO, a: Tensor, options: DGNOLossOptions, *,
         raise TypeError(f"model must be a DGNO, got {type(model).__name__}")
     if not isinstance(options, DGNOLossOptions):
         raise TypeError(f"options must be a DGNOLossOptions, got {type(options).__name__}")
+    pde = loss_pde(model, options)
     beta = model.encode(a)
-    nodes = grid_points(model.grid, dtype=a.dtype).to(a.device)
+    nodes = model.coefficient_nodes(dtype=a.dtype, device=a.device)
     nll = model.likelihood.nll(model.decode_a(beta, nodes), a.reshape(a.shape[0], -1))
-    tf = test_functions or sample_test_functions(options.weak, generator=generator,
-                                                 dtype=a.dtype, device=a.device)
-    a_pts = coefficient_at(a, tf.points, options.interpolation)
-    pde, parts = physics_loss(model, beta, a_pts, tf, options)
-    loss = options.data_weight * nll + options.pde_weight * pde
+    tf = test_functions or sample_test_functions(
+        options.weak, generator=generator, dtype=a.dtype, device=a.device,
+        domain=None if model.pde is None else model.pde.domain)
+    a_pts = None if pde.coefficient is None else pde.coefficient(a, tf.points)
+    pde_loss, parts = physics_loss(model, beta, a_pts, tf, options)
+    loss = options.data_weight * nll + options.pde_weight * pde_loss
     parts["nll"] = float(nll.detach())
     parts["loss"] = float(loss.detach())
     return loss, parts

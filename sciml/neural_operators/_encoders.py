@@ -15,21 +15,23 @@ __all__ = ["MLPEncoder", "CNNEncoder"]
 class _GridEncoder(nn.Module):
     """Input checks and per-node unit-Gaussian normalisation of ``(B, n, n)`` fields."""
 
-    def __init__(self, grid: int, out_size: int, bounded: bool,
+    def __init__(self, grid: int, out_size: int, bounded: bool, ndim: int = 2,
                  sizes: dict[str, Sequence[int]] | None = None) -> None:
         check_int("grid", grid, 2)
         check_int("out_size", out_size, 1)
+        if ndim not in (1, 2) or isinstance(ndim, bool):
+            raise ValueError(f"ndim must be 1 or 2, got {ndim!r}")
         for name, seq in (sizes or {}).items():  # layer widths, kernel sizes
             for v in seq:
                 check_int(f"every entry of {name}", v, 1)
         super().__init__()
-        if int(grid) < 2 or int(out_size) < 1:
-            raise ValueError(f"grid must be >= 2 and out_size >= 1, got {grid}, {out_size}")
         self.grid = int(grid)
+        self.ndim = int(ndim)
+        self.field_shape = (self.grid,) * self.ndim
         self.out_size = int(out_size)
         self.bounded = bool(bounded)
-        self.register_buffer("mean", torch.zeros(self.grid, self.grid))
-        self.register_buffer("std", torch.ones(self.grid, self.grid))
+        self.register_buffer("mean", torch.zeros(self.field_shape))
+        self.register_buffer("std", torch.ones(self.field_shape))
 
     def fit_normalization(self, a: Tensor) -> None:
         """Set the per-node mean and standard deviation from training fields ``(B, n, n)``."""
@@ -40,8 +42,9 @@ class _GridEncoder(nn.Module):
     def _check(self, a: Tensor) -> Tensor:
         if not isinstance(a, Tensor) or not a.is_floating_point():
             raise TypeError("the coefficient field must be a floating-point tensor (B, n, n)")
-        if a.ndim != 3 or a.shape[1:] != (self.grid, self.grid):
-            raise ValueError(f"coefficient fields must have shape (B, {self.grid}, {self.grid}) "
+        if a.ndim != 1 + self.ndim or tuple(a.shape[1:]) != self.field_shape:
+            dims = ", ".join(str(n) for n in self.field_shape)
+            raise ValueError(f"coefficient fields must have shape (B, {dims}) "
                              f"(the encoder's grid), got {tuple(a.shape)}; resample the data or "
                              f"build the model for this grid")
         if bool(torch.isnan(a).any()):
@@ -67,6 +70,9 @@ class MLPEncoder(_GridEncoder):
     out_size : int
     bounded : bool
         Apply tanh to the output.
+    ndim : int
+        2: fields ``(B, n, n)``; 1: vectors ``(B, n)`` (e.g. Burgers initial conditions at
+        ``n`` points).
 
     Raises
     ------
@@ -75,9 +81,9 @@ class MLPEncoder(_GridEncoder):
     """
 
     def __init__(self, grid: int, hidden: Sequence[int] = (512, 256), out_size: int = 128, *,
-                 bounded: bool = True) -> None:
-        super().__init__(grid, out_size, bounded, {"hidden": hidden})
-        sizes = [self.grid ** 2, *[int(h) for h in hidden], self.out_size]
+                 bounded: bool = True, ndim: int = 2) -> None:
+        super().__init__(grid, out_size, bounded, ndim, {"hidden": hidden})
+        sizes = [self.grid ** self.ndim, *[int(h) for h in hidden], self.out_size]
         mods: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             mods.append(nn.Linear(a, b))
@@ -86,7 +92,7 @@ class MLPEncoder(_GridEncoder):
         self.net = nn.Sequential(*mods)
 
     def forward(self, a: Tensor) -> Tensor:
-        """``(B, n, n)`` → ``(B, out_size)``."""
+        """``(B, n, n)`` (or ``(B, n)``) → ``(B, out_size)``."""
         a = self._check(a)
         return self._finish(self.net(((a - self.mean) / self.std).flatten(1)))
 
@@ -110,8 +116,8 @@ class CNNEncoder(_GridEncoder):
     def __init__(self, grid: int, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (),
                  out_size: int = 128, *, kernel: int = 5, stride: int = 2,
                  bounded: bool = False) -> None:
-        super().__init__(grid, out_size, bounded, {"channels": channels, "hidden": hidden,
-                                                    "kernel and stride": (kernel, stride)})
+        super().__init__(grid, out_size, bounded, 2, {"channels": channels, "hidden": hidden,
+                                                       "kernel and stride": (kernel, stride)})
         convs: list[nn.Module] = []
         c_in = 1
         for c in channels:

@@ -208,7 +208,8 @@ def invert_darcy(model: DGNO, sensors: nn.Module, observations: Tensor,
             u = model.decode_u(beta, nodes).reshape(1, n, n)
             data = ((sens(u) - y).norm(dim=-1) / y.norm(dim=-1)).mean()
             tf = sample_test_functions(options.loss.weak, generator=gen, dtype=dtype,
-                                       device=device)
+                                       device=device,
+                                       domain=None if model.pde is None else model.pde.domain)
             dec = model.decode_a(beta, tf.points)
             a_pts = lik.estimate(dec, samples=options.samples if bern else 0, generator=gen)
             pde, _ = physics_loss(model, beta, a_pts, tf, options.loss)

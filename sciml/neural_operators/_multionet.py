@@ -165,15 +165,15 @@ class MultiONet(_InnerProductOperator):
     encoder : nn.Module, optional
         Maps the raw input ``a`` ``(B, ...)`` to β ``(B, in_size_a)`` (e.g. :class:`CNNEncoder`).
 
-    Shapes
-    ------
-    ``forward(a, x)``: ``x (N, d_x)`` → ``(B, N)`` (Cartesian product) or ``x (B, N, d_x)`` →
-    ``(B, N)`` (batch layout).
-
     Raises
     ------
     ValueError
         Mismatched layer lists, ``sum_layers`` out of range, NaN input, wrong shapes.
+
+    Notes
+    -----
+    Shapes: ``forward(a, x)``: ``x (N, d_x)`` → ``(B, N)`` (Cartesian product) or
+    ``x (B, N, d_x)`` → ``(B, N)`` (batch layout).
 
     References
     ----------

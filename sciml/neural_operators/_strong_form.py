@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ._base import AbstractNeuralOperator, _check_points
 from ._dgno import _mollify, sine_mollifier
 from ._multionet import OperatorJet, _InnerProductOperator
+from ._pde import PDE, Fields
 from ._train import AbstractObjective
 
 __all__ = ["PhysicsInformedOperator", "StrongFormOptions", "StrongFormObjective",
@@ -35,33 +36,46 @@ __all__ = ["PhysicsInformedOperator", "StrongFormOptions", "StrongFormObjective"
 
 
 class PhysicsInformedOperator(AbstractNeuralOperator):
-    """``u(a)(x) = net(a, x)·sin(πx)sin(πy)``: a DeepONet/MultiONet with hard zero boundary values.
+    """``u(a)(x) = net(a, x)·m(x)``: a DeepONet/MultiONet with hard zero boundary values.
 
     Parameters
     ----------
     net : MultiONet or DeepONet
         With an ``encoder`` (or raw vector inputs).
+    pde : PDE, optional
+        The equation: its mollifier ``m`` and strong residual (``PDE.strong``). Default: Darcy
+        flow on the unit square, ``m = sin(πx)sin(πy)``.
 
     Raises
     ------
     TypeError
-        If ``net`` is not a DeepONet/MultiONet.
+        If ``net`` is not a DeepONet/MultiONet or ``pde`` not a PDE.
+    ValueError
+        If the PDE has no strong residual.
     """
 
-    def __init__(self, net: _InnerProductOperator) -> None:
+    def __init__(self, net: _InnerProductOperator, *, pde: PDE | None = None) -> None:
         super().__init__()
         if not isinstance(net, _InnerProductOperator):
             raise TypeError("net must be a MultiONet or DeepONet")
+        if pde is not None and not isinstance(pde, PDE):
+            raise TypeError(f"pde must be a PDE, got {type(pde).__name__}")
+        if pde is not None and pde.strong is None:
+            raise ValueError(f"the PDE {pde.name!r} has no strong residual (PDE.strong)")
         self.net = net
+        self.pde = pde
+
+    def _mollifier(self):
+        return sine_mollifier if self.pde is None else self.pde.mollify
 
     def forward(self, a: Tensor, x: Tensor) -> Tensor:
         out = self.net(a, x)
-        _check_points(x, out.shape[0], 2)
-        return out * sine_mollifier(x)[0]
+        _check_points(x, out.shape[0], self.net.in_size_x)
+        return out * self._mollifier()(x)[0]
 
     def jet(self, a: Tensor, x: Tensor, *, laplacian: bool = True) -> OperatorJet:
-        """``u``, ``∇u`` and ``Δu`` at shared points ``x`` ``(N, 2)``."""
-        return _mollify(self.net.jet(a, x, grad=True, laplacian=laplacian), x)
+        """``u``, ``∇u`` and ``Δu`` at shared points ``x`` ``(N, d)``."""
+        return _mollify(self.net.jet(a, x, grad=True, laplacian=laplacian), x, self._mollifier())
 
 
 def bilinear_with_gradient(a: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,10 +105,19 @@ def bilinear_with_gradient(a: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
 
 def strong_residual(model: PhysicsInformedOperator, a: Tensor, points: Tensor,
                     source: float) -> Tensor:
-    r"""``r = a Δu + ∇a·∇u + f`` at shared ``points`` ``(P, 2)`` → ``(B, P)``."""
+    r"""The strong residual at shared ``points`` ``(P, d)`` → ``(B, P)``: ``model.pde.strong`` of
+    the :class:`Fields` (``u``, ``∇u``, ``Δu`` from the jet; ``a``, ``∇a`` from
+    ``pde.coefficient_with_gradient``), by default Darcy's ``a Δu + ∇a·∇u + f`` with the given
+    ``source`` (bilinear ``a``)."""
+    from ._pde import darcy_pde
+
+    pde = model.pde if model.pde is not None else darcy_pde(source)
     jet = model.jet(a, points, laplacian=True)
-    av, ag = bilinear_with_gradient(a, points)
-    return av * jet.laplacian + (ag * jet.grad).sum(-1) + source
+    av, ag = (None, None)
+    if pde.coefficient_with_gradient is not None:
+        av, ag = pde.coefficient_with_gradient(a, points)
+    fields = Fields(points, jet.value, jet.grad, jet.laplacian, av, grad_a=ag)
+    return pde.strong(fields)
 
 
 @dataclass(frozen=True)
@@ -132,7 +155,11 @@ class StrongFormObjective(AbstractObjective):
         if not isinstance(model, PhysicsInformedOperator):
             raise TypeError("StrongFormObjective needs a PhysicsInformedOperator")
         a = batch[0]
-        pts = torch.rand(self.options.n_points, 2, generator=generator).to(a)
+        pts = torch.rand(self.options.n_points, model.net.in_size_x, generator=generator).to(a)
+        if model.pde is not None:
+            box = model.pde.domain
+            lo = torch.tensor(box.lower).to(a)
+            pts = lo + (torch.tensor(box.upper).to(a) - lo) * pts
         r = strong_residual(model, a, pts, self.options.source)
         loss = (r ** 2).mean() / self.options.scale ** 2
         return loss, {"loss": float(loss.detach())}

@@ -1,6 +1,8 @@
 """Training entry point: mini-batch Adam(W) + StepLR, validation selection, checkpoints, resume.
 
-One loop (:func:`fit`) serves every objective (:class:`AbstractObjective`): supervised
+It runs on :func:`sciml_inverse.fit`, the one training loop of the library (epoch-based,
+gradients averaged across ``torchrun`` ranks with ``all_reduce``). :func:`fit` serves every
+objective (:class:`AbstractObjective`): supervised
 (:class:`SupervisedObjective`), DGNO (:class:`DGNOObjective`) and the strong-form
 physics-informed baseline (:class:`StrongFormObjective`). The checkpoint kept at the end is the
 one with the lowest *validation* error (relative L2 of ``u`` on a held-out split): the test set
@@ -17,35 +19,23 @@ from __future__ import annotations
 import abc
 import copy
 import os
-import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_checkpoint_content, check_int, check_number, check_real
+from sciml_inverse import check_int, check_number, check_real
 
 from ._base import AbstractNeuralOperator
-
-#: entries of a training checkpoint that resuming reads (besides the weights "model")
-_CKPT_KEYS = ("model_class", "options", "optimizer", "scheduler", "generator", "epoch",
-              "best_model", "history", "best_epoch", "best_val")
+from ._checkpoint import KIND, TRAIN_KIND, architecture, read
 
 __all__ = [
     "AbstractObjective", "SupervisedObjective", "TrainOptions", "TrainResult", "fit",
-    "relative_l2", "library_version",
+    "relative_l2",
 ]
-
-
-def library_version() -> str:
-    """Installed ``sciml-inverse`` version (``"0.0.0+unknown"`` from a source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sciml-inverse")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def relative_l2(pred: Tensor, target: Tensor) -> Tensor:
@@ -172,19 +162,6 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def _save_atomic(obj: dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, a: Tensor, u: Tensor, points: Tensor, *,
              batch_size: int = 200) -> Tensor:
@@ -196,9 +173,9 @@ def evaluate(model: nn.Module, a: Tensor, u: Tensor, points: Tensor, *,
     return torch.cat(out)
 
 
-def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...],
+def fit(model: nn.Module, objective: AbstractObjective, train: Any,
         options: TrainOptions | None = None, *,
-        validation: tuple[Tensor, Tensor, Tensor] | None = None,
+        validation: Any = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = True,
         progress: bool = True, stop_after: int | None = None) -> TrainResult:
     r"""Train ``model`` on ``objective`` with Adam(W) and StepLR; keep the best validation weights.
@@ -208,16 +185,20 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
     model : AbstractNeuralOperator
         Trained in place; on return it holds the weights of the best validation epoch.
     objective : AbstractObjective
-    train : tuple of Tensor
-        Training tensors with a common first dimension (``(a,)`` for label-free objectives,
-        ``(a, u)`` for supervised ones), sliced into shuffled mini-batches.
+    train : DarcyData or tuple of Tensor
+        A :class:`sciml.pde.DarcyData` container (its coefficients and, for a
+        :class:`SupervisedObjective`, its solutions, in the model's dtype), or training tensors
+        with a common first dimension (``(a,)`` for label-free objectives, ``(a, u)`` for
+        supervised ones); sliced into shuffled mini-batches.
     options : TrainOptions, optional
-    validation : (a_val, u_val, points), optional
+    validation : DarcyData or (a_val, u_val, points), optional
         Labelled validation split: relative L2 of ``model(a_val, points)`` against ``u_val``
         (mean over samples) selects the returned weights. Never pass test data here.
     checkpoint : path, optional
-        Written atomically at every validation: model and best weights, optimiser, scheduler,
-        generator state, epoch, history, ``options``, model class and library version.
+        Training state of :func:`sciml_inverse.fit` (the loop this runs on; common checkpoint
+        format, ``kind="fit"``), written atomically at every validation: model and best
+        weights, optimiser, scheduler, generator and RNG states, epoch, history, ``options``,
+        model class and structure, library version. :func:`load` reads the weights back.
     resume : bool
         Continue from an existing ``checkpoint`` (its options must equal ``options``).
     progress : bool
@@ -239,6 +220,10 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
     FloatingPointError
         If the loss becomes NaN or infinite.
     """
+    from sciml.pde import DarcyData
+    from sciml_inverse import FitOptions, TrainTask
+    from sciml_inverse import fit as run_fit
+
     options = TrainOptions() if options is None else options
     if not isinstance(model, AbstractNeuralOperator):
         raise TypeError(f"model must be an AbstractNeuralOperator, got {type(model).__name__}")
@@ -246,13 +231,20 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
         raise TypeError(f"objective must be an AbstractObjective, got {type(objective).__name__}")
     if not isinstance(options, TrainOptions):
         raise TypeError(f"options must be a TrainOptions, got {type(options).__name__}")
+    ref = next(model.parameters())
+    if isinstance(train, DarcyData):
+        a, u, _ = train.to_torch(ref.dtype, ref.device)
+        train = (a, u) if isinstance(objective, SupervisedObjective) else (a,)
+    if isinstance(validation, DarcyData):
+        validation = validation.to_torch(ref.dtype, ref.device)
     if not isinstance(train, tuple) or not all(isinstance(t, Tensor) for t in train):
-        raise TypeError(f"train must be a tuple of tensors, e.g. (a, u), got "
+        raise TypeError(f"train must be a DarcyData or a tuple of tensors, e.g. (a, u), got "
                         f"{type(train).__name__}")
     if stop_after is not None:
         check_int("stop_after", stop_after, 1)
     if not train or len({t.shape[0] for t in train}) != 1:
-        raise ValueError("train must be a non-empty tuple of tensors with equal first dims")
+        raise ValueError("train must be a DarcyData or a non-empty tuple of tensors with equal "
+                         "first dims")
     if any(bool(torch.isnan(t).any()) for t in train):
         raise ValueError("training tensors contain NaN")
     rank, world = _dist()
@@ -266,93 +258,83 @@ def fit(model: nn.Module, objective: AbstractObjective, train: tuple[Tensor, ...
     sched = (torch.optim.lr_scheduler.StepLR(opt, options.step_size, options.gamma)
              if options.step_size is not None else None)
     gen = torch.Generator().manual_seed(options.seed)
-    result = TrainResult()
-    best_state = None
-    start = 0
-    cfg = asdict(options)
-    if checkpoint is not None and resume and os.path.exists(checkpoint):
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        check_checkpoint_content(ck, checkpoint, required=_CKPT_KEYS, weights="model")
-        if ck.get("model_class") != type(model).__name__ or ck.get("options") != cfg:
-            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written for "
-                             f"{ck.get('model_class')} with options {ck.get('options')}; pass "
-                             f"resume=False to overwrite it")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck["scheduler"] is not None:
-            sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"])
-        start = int(ck["epoch"])
-        best_state = ck["best_model"]
-        result.history = list(ck["history"])
-        result.best_epoch, result.best_val = int(ck["best_epoch"]), float(ck["best_val"])
+    cfg = {**architecture(model), "options": asdict(options)}
     end = options.epochs if stop_after is None else min(options.epochs, int(stop_after))
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        old = read(checkpoint, kinds=(TRAIN_KIND, KIND, "fit"))
+        if old.kind != "fit":
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} is not a training checkpoint "
+                             f"of this sciml-inverse (older training layout or weights only); "
+                             f"load reads its weights; pass resume=False to start again")
 
-        bar = tqdm(total=end, initial=start, desc=type(model).__name__, leave=False)
-    t_all = time.perf_counter()
-    model.train()
-    for epoch in range(start, end):
-        t0 = time.perf_counter()
+    def check_resume(saved: Mapping[str, Any], epoch: int) -> None:
+        if saved.get("model_class") != cfg["model_class"] or saved.get("options") != cfg[
+                "options"]:
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written for "
+                             f"{saved.get('model_class')} with options {saved.get('options')}; "
+                             f"pass resume=False to overwrite it")
+
+    class Task(TrainTask):
+        def __init__(self) -> None:
+            self.best_state: dict[str, Tensor] | None = None
+            self.best_epoch, self.best_val = -1, float("inf")
+            self.sums: dict[str, float] = {}
+            self.batches = 0
+            self.t0 = time.perf_counter()
+
+        def loss(self, m: nn.Module, batch: tuple[Tensor, ...]):
+            loss, parts = objective.loss(m, batch, gen)
+            for k, v in parts.items():
+                self.sums[k] = self.sums.get(k, 0.0) + v
+            self.batches += 1
+            return loss
+
+        def on_epoch_end(self, epoch: int) -> dict[str, float]:
+            rec = {k: v / max(self.batches, 1) for k, v in self.sums.items()}
+            rec["seconds"] = time.perf_counter() - self.t0
+            self.sums, self.batches = {}, 0
+            if validation is not None and (epoch % options.validate_every == 0 or epoch == end):
+                val = float(evaluate(model, *validation).mean())
+                rec["val_rel_l2"] = val
+                if val < self.best_val:
+                    self.best_val, self.best_epoch = val, epoch
+                    self.best_state = copy.deepcopy(model.state_dict())
+            self.t0 = time.perf_counter()
+            return rec
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"best_model": self.best_state, "best_epoch": self.best_epoch,
+                    "best_val": self.best_val}
+
+        def load_state_dict(self, state: Mapping[str, Any]) -> None:
+            self.best_state = state.get("best_model")
+            self.best_epoch = int(state.get("best_epoch", -1))
+            self.best_val = float(state.get("best_val", float("inf")))
+
+    def batches(epoch: int) -> list[tuple[Tensor, ...]]:
         perm = torch.randperm(n, generator=gen)
-        sums: dict[str, float] = {}
-        nb = 0
+        out = []
         for s in range(0, n, options.batch_size):
             idx = perm[s:s + options.batch_size]
             idx = idx[rank::world] if world > 1 else idx
-            batch = tuple(t[idx] for t in train)
-            loss, parts = objective.loss(model, batch, gen)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {float(loss)} at epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1:
-                import torch.distributed as dist
+            out.append(tuple(t[idx] for t in train))
+        return out
 
-                for p in params:
-                    if p.grad is None:
-                        p.grad = torch.zeros_like(p)
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-            if options.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, options.grad_clip)
-            opt.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-            nb += 1
-        if sched is not None:
-            sched.step()
-        rec = {"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()},
-               "seconds": time.perf_counter() - t0}
-        last = epoch + 1 == end
-        if validation is not None and ((epoch + 1) % options.validate_every == 0 or last):
-            val = float(evaluate(model, *validation).mean())
-            rec["val_rel_l2"] = val
-            if val < result.best_val:
-                result.best_val, result.best_epoch = val, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-        result.history.append(rec)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items()
-                             if k in ("loss", "val_rel_l2")})
-        if checkpoint is not None and rank == 0 and (
-                (epoch + 1) % options.validate_every == 0 or last):
-            _save_atomic({"model": model.state_dict(), "best_model": best_state,
-                          "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict() if sched is not None else None,
-                          "generator": gen.get_state(), "epoch": epoch + 1,
-                          "history": result.history, "best_epoch": result.best_epoch,
-                          "best_val": result.best_val, "options": cfg,
-                          "model_class": type(model).__name__, "model_repr": repr(model),
-                          "library_version": library_version()}, os.fspath(checkpoint))
-    if bar is not None:
-        bar.close()
-    result.seconds = time.perf_counter() - t_all
-    result.epochs_done = end
-    if best_state is not None and end == options.epochs:
-        model.load_state_dict(best_state)
+    task = Task()
+    fit_options = FitOptions(
+        epochs=options.epochs, stop_after=stop_after, checkpoint=checkpoint,
+        checkpoint_every=options.validate_every, resume=resume, progress=progress,
+        desc=type(model).__name__, grad_clip=options.grad_clip, ddp="grads",
+        log_every=1_000_000_000)
+    res = run_fit(task, model, opt, batches, fit_options, scheduler=sched, generators=[gen],
+                  config=cfg, check_resume=check_resume)
+    result = TrainResult()
+    result.history = [{k: v for k, v in rec.items() if k != "step"}
+                      for rec in res.history["epoch_end"]]
+    result.best_epoch, result.best_val = task.best_epoch, task.best_val
+    result.seconds = res.wall_time
+    result.epochs_done = res.epoch
+    if task.best_state is not None and res.epoch == options.epochs:
+        model.load_state_dict(task.best_state)
     model.eval()
     return result

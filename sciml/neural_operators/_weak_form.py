@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -134,14 +135,22 @@ def wendland_grad(xi: Tensor, d: int = 2) -> Tensor:
     return coef * xi
 
 
-def quadrature_rule(n: int, *, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor, Tensor]:
-    """Points ``ξ`` ``(Q, 2)`` of the ``n × n`` grid on ``[-1, 1]^2`` with ``|ξ| < 1``, with
-    ``v(ξ)`` ``(Q,)`` and ``∇_ξ v(ξ)`` ``(Q, 2)``."""
+def quadrature_rule(n: int, *, dtype: torch.dtype = torch.float32,
+                    dim: int = 2) -> tuple[Tensor, Tensor, Tensor]:
+    """Points ``ξ`` ``(Q, dim)`` of the ``n^dim`` grid on ``[-1, 1]^dim`` with ``|ξ| < 1``, with
+    ``v(ξ)`` ``(Q,)`` and ``∇_ξ v(ξ)`` ``(Q, dim)`` (Wendland function of dimension ``dim``).
+
+    ``n = 7`` in 2-D gives 25 points; in 1-D the end points ``±1`` drop out, so ``n`` gives
+    ``n - 2`` points.
+    """
     check_int("n", n, 2)
+    check_int("dim", dim, 1)
+    dim = int(dim)
     t = torch.linspace(-1.0, 1.0, int(n), dtype=torch.float64)
-    g = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    g = torch.stack(torch.meshgrid(*([t] * dim), indexing="ij"), -1).reshape(-1, dim)
     xi = g[g.norm(dim=-1) < 1 - 1e-12]
-    return (xi.to(dtype), wendland(xi.norm(dim=-1)).to(dtype), wendland_grad(xi).to(dtype))
+    return (xi.to(dtype), wendland(xi.norm(dim=-1), dim).to(dtype),
+            wendland_grad(xi, dim).to(dtype))
 
 
 @dataclass(frozen=True)
@@ -150,16 +159,19 @@ class TestFunctions:
 
     Attributes
     ----------
-    centres : Tensor ``(n_c, 2)``
+    centres : Tensor ``(n_c, d)``
     radius : float
-    points : Tensor ``(n_c * Q, 2)``
-        Quadrature points ``x_j + R ξ_q`` flattened centre-major (shared by the batch).
+    points : Tensor ``(n_c * Q, d)``
+        Quadrature points ``x_j + R ξ_q`` flattened centre-major (shared by the batch; ``ξ``
+        is embedded in the coordinates ``test_dims``, the others stay at the centre's).
     v : Tensor ``(Q,)``
         Test-function values at the quadrature points (the same for every centre).
-    grad_v : Tensor ``(Q, 2)``
-        ``∇_x v = ∇_ξ v / R``.
+    grad_v : Tensor ``(Q, len(test_dims))``
+        ``∇_x v = ∇_ξ v / R`` in the test coordinates.
     source_scale : float
         Factor on the source term (κ with ``consistent_source``, else 1).
+    test_dims : tuple of int
+        Coordinates spanned by the test functions (default ``(0, 1)``).
     """
 
     centres: Tensor
@@ -168,6 +180,7 @@ class TestFunctions:
     v: Tensor
     grad_v: Tensor
     source_scale: float = 1.0
+    test_dims: tuple[int, ...] = (0, 1)
 
     @property
     def n_centres(self) -> int:
@@ -190,36 +203,68 @@ def _latin_hypercube(n: int, d: int, generator: torch.Generator | None,
 
 def sample_test_functions(options: WeakFormOptions, *, generator: torch.Generator | None = None,
                           centres: Tensor | None = None, dtype: torch.dtype = torch.float32,
-                          device: torch.device | str | None = None) -> TestFunctions:
+                          device: torch.device | str | None = None,
+                          domain: Any = None) -> TestFunctions:
     """Draw ``n_centres`` centres by a Latin hypercube in ``[R, 1-R]^2`` (or use ``centres``).
+
+    With ``domain`` (a :class:`Box`, e.g. ``pde.domain``) the centres fill the box, kept ``R``
+    away from its faces in the test coordinates ``domain.test_dims`` (the other coordinates,
+    e.g. time, range over the whole box and are shared by a centre's quadrature points). The
+    unit square with both coordinates tested gives the same draws as ``domain=None``.
 
     Raises
     ------
     TypeError
         ``options`` not a :class:`WeakFormOptions`.
     ValueError
-        Given centres closer than ``R`` to the boundary of the unit square.
+        Given centres closer than ``R`` to the boundary (in a test coordinate).
     """
     if not isinstance(options, WeakFormOptions):
         raise TypeError(f"options must be a WeakFormOptions, got {type(options).__name__}")
     r = float(options.radius)
-    if centres is None:
-        centres = r + (1 - 2 * r) * _latin_hypercube(options.n_centres, 2, generator, dtype)
+    if domain is None:
+        lo, hi, tdims = (0.0, 0.0), (1.0, 1.0), (0, 1)
     else:
-        if centres.ndim != 2 or centres.shape[1] != 2:
-            raise ValueError(f"centres must have shape (n_c, 2), got {tuple(centres.shape)}")
-        if bool(((centres < r - 1e-12) | (centres > 1 - r + 1e-12)).any()):
-            raise ValueError(f"centres must lie in [R, 1 - R]^2 = [{r}, {1 - r}]^2 so each "
-                             f"support stays inside the domain")
+        lo, hi, tdims = domain.lower, domain.upper, tuple(domain.test_dims)
+        if any(2 * r >= hi[i] - lo[i] for i in tdims):
+            raise ValueError(f"radius {r} is too large for the domain {lo}..{hi}: the supports "
+                             f"must fit in every test coordinate")
+    d = len(lo)
+    margin = [r if i in tdims else 0.0 for i in range(d)]
+    if centres is None:
+        lhs = _latin_hypercube(options.n_centres, d, generator, dtype)
+        if domain is None:
+            centres = r + (1 - 2 * r) * lhs
+        else:
+            cols = [(lo[i] + margin[i]) + (hi[i] - lo[i] - 2 * margin[i]) * lhs[:, i]
+                    for i in range(d)]
+            centres = torch.stack(cols, -1)
+    else:
+        if centres.ndim != 2 or centres.shape[1] != d:
+            raise ValueError(f"centres must have shape (n_c, {d}), got {tuple(centres.shape)}")
+        lo_t = torch.tensor([lo[i] + margin[i] for i in range(d)], dtype=centres.dtype)
+        hi_t = torch.tensor([hi[i] - margin[i] for i in range(d)], dtype=centres.dtype)
+        if bool(((centres < lo_t - 1e-12) | (centres > hi_t + 1e-12)).any()):
+            if domain is None:
+                raise ValueError(f"centres must lie in [R, 1 - R]^2 = [{r}, {1 - r}]^2 so each "
+                                 f"support stays inside the domain")
+            raise ValueError(f"centres must lie in the domain shrunk by R = {r} in the test "
+                             f"coordinates, {lo_t.tolist()}..{hi_t.tolist()}, so each support "
+                             f"stays inside the domain")
         dtype = centres.dtype
-    xi, v, gv = quadrature_rule(options.quadrature_points, dtype=dtype)
+    xi, v, gv = quadrature_rule(options.quadrature_points, dtype=dtype, dim=len(tdims))
     centres = centres.to(device=device, dtype=dtype)
     xi, v, gv = xi.to(centres.device), v.to(centres.device), gv.to(centres.device)
-    points = (centres[:, None, :] + r * xi[None]).reshape(-1, 2)
+    if len(tdims) == d and tdims == tuple(range(d)):
+        offsets = xi
+    else:
+        offsets = torch.zeros(xi.shape[0], d, dtype=dtype, device=centres.device)
+        offsets[:, list(tdims)] = xi
+    points = (centres[:, None, :] + r * offsets[None]).reshape(-1, d)
     kappa = 1.0
     if options.consistent_source:
-        kappa = float(-(xi * gv).sum(-1).mean() / (options.dim * v.mean()))
-    return TestFunctions(centres, r, points, v, gv / r, kappa)
+        kappa = float(-(xi * gv).sum(-1).mean() / (len(tdims) * v.mean()))
+    return TestFunctions(centres, r, points, v, gv / r, kappa, tdims)
 
 
 def weak_residual(flux: Tensor, source: Tensor | float, tf: TestFunctions) -> Tensor:
@@ -227,8 +272,8 @@ def weak_residual(flux: Tensor, source: Tensor | float, tf: TestFunctions) -> Te
 
     Parameters
     ----------
-    flux : Tensor ``(B, n_c * Q, 2)``
-        :math:`\mathbf s` (or :math:`a\nabla u`) at ``tf.points``.
+    flux : Tensor ``(B, n_c * Q, k)``
+        :math:`\mathbf s` (or :math:`a\nabla u`) at ``tf.points``, ``k = len(tf.test_dims)``.
     source : Tensor ``(B, n_c * Q)`` or ``(n_c * Q,)`` or float
         :math:`f` at ``tf.points``.
     tf : TestFunctions
@@ -242,12 +287,12 @@ def weak_residual(flux: Tensor, source: Tensor | float, tf: TestFunctions) -> Te
     ValueError
         If ``flux`` does not match the number of quadrature points.
     """
-    nc, nq = tf.n_centres, tf.n_quadrature
-    if flux.ndim != 3 or flux.shape[1:] != (nc * nq, 2):
-        raise ValueError(f"flux must have shape (B, {nc * nq}, 2) for {nc} centres x {nq} "
-                         f"points, got {tuple(flux.shape)}")
+    nc, nq, k = tf.n_centres, tf.n_quadrature, tf.grad_v.shape[-1]
+    if flux.ndim != 3 or flux.shape[1:] != (nc * nq, k):
+        raise ValueError(f"flux must have shape (B, {nc * nq}, {k}) for {nc} centres x {nq} "
+                         f"points and {k} test coordinates, got {tuple(flux.shape)}")
     b = flux.shape[0]
-    sv = (flux.reshape(b, nc, nq, 2) * tf.grad_v).sum(-1).mean(-1)
+    sv = (flux.reshape(b, nc, nq, k) * tf.grad_v).sum(-1).mean(-1)
     if isinstance(source, Tensor):
         fv = (source.reshape(-1, nc, nq) * tf.v).mean(-1)
     else:

@@ -8,7 +8,7 @@ Examples
         --out darcy_pwc.h5
     sciml-inverse darcy info darcy_pwc.h5
 
-This module is loaded by the command-line dispatcher (:mod:`operators._cli`) through the entry
+This module is loaded by the command-line dispatcher (:mod:`sciml_inverse._cli`) through the entry
 point ``darcy = "sciml.pde._cli:darcy"``; it imports numpy, scipy and h5py only when a command
 runs.
 """
@@ -19,7 +19,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["darcy"]
+__all__ = ["darcy", "burgers", "stokes"]
 
 
 def _positive_int(text: str) -> int:
@@ -85,8 +85,14 @@ def _run_generate(args: argparse.Namespace) -> int:
             **field_kw,
         )
         save_darcy(data, out)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"sciml-inverse darcy generate: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("sciml-inverse darcy generate: interrupted; rerun the same command to resume "
+              f"from {checkpoint.name}" if checkpoint.exists() else
+              "sciml-inverse darcy generate: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"sciml-inverse darcy generate: error: {msg}", file=sys.stderr)
         return 1
     print(f"wrote {len(data)} {args.kind} samples on a {args.grid}x{args.grid} grid to {out}")
     return 0
@@ -113,7 +119,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 class _DarcyCommand:
-    """Plugin object of the ``darcy`` subcommand (see :mod:`operators._cli`)."""
+    """Plugin object of the ``darcy`` subcommand (see :mod:`sciml_inverse._cli`)."""
 
     name = "darcy"
 
@@ -180,3 +186,148 @@ class _DarcyCommand:
 
 #: The entry-point object: ``darcy = "sciml.pde._cli:darcy"``.
 darcy = _DarcyCommand()
+
+
+# ------------------------------------------------------------------------------ burgers, stokes
+def _run_generate_burgers(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._burgers import generate_burgers, save_burgers
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"sciml-inverse burgers generate: error: {str(out)!r} exists; pass --overwrite to "
+              "replace it", file=sys.stderr)
+        return 1
+    kw = {k: getattr(args, k) for k in ("n_modes", "length_scale", "alpha", "amplitude")
+          if getattr(args, k) is not None}
+    try:
+        data = generate_burgers(args.n, seed=args.seed, nx=args.nx, nt=args.nt, nu=args.nu,
+                                n_cheb=args.n_cheb, workers=args.workers,
+                                progress=not args.no_progress,
+                                checkpoint=out.with_name(out.name + ".partial.npz"), **kw)
+        save_burgers(data, out)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"sciml-inverse burgers generate: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(data)} Burgers samples on {args.nt} x {args.nx} (t, x) points to {out}")
+    return 0
+
+
+def _run_generate_stokes(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._stokes import generate_stokes, save_stokes
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"sciml-inverse stokes generate: error: {str(out)!r} exists; pass --overwrite to "
+              "replace it", file=sys.stderr)
+        return 1
+    try:
+        data = generate_stokes(args.n, seed=args.seed, h=args.h, mu=args.mu,
+                               beta_range=tuple(args.beta_range), n_inflow=args.n_inflow,
+                               workers=args.workers, progress=not args.no_progress,
+                               checkpoint=out.with_name(out.name + ".partial.npz"))
+        save_stokes(data, out)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"sciml-inverse stokes generate: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(data)} Stokes samples on a mesh of {data.gridx.shape[0]} nodes to {out}")
+    return 0
+
+
+def _run_info_generic(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ._burgers import load_burgers
+    from ._stokes import load_stokes
+
+    loader = load_burgers if args.pde == "burgers" else load_stokes
+    try:
+        data = loader(args.file)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"sciml-inverse {args.pde} info: error: {exc}", file=sys.stderr)
+        return 1
+    arrays = {k: v for k, v in vars(data).items() if isinstance(v, np.ndarray)}
+    print(f"{args.file}: {len(data)} samples")
+    for k, v in arrays.items():
+        print(f"  {k}: shape {v.shape}, max |.| {np.abs(v).max():.6g}")
+    for key, value in data.attrs.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+class _PDECommand:
+    """Plugin of the ``burgers`` and ``stokes`` subcommands (generate, info)."""
+
+    def __init__(self, name: str, help_text: str, description: str) -> None:
+        self.name = name
+        self._help = help_text
+        self._description = description
+
+    def register(self, subparsers: Any) -> None:
+        parser = subparsers.add_parser(self.name, help=self._help,
+                                       description=self._description)
+        parser.set_defaults(func=self._no_action(parser))
+        actions = parser.add_subparsers(dest=f"{self.name}_command", metavar="ACTION",
+                                        title="actions")
+        gen = actions.add_parser(
+            "generate", help="generate a data set and write it to HDF5",
+            description="Draw inputs, solve, and write an HDF5 file (generating parameters as "
+                        "attributes). An interrupted run resumes from OUT.partial.npz when "
+                        "rerun with the same arguments.")
+        gen.add_argument("--n", type=_positive_int, required=True, help="number of samples")
+        gen.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
+        gen.add_argument("--workers", type=_positive_int, default=1, help="processes")
+        gen.add_argument("--out", required=True, help="output HDF5 file")
+        gen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        if self.name == "burgers":
+            gen.add_argument("--nx", type=_positive_int, default=128, help="x points (128)")
+            gen.add_argument("--nt", type=_positive_int, default=101, help="times (101)")
+            gen.add_argument("--nu", type=float, default=0.1 / 3.141592653589793,
+                             help="viscosity (default 0.1/pi)")
+            gen.add_argument("--n-cheb", type=_positive_int, default=128,
+                             help="Chebyshev degree of the solver (default 128)")
+            gen.add_argument("--n-modes", type=_positive_int, default=None,
+                             help="sine modes of the initial GRF (default 64)")
+            gen.add_argument("--length-scale", type=float, default=None,
+                             help="GRF length scale (default 0.2)")
+            gen.add_argument("--alpha", type=float, default=None, help="GRF exponent (2)")
+            gen.add_argument("--amplitude", type=float, default=None, help="GRF amplitude (3)")
+            gen.set_defaults(func=_run_generate_burgers)
+        else:
+            gen.add_argument("--h", type=float, default=0.04,
+                             help="mesh size (default 0.04: 1708 nodes)")
+            gen.add_argument("--mu", type=float, default=0.01, help="viscosity (0.01)")
+            gen.add_argument("--beta-range", type=float, nargs=2, default=(0.0, 6.283185307179586),
+                             metavar=("LOW", "HIGH"), help="uniform range of beta1, beta2")
+            gen.add_argument("--n-inflow", type=_positive_int, default=256,
+                             help="inflow points of the input (256)")
+            gen.set_defaults(func=_run_generate_stokes)
+        info = actions.add_parser("info", help="summarise a data file")
+        info.add_argument("file")
+        info.set_defaults(func=_run_info_generic, pde=self.name)
+
+    def _no_action(self, parser: argparse.ArgumentParser):
+        def run(args: argparse.Namespace) -> int:
+            parser.print_usage(sys.stderr)
+            print(f"sciml-inverse {self.name}: error: no action given (generate, info)",
+                  file=sys.stderr)
+            return 2
+
+        return run
+
+
+#: ``burgers = "sciml.pde._cli:burgers"``.
+burgers = _PDECommand(
+    "burgers", "generate viscous Burgers data sets (u_t + u u_x = nu u_xx on [-1, 1])",
+    "Burgers data: GRF initial conditions u0 with u(+-1) = 0 and Chebyshev/BDF solutions on a "
+    "uniform (t, x) grid; datasets x_mesh, t_mesh, u0, u_sol.")
+#: ``stokes = "sciml.pde._cli:stokes"``.
+stokes = _PDECommand(
+    "stokes", "generate Stokes-flow-around-a-cylinder data sets (Taylor-Hood P2/P1)",
+    "Stokes data: random inflow profiles a(y) = 2 sin(pi y)(1 + sin(b1 y) + cos(b2 y)) and "
+    "P2/P1 finite-element solutions (scikit-fem, gmsh mesh); datasets beta1, beta2, gridx, "
+    "cells, y_inflow, a, u, v, p.")

@@ -48,12 +48,11 @@ rejected with ``"nearest"``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import os
 import sys
-import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -61,6 +60,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from sciml_inverse import atomic_path, library_version
 
 from ._fields import (
     DEFAULT_ALPHA,
@@ -372,8 +373,30 @@ def _iter_solutions(
     starts = list(range(start, batch, size))
     jobs = [(a[s : s + size], src(s, s + size), r, interpolation) for s in starts]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
         yield from zip(starts, pool.map(_solve_chunk, jobs), strict=True)
+    except BaseException:
+        # Ctrl-C, SIGTERM or an error: stop the workers now instead of finishing the queue
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as the parent process is gone (even after SIGKILL,
+    which runs no cleanup in the parent), instead of finishing the queued chunks."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _solve_batch(
@@ -612,15 +635,9 @@ CHECKPOINT_EVERY = 100
 
 
 def _write_checkpoint(path: Path, sol: np.ndarray, done: int, key: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, sol=sol[:done], done=np.int64(done), key=np.array(key))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """The solutions done so far (data, hence npz), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, sol=sol[:done], done=np.int64(done), key=np.array(key))
 
 
 def _solve_resumable(
@@ -641,14 +658,27 @@ def _solve_resumable(
     sol = np.empty_like(a)
     done = 0
     if path.exists():
-        with np.load(path) as ck:
-            if str(ck["key"]) != key:
-                raise ValueError(
-                    f"the checkpoint {str(path)!r} was written with other generating parameters "
-                    f"({ck['key']}); delete it or pass another checkpoint path"
-                )
-            done = min(int(ck["done"]), a.shape[0])
-            sol[:done] = ck["sol"][:done]
+        import zipfile
+
+        try:
+            with np.load(path) as ck:
+                ck_key, ck_done, ck_sol = str(ck["key"]), int(ck["done"]), ck["sol"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"the checkpoint {str(path)!r} is unreadable ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else 'corrupt'}); delete it to start "
+                "over"
+            ) from None
+        if ck_key != key:
+            raise ValueError(
+                f"the checkpoint {str(path)!r} was written with other generating parameters "
+                f"({ck_key}); delete it or pass another checkpoint path"
+            )
+        done = min(ck_done, a.shape[0])
+        if ck_sol.shape[1:] != sol.shape[1:] or ck_sol.shape[0] < done:
+            raise ValueError(f"the checkpoint {str(path)!r} holds arrays of another shape; "
+                             "delete it to start over")
+        sol[:done] = ck_sol[:done]
     saved = done
     with tqdm(
         total=a.shape[0], initial=done, desc=desc, unit="field", disable=not progress
@@ -663,14 +693,6 @@ def _solve_resumable(
                     saved = done
     path.unlink(missing_ok=True)
     return sol
-
-
-def library_version() -> str:
-    """Version of the installed ``sciml-inverse`` distribution (``"unknown"`` if not installed)."""
-    try:
-        return importlib.metadata.version("sciml-inverse")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def generate_darcy(

@@ -14,12 +14,13 @@ the reader transposes every array fully (``.T``), which restores MATLAB's index 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sciml_inverse import atomic_path
 
 from ._darcy import DarcyData, grid_nodes
 
@@ -99,25 +100,14 @@ def save_darcy(data: DarcyData, path: str | os.PathLike[str]) -> Path:
     if reserved:
         raise ValueError(f"attrs use reserved names {reserved}; rename them")
     encoded = {k: _encode_attr(k, v) for k, v in data.attrs.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = FORMAT
-            h5.attrs["format_version"] = FORMAT_VERSION
-            for key, value in encoded.items():
-                h5.attrs[key] = value
-            h5.create_dataset("coeff", data=data.coeff, compression="gzip", shuffle=True)
-            h5.create_dataset("sol", data=data.sol, compression="gzip", shuffle=True)
-            h5.create_dataset("x", data=data.x)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT
+        h5.attrs["format_version"] = FORMAT_VERSION
+        for key, value in encoded.items():
+            h5.attrs[key] = value
+        h5.create_dataset("coeff", data=data.coeff, compression="gzip", shuffle=True)
+        h5.create_dataset("sol", data=data.sol, compression="gzip", shuffle=True)
+        h5.create_dataset("x", data=data.x)
     return path
 
 

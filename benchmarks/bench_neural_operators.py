@@ -22,7 +22,7 @@ and with the naive layout (points repeated per sample, autograd with ``create_gr
 
 Usage::
 
-    python benchmarks/neural_operators.py [--json PATH] [--checkpoint PATH] [--rounds N]
+    python benchmarks/bench_neural_operators.py [--json PATH] [--checkpoint PATH] [--rounds N]
         [--threads N] [--quick]
 
 Timings on the shared 2-core CPU are noisy; see ``docs/guide/neural_operators.rst`` for numbers.
@@ -31,22 +31,14 @@ Timings on the shared 2-core CPU are noisy; see ``docs/guide/neural_operators.rs
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
-# Run as a script, this folder is sys.path[0]; its ``operators.py`` (a sibling benchmark) would
-# shadow the ``operators`` package. Drop that entry.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _HERE:
-    del sys.path[0]
+import torch
 
-import torch  # noqa: E402
-
-from sciml.neural_operators import (  # noqa: E402
+from sciml.neural_operators import (
     DGNO,
     BernoulliLikelihood,
     CNNEncoder,
@@ -61,8 +53,10 @@ from sciml.neural_operators import (  # noqa: E402
     WeakFormOptions,
     dgno_loss,
     fit,
+    load,
     relative_l2,
 )
+from sciml_inverse import write_json
 
 GRID = 29
 DEFAULT_CKPT = "bench_output/darcy_runs/multionet_piecewise_s0_e150.pt"
@@ -118,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     model = supervised_multionet()
     source = "checkpoint"
     if os.path.exists(args.checkpoint) and not args.quick:
-        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["best_model"] or ck["model"])
+        load(args.checkpoint, model)
     else:
         source = "trained here (brief)"
         tr = generate_darcy("piecewise", 16 if args.quick else 200, GRID, seed=54321,
@@ -188,12 +181,7 @@ def main(argv: list[str] | None = None) -> int:
           f"epoch {res['dgno_epoch_seconds_shared_trunk']:.0f} s vs "
           f"{res['dgno_epoch_seconds_naive']:.0f} s")
     if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".neural_operators-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(res, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, res)
     return 0
 
 

@@ -20,7 +20,7 @@ Target: time ratio <= 1.2 in every case.
 
 Usage::
 
-    python benchmarks/nde.py [--json PATH] [--rounds N] [--quick]
+    python benchmarks/bench_nde.py [--json PATH] [--rounds N] [--quick]
 
 Measured: see ``docs/guide/nde.rst`` (2 shared CPU cores, 1 thread: timings are noisy).
 """
@@ -28,21 +28,17 @@ Measured: see ``docs/guide/nde.rst`` (2 shared CPU cores, 1 thread: timings are 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _HERE:
-    del sys.path[0]  # sibling benchmarks/operators.py would shadow the operators package
+import torch
+import torchdiffeq
+from torch import nn
 
-import torch  # noqa: E402
-import torchdiffeq  # noqa: E402
-from torch import nn  # noqa: E402
-
-from sciml.nde import ErrorRegularizer, odeint, write_json  # noqa: E402
+from sciml.nde import ErrorRegularizer, Recorder, odeint
+from sciml_inverse import write_json
 
 
 class _Counted(nn.Module):
@@ -88,7 +84,8 @@ def make_cases(quick: bool) -> list[dict]:
 def _ours(case: dict, backward: bool) -> tuple[torch.Tensor, int]:
     f = case["func"]
     f.nfe = 0
-    sol, st = odeint(f, case["y0"], case["t"], rtol=case["tol"], atol=case["tol"])
+    st = Recorder()
+    sol = odeint(f, case["y0"], case["t"], rtol=case["tol"], atol=case["tol"], recorder=st)
     if backward:
         (sol[-1].pow(2).mean() + ErrorRegularizer(0.1)(st)).backward()
     return sol, f.nfe
@@ -161,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                            for m in ("forward", "forward+backward"))
     res["all_nfe_equal"] = all(r["nfe_equal"] for r in res["cases"].values())
     if args.json:
-        write_json(res, args.json)
+        write_json(args.json, res)
     return 0
 
 

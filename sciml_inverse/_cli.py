@@ -1,11 +1,13 @@
 """The ``sciml-inverse`` command line: a dispatcher over subcommand plugins.
 
+Run it as ``sciml-inverse`` (console script) or ``python -m sciml_inverse``.
+
 The dispatcher knows no subcommand by name. Each subcommand is contributed by the package that
 owns it, through an entry point in the group ``sciml_inverse.commands`` declared in that
 distribution's ``pyproject.toml``::
 
     [project.entry-points."sciml_inverse.commands"]
-    restore = "inverse._cli:restore"
+    restore = "inverse.satellite._cli:restore"
 
 Plugin protocol
 ---------------
@@ -44,20 +46,13 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ._version import DISTRIBUTION, library_version
+
 __all__ = ["DISTRIBUTION", "ENTRY_POINT_GROUP", "build_parser", "main"]
 
-#: Name of the distribution whose version ``--version`` prints.
-DISTRIBUTION = "sciml-inverse"
 #: Entry-point group in which subcommands are discovered.
 ENTRY_POINT_GROUP = "sciml_inverse.commands"
 _PROG = "sciml-inverse"
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -152,7 +147,7 @@ def _build(
             f"(entry-point group {ENTRY_POINT_GROUP!r})."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"{_PROG} {_version()}")
+    parser.add_argument("--version", action="version", version=f"{_PROG} {library_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for entry_point in entry_points:
         broken = _register(subparsers, entry_point)

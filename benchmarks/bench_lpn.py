@@ -20,7 +20,7 @@ of one PnP-style prox call ``f(x)`` on a 256×256 image.
 
 Usage::
 
-    python benchmarks/lpn.py [--json PATH] [--device cpu|cuda] [--dtype float64|float32]
+    python benchmarks/bench_lpn.py [--json PATH] [--device cpu|cuda] [--dtype float64|float32]
         [--rounds N] [--threads N] [--quick]
 
 Measured on 2 shared CPU cores, 1 thread (model: 28,962 parameters, 300 training steps)::
@@ -42,25 +42,17 @@ images on an H100, untrained model of the same size).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
-# Run as a script, this folder is sys.path[0]; its ``operators.py`` (a sibling benchmark) would
-# shadow the ``operators`` package that ``inverse`` imports. Drop that entry.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _HERE:
-    del sys.path[0]
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402, N812
-
-from inverse.lpn import LPN, ImageLPNConfig, LPNTrainConfig, TrainPhase, train_lpn  # noqa: E402
+from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, TrainPhase, train_lpn
+from sciml_inverse import write_json
 
 TARGET_SPEEDUP = 10.0
 
@@ -84,7 +76,7 @@ def build_model(hidden: int, layers: int, train_steps: int, seed: int) -> tuple[
         n_pm = max(1, train_steps // 3)
         phases = (TrainPhase("l1", train_steps - n_pm, 1e-3),
                   TrainPhase("pm", n_pm, 1e-4, gamma_rms=0.32))
-        train_lpn(lpn, train, LPNTrainConfig(phases=phases, batch_size=32, sigma_noise=0.1,
+        train_lpn(lpn, train, LPNTrainOptions(phases=phases, batch_size=32, sigma_noise=0.1,
                                              seed=seed), progress=False)
     return lpn.eval(), time.perf_counter() - t0
 
@@ -215,20 +207,6 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _write_json(data: dict, path: str) -> None:
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lpn-bench-", suffix=".tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="write the results to this JSON file (atomically)")
@@ -278,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prox call f(x) on {args.prox_size}x{args.prox_size}: "
           f"{res['prox_call_s']['median'] * 1e3:.1f} ms")
     if args.json:
-        _write_json(res, args.json)
+        write_json(args.json, res)
     return 0
 
 

@@ -1,0 +1,263 @@
+"""Burgers' equation with neural operators: supervised MultiONet and label-free DGNO.
+====================================================================================
+
+:math:`u_t + u u_x = \\nu u_{xx}` on :math:`x\\in[-1,1]`, :math:`t\\in(0,1]`, :math:`u(\\pm1)=0`,
+:math:`\\nu = 0.1/\\pi` (the DGNO benchmark of Zang & Koutsourelakis, arXiv:2502.06250). The input
+is the initial condition :math:`a = u(\\cdot, 0)` at 128 points (a Gaussian random field with zero
+end values, :func:`sciml.pde.burgers_initial_conditions`); the output is :math:`u` on the
+101 × 128 space-time grid, from :func:`sciml.pde.generate_burgers` (Chebyshev + BDF reference,
+cached as HDF5).
+
+Models (``--models``):
+
+``multionet``
+    Supervised: branch = raw :math:`a` (128 values), trunk = :math:`(x, t)`, [100]×5.
+``dgno``
+    No solution labels: MLP encoder to :math:`\\beta\\in(-1,1)^{128}`, u-decoder with the hard
+    boundary condition :math:`u = N\\cos(\\pi x/2)`, no a-decoder (the initial condition is
+    :math:`u(x, 0)`, whose Gaussian likelihood ties it to :math:`a`), and the weak residual of
+    :func:`sciml.neural_operators.burgers_pde` with 1-D Wendland test functions in :math:`x`.
+
+With ``--points K`` the supervised loss uses ``K`` random space-time points per step (cheaper
+steps; evaluation always uses the full grid). Both are scored by the mean relative L2 error
+over the test set on the full space-time field (``rel_l2.<model>.full``) and at the final time
+(``rel_l2.<model>.final``). Results go to ``--json`` (``rel_l2``, ``seconds``, per-run details)
+and figures (reference | prediction | error) to ``--fig-dir``. Each finished model is skipped
+when rerun with the same settings; training resumes from ``--run-dir`` checkpoints.
+
+Usage::
+
+    python examples/burgers_neural_operators.py --json bench_output/burgers.json
+    python examples/burgers_neural_operators.py --quick --json /tmp/b.json   # smoke test
+
+Measured numbers are in ``docs/guide/neural_operators.rst``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import torch
+
+from sciml.neural_operators import (
+    DGNO,
+    DGNOLossOptions,
+    DGNOObjective,
+    GaussianLikelihood,
+    MLPEncoder,
+    MultiONet,
+    SiLU,
+    SupervisedObjective,
+    TanhSin,
+    TrainOptions,
+    WeakFormOptions,
+    burgers_pde,
+    evaluate,
+    fit,
+    relative_l2,
+)
+
+ALL_MODELS = ("multionet", "dgno")
+
+
+def load_data(n: int, cache_dir: str, seed: int = 0):
+    from sciml.pde import generate_burgers, load_burgers, save_burgers
+
+    path = os.path.join(cache_dir, f"burgers_n{n}_s{seed}.h5")
+    if not os.path.exists(path):
+        os.makedirs(cache_dir, exist_ok=True)
+        data = generate_burgers(n, seed=seed, progress=True,
+                                checkpoint=path + ".partial.npz")
+        save_burgers(data, path)
+    return load_burgers(path)
+
+
+def splits(args):
+    n_tr, n_va, n_te = args.sizes
+    data = load_data(n_tr + n_va + n_te, args.cache_dir)
+    a = torch.tensor(data.u0, dtype=torch.float32)
+    u = torch.tensor(data.u_sol, dtype=torch.float32)
+    x = torch.tensor(data.points(), dtype=torch.float32)
+    tr, va, te = slice(0, n_tr), slice(n_tr, n_tr + n_va), slice(n_tr + n_va, None)
+    return (a[tr], u[tr]), (a[va], u[va]), (a[te], u[te]), x, data
+
+
+class SubsampledSupervised(SupervisedObjective):
+    """Relative L2 error on ``n_points`` space-time points drawn per step (all when None)."""
+
+    def __init__(self, points, n_points):
+        super().__init__(points)
+        object.__setattr__(self, "n_points", n_points)
+
+    def loss(self, model, batch, generator):
+        if self.n_points is None or self.n_points >= self.points.shape[0]:
+            return super().loss(model, batch, generator)
+        a, u = batch
+        idx = torch.randperm(self.points.shape[0], generator=generator)[:self.n_points]
+        err = relative_l2(model(a, self.points[idx]), u.reshape(u.shape[0], -1)[:, idx]).mean()
+        return err, {"loss": float(err.detach())}
+
+
+def build_multionet(seed: int, width: int) -> MultiONet:
+    torch.manual_seed(seed)
+    return MultiONet(2, 128, [width] * 5, [width] * 5, activation_trunk=TanhSin(),
+                     activation_branch=SiLU())
+
+
+def build_dgno(seed: int, width: int, x_mesh) -> DGNO:
+    torch.manual_seed(seed)
+    enc = MLPEncoder(128, (256, 128), 128, bounded=True, ndim=1)
+    dec = MultiONet(2, 128, [width] * 5, [width] * 5, activation_trunk=TanhSin(),
+                    activation_branch=TanhSin())
+    return DGNO(enc, dec, None, GaussianLikelihood(), pde=burgers_pde(x_nodes=x_mesh))
+
+
+def options(args, lr: float) -> TrainOptions:
+    return TrainOptions(epochs=args.epochs_for, batch_size=args.batch, lr=lr,
+                        step_size=max(1, args.epochs_for // 3), gamma=1 / 3,
+                        seed=args.seed, validate_every=max(1, min(10, args.epochs_for)))
+
+
+def figure(name, x_mesh, t_mesh, ref, pred, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    ext = (float(x_mesh[0]), float(x_mesh[-1]), float(t_mesh[0]), float(t_mesh[-1]))
+    ref, pred = ref.detach().cpu().numpy(), pred.detach().cpu().numpy()
+    vmax = float(abs(ref).max())
+    for k, (title, img, cmap, lim) in enumerate((
+            ("reference u(x, t)", ref, "RdBu_r", vmax), (f"{name}", pred, "RdBu_r", vmax),
+            ("|error|", abs(pred - ref), "magma", None))):
+        im = ax[k].imshow(img, origin="lower", extent=ext, aspect="auto", cmap=cmap,
+                          vmin=None if lim is None else -lim, vmax=lim)
+        ax[k].set(title=title, xlabel="x", ylabel="t")
+        fig.colorbar(im, ax=ax[k])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_results(path):
+    if path and os.path.exists(path):
+        with open(path) as fh:
+            return json.load(fh)
+    return {"runs": {}, "rel_l2": {}, "seconds": {}}
+
+
+def save_results(res, path):
+    res["rel_l2"] = {k: v["rel_l2"] for k, v in res["runs"].items()}
+    res["seconds"] = {k: v["seconds"] for k, v in res["runs"].items()}
+    if not path:
+        return
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(res, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def run(name, args, res):
+    epochs = args.sup_epochs if name == "multionet" else args.dgno_epochs
+    settings = {"epochs": epochs, "batch": args.batch, "sizes": list(args.sizes),
+                "width": args.width, "seed": args.seed}
+    if name == "multionet" and args.points is not None:
+        settings["points_per_step"] = args.points
+    if name == "dgno":
+        settings.update(n_centres=args.n_centres, radius=args.radius, data_weight=10.0)
+    if res["runs"].get(name, {}).get("settings") == settings:
+        return
+    (a, u), (av, uv), (at, ut), x, data = splits(args)
+    args.epochs_for = epochs
+    if name == "multionet":
+        model = build_multionet(args.seed, args.width)
+        objective = SubsampledSupervised(x, args.points)
+        train, lr = (a, u), 1e-3
+    else:
+        model = build_dgno(args.seed, args.width, torch.tensor(data.x_mesh))
+        model.encoder.fit_normalization(a)
+        weak = WeakFormOptions(n_centres=args.n_centres, radius=args.radius,
+                               quadrature_points=12)
+        objective = DGNOObjective(DGNOLossOptions(weak=weak, data_weight=10.0, pde_weight=1.0))
+        train, lr = (a,), 1e-3
+    tag = "" if name != "multionet" or args.points is None else f"_p{args.points}"
+    ckpt = os.path.join(args.run_dir,
+                        f"burgers_{name}_e{epochs}_w{args.width}_s{args.seed}{tag}.pt")
+    t0 = time.perf_counter()
+    result = fit(model, objective, train, options(args, lr), validation=(av, uv, x),
+                 checkpoint=ckpt, progress=args.progress)
+    secs = time.perf_counter() - t0
+    err = evaluate(model, at, ut, x)
+    with torch.no_grad():
+        pred = model(at, x).reshape(ut.shape)
+    final = relative_l2(pred[:, -1], ut[:, -1])
+    res["runs"][name] = {"settings": settings, "rel_l2": {"full": float(err.mean()),
+                                                          "final": float(final.mean())},
+                         "val_rel_l2": result.best_val, "best_epoch": result.best_epoch,
+                         "seconds": secs, "n_parameters": model.n_parameters(),
+                         "history_last": result.history[-1] if result.history else None}
+    print(f"{name}: test rel L2 full {float(err.mean()):.4f}, final time "
+          f"{float(final.mean()):.4f}, {secs:.0f} s", flush=True)
+    if args.fig_dir:
+        figure(name, data.x_mesh, data.t_mesh, ut[0], pred[0],
+               os.path.join(args.fig_dir, f"burgers_{name}.png"))
+    save_results(res, args.json)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", help="results file (written after every model)")
+    p.add_argument("--models", default=",".join(ALL_MODELS))
+    p.add_argument("--n-train", type=int, default=300)
+    p.add_argument("--n-val", type=int, default=50)
+    p.add_argument("--n-test", type=int, default=100)
+    p.add_argument("--sup-epochs", type=int, default=300)
+    p.add_argument("--dgno-epochs", type=int, default=300)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--points", type=int, default=None,
+                   help="MultiONet: random space-time points per step (default: all 12,928)")
+    p.add_argument("--width", type=int, default=100)
+    p.add_argument("--n-centres", type=int, default=100)
+    p.add_argument("--radius", type=float, default=1e-3,
+                   help="test-function radius in x (reference: 1e-4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-dir", default="bench_output/burgers_data")
+    p.add_argument("--run-dir", default="bench_output/burgers_runs")
+    p.add_argument("--fig-dir", default="bench_output/figures")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 6/2/2 samples, 1 epoch, width 16, 8 centres, temp folders")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.n_train, args.n_val, args.n_test = 6, 2, 2
+        args.sup_epochs = args.dgno_epochs = 1
+        args.width, args.n_centres, args.batch = 16, 8, 3
+        for key, prefix in (("cache_dir", "burgers_quick_"), ("run_dir", "burgers_runs_")):
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, tempfile.mkdtemp(prefix=prefix))
+        if args.fig_dir == p.get_default("fig_dir"):
+            args.fig_dir = tempfile.mkdtemp(prefix="burgers_figs_")
+    args.sizes = (args.n_train, args.n_val, args.n_test)
+    models = [m for m in args.models.split(",") if m]
+    bad = sorted(set(models) - set(ALL_MODELS))
+    if bad:
+        p.error(f"unknown models {bad}; choose from {ALL_MODELS}")
+    res = load_results(args.json)
+    for name in models:
+        run(name, args, res)
+    save_results(res, args.json)
+    print(json.dumps(res["rel_l2"], indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The exact Gaussian conditional of VBLE-xz (``VBLEOptions(conditional="exact")``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inverse import GaussianNoise, PoissonGaussianNoise
+from inverse.vble import (
+    CAEConfig,
+    CompressiveAutoencoder,
+    VBLEOptions,
+    estimate_decoder_error_scale,
+    exact_conditional_sample,
+    vble_restore,
+)
+from operators import Convolution, Decimation, Dense
+
+
+def _dense_problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n, m = 6, 4
+    a = torch.randn(m, n, generator=g, dtype=torch.float64)
+    op = Dense(a)
+    mean = torch.randn(1, n, generator=g, dtype=torch.float64)
+    sigma = 0.5 + torch.rand(1, n, generator=g, dtype=torch.float64)
+    y = torch.randn(1, m, generator=g, dtype=torch.float64)
+    return a, op, mean, sigma, y
+
+
+def _dense_posterior(a, mean, sigma, noise_var, y):
+    prec = a.T @ a / noise_var + torch.diag(1 / sigma[0] ** 2)
+    cov = torch.linalg.inv(prec)
+    mu = cov @ (a.T @ y[0] / noise_var + mean[0] / sigma[0] ** 2)
+    return mu, cov
+
+
+def test_conditional_mean_is_the_dense_posterior_mean():
+    a, op, mean, sigma, y = _dense_problem()
+    noise = GaussianNoise(0.3)
+    got = exact_conditional_sample(y, op, noise, mean, sigma, rtol=1e-12, max_iter=100)
+    mu, _ = _dense_posterior(a, mean, sigma, 0.3 ** 2, y)
+    torch.testing.assert_close(got[0], mu, rtol=1e-9, atol=1e-10)
+
+
+def test_samples_have_the_dense_posterior_covariance():
+    a, op, mean, sigma, y = _dense_problem(1)
+    noise = GaussianNoise(0.3)
+    k = 40_000
+    g = torch.Generator().manual_seed(3)
+    xs = exact_conditional_sample(y.expand(k, -1), op, noise, mean.expand(k, -1),
+                                  sigma.expand(k, -1), generator=g, rtol=1e-12, max_iter=100)
+    mu, cov = _dense_posterior(a, mean, sigma, 0.3 ** 2, y)
+    emp_mu = xs.mean(0)
+    emp_cov = torch.cov(xs.T)
+    # standard error of the mean: sqrt(diag(cov)/k); 5 standard errors
+    assert torch.all((emp_mu - mu).abs() <= 5 * (cov.diagonal() / k).sqrt())
+    torch.testing.assert_close(emp_cov, cov, rtol=0.05, atol=0.03 * cov.diagonal().max().item())
+    # a wrong (prior-only) covariance would fail the same test
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(emp_cov, torch.diag(sigma[0] ** 2), rtol=0.05,
+                                   atol=0.03 * cov.diagonal().max().item())
+
+
+@pytest.mark.parametrize("c_true", [1.0, 3.0])
+def test_decoder_error_scale_recovers_a_known_scale(c_true):
+    g = torch.Generator().manual_seed(0)
+    shape = (1, 96, 96)
+    op = Decimation(2, shape) @ Convolution(torch.ones(3, 3) / 9, shape)
+    batch = 4
+    mean = torch.rand(batch, *shape, generator=g) * 0.5 + 0.2
+    sigma = 0.01 * (1 + torch.rand(batch, *shape, generator=g))
+    x = mean + c_true * sigma * torch.randn(batch, *shape, generator=g)
+    noise = PoissonGaussianNoise(a=1e-6, b=1e-5)
+    y = noise.sample(op(x), generator=g)
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g)
+    assert c.shape == (batch,)
+    torch.testing.assert_close(c, torch.full_like(c, c_true), rtol=0.05, atol=0.0)
+
+
+def test_decoder_error_scale_floor_is_one():
+    g = torch.Generator().manual_seed(0)
+    shape = (1, 64, 64)
+    op = Convolution(torch.ones(3, 3) / 9, shape)
+    mean = torch.rand(2, *shape, generator=g)
+    sigma = torch.full_like(mean, 0.05)
+    noise = GaussianNoise(1e-3)
+    y = noise.sample(op(mean), generator=g)  # x = D exactly: no decoder error
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g)
+    assert torch.equal(c, torch.ones(2))
+
+
+def test_vble_restore_exact_conditional_runs_and_reports_scale():
+    torch.manual_seed(0)
+    cae = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval()
+    shape = (1, 32, 32)
+    op = Convolution(torch.ones(3, 3) / 9, shape)
+    y = op(torch.rand(1, *shape, generator=torch.Generator().manual_seed(1)))
+    res = vble_restore(y, op, GaussianNoise(0.01), cae,
+                       VBLEOptions(n_iter=3, n_samples=4, conditional="exact"))
+    assert res.x_mmse.shape == (1, *shape)
+    assert bool((res.x_std > 0).all())
+    assert res.params["decoder_error_scale"].shape == (1,)
+    assert float(res.params["decoder_error_scale"]) >= 1.0
+    fixed = vble_restore(y, op, GaussianNoise(0.01), cae,
+                         VBLEOptions(n_iter=3, n_samples=4, conditional="exact",
+                                     decoder_error_scale=2.5))
+    assert float(fixed.params["decoder_error_scale"]) == 2.5
+
+
+def test_exact_conditional_option_errors():
+    with pytest.raises(ValueError, match="needs method='vble_xz'"):
+        VBLEOptions(method="vble_z", conditional="exact")
+    with pytest.raises(ValueError, match="conditional must be one of"):
+        VBLEOptions(conditional="bogus")
+    with pytest.raises(ValueError, match="decoder_error_scale"):
+        VBLEOptions(conditional="exact", decoder_error_scale=-1.0)
+
+
+# --------------------------------------------------------------------------- --model auto
+def _rule():
+    from inverse.vble import AutoRule
+
+    return AutoRule((
+        {"decimation": 1, "mtf": 0.1, "noise_std": 1e-3, "model": "high"},
+        {"decimation": 1, "mtf": 0.1, "noise_std": 1e-2, "model": "low"},
+        {"decimation": 2, "mtf": 0.25, "noise_std": 1e-3, "model": "low"},
+    ))
+
+
+def test_select_model_nearest_setting():
+    from inverse.vble import select_model
+
+    rule = _rule()
+    assert select_model(1.5e-3, 1, 0.1, rule) == "high"
+    assert select_model(8e-3, 1, 0.12, rule) == "low"
+    # same decimation first: a decimation-2 acquisition takes the decimation-2 entry
+    assert select_model(1e-2, 2, 0.1, rule) == "low"
+    # an unseen decimation takes the nearest one
+    assert select_model(1e-3, 3, 0.25, rule) == "low"
+
+
+def test_auto_rule_round_trip_and_errors(tmp_path):
+    import json
+
+    from inverse.vble import AutoRule, load_auto_rule, select_model
+
+    rule = _rule()
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(rule.to_dict()))
+    assert load_auto_rule(path) == rule
+    with pytest.raises(FileNotFoundError, match="no auto-rule table"):
+        load_auto_rule(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a sciml-inverse VBLE auto-rule"):
+        load_auto_rule(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="at least one entry"):
+        AutoRule(())
+    with pytest.raises(ValueError, match="lacks"):
+        AutoRule(({"decimation": 1},))
+    with pytest.raises(ValueError, match="noise_std must be a finite number"):
+        select_model(0.0, 1, 0.1, rule)
+    with pytest.raises(ValueError, match="decimation must be an int"):
+        select_model(1e-3, 0, 0.1, rule)
+
+
+def test_shipped_auto_rule_names_shipped_models():
+    from inverse.vble import load_auto_rule
+
+    rule = load_auto_rule()
+    assert {e["model"] for e in rule.entries} <= {"low", "high"}
+    assert {e["decimation"] for e in rule.entries} == {1, 2}
+    assert "train" in rule.source
+
+
+def test_default_options_are_the_exact_conditional():
+    from inverse.vble import default_options
+
+    opts = default_options(n_samples=10)
+    assert (opts.method, opts.conditional, opts.n_samples) == ("vble_xz", "exact", 10)
+
+
+def test_restore_command_defaults_to_auto_model_and_exact_conditional():
+    import argparse
+
+    from inverse.satellite import _cli
+
+    parser = argparse.ArgumentParser()
+    _cli.restore.register(parser.add_subparsers())
+    args = parser.parse_args(["restore", "in.tif", "--out", "out.nc"])
+    assert args.model == "auto" and args.conditional == "exact"
+    opts = _cli._vble_options(args)
+    assert (opts.method, opts.conditional) == ("vble_xz", "exact")
+    args = parser.parse_args(["restore", "in.tif", "--out", "out.nc", "--method", "vble-z"])
+    assert _cli._vble_options(args).conditional == "variational"

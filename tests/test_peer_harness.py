@@ -1,0 +1,60 @@
+"""The peer-test harness (``peer_tests/``): report parsing, selection and the cache location.
+
+The harness itself downloads torchsde's sdist; these tests use no network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "peer_tests"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_parse_junit_counts(tmp_path):
+    common = _load("_common", ROOT / "_common.py")
+    xml = tmp_path / "r.xml"
+    xml.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_a" name="t1"/>'
+        '<testcase classname="tests.test_a" name="t2"><failure message="x"/></testcase>'
+        '<testcase classname="tests.test_a" name="t3"><skipped message="y"/></testcase>'
+        '<testcase classname="tests.test_b" name="t4"><error message="z"/></testcase>'
+        "</testsuite></testsuites>")
+    r = common.parse_junit(xml)
+    assert (r["selected"], r["passed"], r["failed"], r["skipped"]) == (4, 1, 2, 1)
+    assert r["failed_ids"] == ["tests.test_a::t2", "tests.test_b::t4"]
+
+
+def test_quick_selection_keeps_one_adaptive_case(monkeypatch):
+    monkeypatch.setenv("PEER_TESTS_MODE", "original")  # no routing needed here
+    conf = _load("peer_torchsde_conftest", ROOT / "torchsde_support" / "conftest.py")
+    keep = conf._quick_keep
+    assert keep("test_sdeint_dependencies", {"adaptive": False})
+    assert not keep("test_sdeint_dependencies", {"adaptive": True})
+    assert keep("test_sdeint_run_shape_method", {"adaptive": True, "use_bm": False,
+                                                 "logqp": False})
+    assert not keep("test_sdeint_run_shape_method", {"adaptive": True, "use_bm": True,
+                                                     "logqp": False})
+
+
+def test_cache_inside_repository_is_refused(capsys):
+    run = _load("peer_run", ROOT / "run.py")
+    assert run.main(["--suite", "torchsde", "--cache", str(ROOT / "cache")]) == 2
+    assert "outside the repository" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["problems.py", "utils.py", "conftest.py"])
+def test_support_files_exist(name):
+    assert (ROOT / "torchsde_support" / name).is_file()
