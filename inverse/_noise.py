@@ -18,26 +18,20 @@ operator (both :math:`Ax` and :math:`y` are zero there, so they only add a const
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_tensor
+from sciml_inverse import check_real, check_tensor
 
 __all__ = ["NoiseModel", "GaussianNoise", "PoissonGaussianNoise"]
 
 
 def _check_nonneg(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative float, got {type(v).__name__}")
-    v = float(v)
-    if not (v >= 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be non-negative and finite, got {v}; noise parameters are "
-                         "variances/standard deviations in normalized image units")
-    return v
+    return check_real(name, v, positive=False,  # type: ignore[return-value]
+                      hint="noise parameters are variances/standard deviations in normalized "
+                           "image units")
 
 
 def _sum_dims(t: Tensor, event_ndim: int | None) -> tuple[int, ...]:

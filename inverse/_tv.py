@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from operators import FiniteDifference
-from sciml_inverse import check_int, check_number, check_real, check_tensor
+from sciml_inverse import check_int, check_number, check_positive_tensor, check_real, check_tensor
 
 __all__ = ["TVProxResult", "tv_prox", "total_variation"]
 
@@ -157,12 +157,9 @@ def tv_prox(v: Tensor, lam: float | Tensor, *, event_ndim: int = 3, max_iter: in
     True
     """
     if isinstance(lam, Tensor):
-        if bool((lam <= 0).any()) or not bool(torch.isfinite(lam).all()):
-            raise ValueError("lam must be positive and finite")
+        check_positive_tensor("lam", lam)
     else:
-        check_real("lam", lam)
-        if not lam > 0:
-            raise ValueError(f"lam must be positive and finite, got {lam}")
+        check_real("lam", lam, positive=True)
     check_int("max_iter", max_iter, 1)
     check_int("check_every", check_every, 1)
     check_number("tol", tol, positive=False)

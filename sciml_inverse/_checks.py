@@ -39,17 +39,40 @@ def check_int(name: str, v: object, minimum: int) -> None:
         raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
 
 
-def check_real(name: str, v: object, *, allow_none: bool = False) -> None:
-    """Raise ``TypeError`` unless ``v`` is a real number (not a bool), ``ValueError`` unless finite.
+def check_real(name: str, v: object, *, allow_none: bool = False, positive: bool | None = None,
+               hint: str = "") -> float | None:
+    """Check a real-number argument and return it as a ``float`` (``None`` passes with
+    ``allow_none``).
 
-    For options whose range the caller checks itself (with its own message).
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    v : object
+    allow_none : bool
+    positive : bool, optional
+        ``True``: must be > 0; ``False``: must be >= 0; ``None``: any finite number (the
+        caller checks the range itself, with its own message).
+    hint : str
+        Appended to the messages (e.g. what the number means).
+
+    Raises
+    ------
+    TypeError
+        If ``v`` is not a real number (a bool, a string, a tensor, ``None``); numpy scalars pass.
+    ValueError
+        If ``v`` is NaN or infinite, or outside the range ``positive`` asks for.
     """
     if v is None and allow_none:
-        return
+        return None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}"
+                        f"{_hint(hint)}")
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v!r}")
+        raise ValueError(f"{name} must be finite, got {v!r}{_hint(hint)}")
+    if positive is not None and (v <= 0 if positive else v < 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {v!r}{_hint(hint)}")
+    return float(v)
 
 
 def check_tolerance(name: str, v: object) -> float:

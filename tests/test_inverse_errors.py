@@ -176,7 +176,7 @@ def test_solvers_reject_bad_x0_and_lam(solver):
     with pytest.raises(ValueError, match=r"per-sample lam must have a shape that broadcasts to "
                                          r"the batch shape \(2,\) of the data, got \(3,\)"):
         run(fid, TVPrior(), lam=torch.full((3,), 0.1, dtype=F64))
-    with pytest.raises(ValueError, match="lam must be positive and finite"):
+    with pytest.raises(ValueError, match=r"lam must be finite and > 0, got 1 entry"):
         run(fid, TVPrior(), lam=torch.tensor([0.1, math.inf], dtype=F64))
 
 

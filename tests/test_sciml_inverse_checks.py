@@ -77,7 +77,15 @@ def test_check_positive_tensor():
 def test_check_real_and_tolerance():
     check_real("x", 1)
     check_real("x", np.float32(0.5))
-    check_real("x", None, allow_none=True)
+    assert check_real("x", None, allow_none=True) is None
+    assert check_real("x", np.float64(2.5), positive=True) == 2.5
+    assert check_real("x", 0, positive=False) == 0.0
+    with pytest.raises(ValueError, match=r"x must be > 0, got 0; say why"):
+        check_real("x", 0, positive=True, hint="say why")
+    with pytest.raises(ValueError, match=r"x must be >= 0, got -1.5"):
+        check_real("x", -1.5, positive=False)
+    with pytest.raises(TypeError, match=r"x must be a real number, got str '1'"):
+        check_real("x", "1", positive=True)
     with pytest.raises(TypeError, match="x must be a real number, got bool"):
         check_real("x", True)
     with pytest.raises(ValueError, match="x must be finite, got nan"):

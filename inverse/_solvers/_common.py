@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_finite, check_int, check_tensor
+from sciml_inverse import check_finite, check_int, check_real, check_tensor
 
 from .._fidelity import AbstractDataFidelity, _check_positive
 from .._prior import Prior, _is_one
@@ -23,9 +23,7 @@ def _check_opt_positive(name: str, value: object, *, tensor_ok: bool = False) ->
     if tensor_ok and isinstance(value, torch.Tensor):
         _check_positive(name, value)
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite float or None, got {value!r}")
+    check_real(name, value, positive=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

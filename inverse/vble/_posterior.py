@@ -39,7 +39,6 @@ MaudBqrd/VBLE and deepinv PR #1017; facts carried over, code written anew, their
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,7 +48,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from operators import LinearOperator
-from sciml_inverse import check_device, check_int
+from sciml_inverse import check_device, check_int, check_real
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
@@ -73,14 +72,7 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 
 def _check_float(name: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"VBLEOptions.{name} must be a float, got {value!r}")
-    v = float(value)
-    ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
-    if not ok:
-        raise ValueError(f"VBLEOptions.{name} must be finite and {'> 0' if positive else '>= 0'}"
-                         f", got {value!r}")
-    return v
+    return check_real(f"VBLEOptions.{name}", value, positive=positive)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
