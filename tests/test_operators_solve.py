@@ -110,7 +110,7 @@ def test_solve_normal_and_opnorm_on_cuda_match_cpu(case):
     assert xg.device.type == "cuda"
     assert _rel_err(xg.cpu(), x) < TOL
     kw = {} if case.flags.closed_opnorm else {
-        "n_iter": 1000, "tol": 1e-12, "generator": torch.Generator().manual_seed(0)}
+        "max_iter": 1000, "tol": 1e-12, "generator": torch.Generator().manual_seed(0)}
     nrm, nrm_g = A.opnorm(**kw), G.opnorm(**kw)
     if G._device() is not None:
         assert nrm_g.device.type == "cuda"
