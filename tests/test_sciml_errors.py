@@ -199,7 +199,7 @@ def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
     ("TrainOptions", {"step_size": 2.0}, "step_size must be an int >= 1"),
     ("TrainOptions", {"grad_clip": math.nan}, "grad_clip must be a finite number > 0"),
     ("InverseOptions", {"lr": math.nan}, "lr must be a finite number > 0, got nan"),
-    ("InverseOptions", {"iterations": 0}, "iterations must be an int >= 1, got 0"),
+    ("InverseOptions", {"steps": 0}, "steps must be an int >= 1, got 0"),
     ("InverseOptions", {"hidden": (64, -1)}, "every entry of hidden must be an int >= 1"),
     ("InverseOptions", {"data_weight": math.inf}, "data_weight must be a finite number >= 0"),
     ("InverseOptions", {"estimate_samples": -1}, "estimate_samples must be an int >= 0"),
@@ -223,3 +223,22 @@ def test_fit_bad_arguments():
         fit(model, SupervisedObjective(x), a, opts, progress=False)
     with pytest.raises(ValueError, match="stop_after must be an int >= 1, got 0"):
         fit(model, SupervisedObjective(x), (a, u), opts, progress=False, stop_after=0)
+
+
+def test_inverse_options_former_keyword_iterations():
+    # naming scheme: a fixed number of optimizer steps is `steps`; `iterations` still works
+    import dataclasses
+
+    from sciml.neural_operators import InverseOptions
+
+    with pytest.warns(DeprecationWarning, match=r"InverseOptions: the keyword iterations= is "
+                                                r"deprecated, use steps="):
+        old = InverseOptions(iterations=7)
+    assert old == InverseOptions(steps=7)
+    with pytest.warns(DeprecationWarning, match=r"InverseOptions.iterations is deprecated"):
+        assert old.iterations == 7
+    assert dataclasses.replace(old, steps=3).steps == 3
+    with pytest.raises(TypeError, match=r"pass steps= only"):
+        InverseOptions(steps=1, iterations=2)
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        InverseOptions(steps=0)

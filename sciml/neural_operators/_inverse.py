@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from sciml_inverse import check_int, check_number, check_real, check_tensor
+from sciml_inverse._deprecation import renamed_arguments
 
 from ._dgno import DGNO, BernoulliLikelihood, DGNOLossOptions, grid_points, physics_loss
 from ._weak_form import sample_test_functions
@@ -31,17 +32,20 @@ from ._weak_form import sample_test_functions
 __all__ = ["InverseOptions", "InverseResult", "invert_darcy", "add_noise_snr"]
 
 
+@renamed_arguments(iterations="steps")
 @dataclass(frozen=True)
 class InverseOptions:
     """Optimisation of the latent in :func:`invert_darcy`.
 
     Attributes
     ----------
-    iterations : int
-        Reference: 500 (two-phase), 1000 (smooth).
+    steps : int
+        Adam steps on the latent. Reference: 500 (two-phase), 1000 (smooth). The former name
+        ``iterations`` still works (constructor keyword and attribute), with a
+        ``DeprecationWarning``.
     lr, weight_decay : float
     step_size : int
-        StepLR period in iterations (reference: 50 two-phase, 250 smooth).
+        StepLR period in steps (reference: 50 two-phase, 250 smooth).
     gamma : float
         StepLR factor (0.5 two-phase, 0.6 smooth).
     data_weight, pde_weight : float
@@ -58,7 +62,7 @@ class InverseOptions:
     seed : int
     """
 
-    iterations: int = 500
+    steps: int = 500
     lr: float = 1e-2
     weight_decay: float = 1e-4
     step_size: int = 50
@@ -72,7 +76,7 @@ class InverseOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "step_size", "samples"):
+        for name in ("steps", "step_size", "samples"):
             check_int(name, getattr(self, name), 1)
         check_int("estimate_samples", self.estimate_samples, 0)
         check_int("seed", self.seed, 0)
@@ -83,8 +87,6 @@ class InverseOptions:
         check_number("data_weight", self.data_weight, positive=False)
         check_number("pde_weight", self.pde_weight, positive=False)
         check_number("gamma", self.gamma)
-        if self.iterations < 1 or self.step_size < 1 or self.samples < 1:
-            raise ValueError("iterations, step_size and samples must be >= 1")
         if not self.lr > 0 or self.data_weight < 0 or self.pde_weight < 0:
             raise ValueError("need lr > 0 and non-negative weights")
 
@@ -197,7 +199,7 @@ def invert_darcy(model: DGNO, sensors: nn.Module, observations: Tensor,
     sens = sensors.to(device)
     history: list[float] = []
     t0 = time.perf_counter()
-    it = range(options.iterations)
+    it = range(options.steps)
     if progress:
         from tqdm.auto import tqdm
 
