@@ -303,7 +303,7 @@ def test_vble_restore_device_mismatch_and_empty_batch():
 
     cae = CompressiveAutoencoder(CAEConfig(**TINY_CAE)).eval()
     A = Convolution(torch.ones(3, 3) / 9, (1, 16, 16))
-    opts = VBLEOptions(method="vble_z", n_iter=1, n_samples=2)
+    opts = VBLEOptions(method="vble_z", steps=1, n_samples=2)
     with pytest.raises(ValueError, match=r"y is on meta but must be on cpu; move it with "
                                          r".to\('cpu'\); the CAE's weights are there"):
         vble_restore(torch.ones(1, 1, 16, 16, device="meta"), A, GaussianNoise(0.05), cae, opts)
@@ -312,3 +312,24 @@ def test_vble_restore_device_mismatch_and_empty_batch():
                      x_init=torch.ones(1, 1, 16, 16, device="meta"))
     res = vble_restore(torch.ones(0, 1, 16, 16), A, GaussianNoise(0.05), cae, opts)
     assert res.x_mmse.shape == (0, 1, 16, 16) and res.x_std.shape == (0, 1, 16, 16)
+
+
+def test_former_iteration_keywords_of_inverse_vble():
+    # naming scheme: a fixed number of Adam steps is `steps`; n_iter= still works, with a warning
+    from inverse.vble import VBLEOptions, fit_decoder
+
+    with pytest.warns(DeprecationWarning, match=r"VBLEOptions: the keyword n_iter= is deprecated, "
+                                                r"use steps="):
+        old = VBLEOptions(n_iter=7, n_samples=3)
+    assert old == VBLEOptions(steps=7, n_samples=3)
+    with pytest.warns(DeprecationWarning, match=r"VBLEOptions.n_iter is deprecated, use .steps"):
+        assert old.n_iter == 7
+    with pytest.raises(TypeError, match=r"pass steps= only"):
+        VBLEOptions(steps=1, n_iter=2)
+    model = CompressiveAutoencoder(CAEConfig(**TINY_CAE))
+    x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    new = fit_decoder(model, x, steps=2, lr=0.5)
+    with pytest.warns(DeprecationWarning, match=r"fit_decoder: the keyword n_iter= is deprecated"):
+        former = fit_decoder(model, x, n_iter=2, lr=0.5)
+    assert former["iterations"] == new["iterations"] == 2
+    assert former["psnr"] == pytest.approx(new["psnr"], rel=1e-6)

@@ -49,6 +49,7 @@ from torch import Tensor
 
 from operators import LinearOperator
 from sciml_inverse import check_device, check_int, check_real
+from sciml_inverse._deprecation import renamed_arguments
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
@@ -75,6 +76,7 @@ def _check_float(name: str, value: object, *, positive: bool) -> float:
     return check_real(f"VBLEOptions.{name}", value, positive=positive)  # type: ignore[return-value]
 
 
+@renamed_arguments(n_iter="steps")
 @dataclass(frozen=True)
 class VBLEOptions:
     r"""Options of :func:`vble_restore`.
@@ -83,9 +85,10 @@ class VBLEOptions:
     ----------
     method : {"map_z", "vble_z", "vble_xz"}
         Posterior family (module docstring). ``"vble_xz"`` needs a CAE with a variance decoder.
-    n_iter : int, default 300
-        Adam iterations (the reference values: 300 for deblurring and super-resolution, 400 for
-        inpainting). The last iterate is kept.
+    steps : int, default 300
+        Adam steps (the reference values: 300 for deblurring and super-resolution, 400 for
+        inpainting). The last iterate is kept. The former name ``n_iter`` still works
+        (keyword and attribute), with a ``DeprecationWarning``.
     lr : float, default 0.1
         Adam learning rate.
     lam : float, default 1.0
@@ -138,7 +141,7 @@ class VBLEOptions:
     """
 
     method: Literal["map_z", "vble_z", "vble_xz"] = "vble_xz"
-    n_iter: int = 300
+    steps: int = 300
     lr: float = 0.1
     lam: float = 1.0
     rate_scale: float = 1.0
@@ -169,7 +172,7 @@ class VBLEOptions:
             _check_float("decoder_error_scale", self.decoder_error_scale, positive=True)
         _check_float("cg_rtol", self.cg_rtol, positive=True)
         _check_int("cg_max_iter", self.cg_max_iter, 1)
-        _check_int("n_iter", self.n_iter, 0)
+        _check_int("steps", self.steps, 0)
         _check_float("lr", self.lr, positive=True)
         _check_float("lam", self.lam, positive=False)
         _check_float("rate_scale", self.rate_scale, positive=True)
@@ -583,7 +586,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     2. :math:`\bar y = g_a(s x_0)`, :math:`\bar z = h_a(\bar y)` without noise, :math:`a = a' = 1`
        (the training noise width), :math:`b = 1` (so :math:`q(x\mid y) = p(x\mid y)` at the
        start);
-    3. ``n_iter`` Adam steps on :math:`\{\bar y, \bar z, \ln a, \ln a', \ln b\}` with per-image
+    3. ``steps`` Adam steps on :math:`\{\bar y, \bar z, \ln a, \ln a', \ln b\}` with per-image
        gradient-norm clipping; :math:`a \in [1.5\cdot10^{-5}, 20]` and
        :math:`b \in [10^{-4}, 3]` by clamps of the log-parameters whose gradient passes when it
        points back inside (two-sided ``LowerBound``), plus a projection after each step;
@@ -629,7 +632,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     >>> cae = CompressiveAutoencoder(CAEConfig(N=8, M=12))
     >>> y = torch.rand(1, 1, 32, 32)
     >>> res = vble_restore(y, Identity((1, 32, 32)), GaussianNoise(0.1), cae,
-    ...                    VBLEOptions(n_iter=3, n_samples=4))
+    ...                    VBLEOptions(steps=3, n_samples=4))
     >>> tuple(res.x_mmse.shape), bool((res.x_std > 0).all())
     ((1, 1, 32, 32), True)
     """
@@ -649,7 +652,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
         state = _Variational(y, op, noise, cae, options, x0)
         history: dict[str, list[float]] = {k: [] for k in ("loss", "data", "kl_z", "kl_x", "bpp")}
         adam = torch.optim.Adam(state.params, lr=options.lr)
-        steps = range(options.n_iter)
+        steps = range(options.steps)
         if progress:
             from tqdm.auto import tqdm
 
