@@ -43,7 +43,7 @@ def renamed_arguments(**renames: str) -> Callable[[T], T]:
                     raise TypeError(f"{owner}: pass {new}= only ({old}= is its deprecated "
                                     f"former name)")
                 warnings.warn(f"{owner}: the keyword {old}= is deprecated, use {new}= (same "
-                              f"meaning)", DeprecationWarning, stacklevel=4)
+                              f"meaning)", DeprecationWarning, stacklevel=3)
                 kwargs[new] = kwargs.pop(old)
 
     def decorate(obj: Any) -> Any:

@@ -333,3 +333,28 @@ def test_former_iteration_keywords_of_inverse_vble():
         former = fit_decoder(model, x, n_iter=2, lr=0.5)
     assert former["iterations"] == new["iterations"] == 2
     assert former["psnr"] == pytest.approx(new["psnr"], rel=1e-6)
+
+
+def test_former_step_keywords_of_inverse_lpn(recwarn):
+    # naming scheme: optimizer steps are `steps`; num_steps / num_steps_l1 / num_steps_pm still
+    # work with a warning, and options stored with "num_steps" (older checkpoints) still load
+    from inverse.lpn import LPNTrainOptions, TrainPhase, standard_phases
+
+    with pytest.warns(DeprecationWarning, match=r"TrainPhase: the keyword num_steps= is "
+                                                r"deprecated, use steps=") as rec:
+        old = TrainPhase("l1", num_steps=5, lr=1e-3)
+    assert rec[0].filename == __file__  # the warning points at the caller
+    assert old == TrainPhase("l1", 5, 1e-3)
+    with pytest.warns(DeprecationWarning, match=r"TrainPhase.num_steps is deprecated"):
+        assert old.num_steps == 5
+    with pytest.warns(DeprecationWarning, match=r"num_steps_l1= is deprecated, use steps_l1="):
+        phases = standard_phases(num_steps_l1=4, steps_pm=8, num_stages=2)
+    assert phases == standard_phases(steps_l1=4, steps_pm=8, num_stages=2)
+    opts = LPNTrainOptions(phases=phases)
+    with pytest.warns(DeprecationWarning, match=r"LPNTrainOptions.num_steps is deprecated"):
+        assert opts.num_steps == opts.steps == 12
+    stored = opts.to_dict()
+    for p in stored["phases"]:
+        p["num_steps"] = p.pop("steps")
+    n_warnings = len(recwarn)
+    assert LPNTrainOptions.from_dict(stored) == opts and len(recwarn) == n_warnings
