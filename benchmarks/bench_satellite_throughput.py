@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     obs = simulate_raster(crop, deg, seed=0)
     dn = float(2 ** bits - 1)
     cae = load_model(args.model, args.device)
-    fn = VBLETileRestorer(deg, cae, VBLEOptions(n_iter=args.iters, n_samples=args.samples),
+    fn = VBLETileRestorer(deg, cae, VBLEOptions(steps=args.iters, n_samples=args.samples),
                           device=args.device)
     x = crop.values[0] / dn
     y = obs.values / dn

@@ -104,7 +104,7 @@ def run_lpn(precision: str, seed: int, args) -> dict:
     data = Timed(smooth_images(32 if args.quick else 64))
     # the L1 phase of LPN training (proximal matching saturates at 1 on a short run, which would
     # hide any disagreement)
-    cfg = LPNTrainOptions(phases=(TrainPhase(num_steps=args.steps, loss="l1", lr=1e-3),),
+    cfg = LPNTrainOptions(phases=(TrainPhase(steps=args.steps, loss="l1", lr=1e-3),),
                          batch_size=8, sigma_noise=0.1, seed=seed, log_every=args.window,
                          checkpoint_every=args.steps)
     h = train_lpn(model, data, cfg, progress=False, precision=precision)

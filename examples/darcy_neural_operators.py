@@ -330,7 +330,7 @@ def run_inverse(case, seed, args, res):
     gen = torch.Generator().manual_seed(1000 + seed)
     interior = torch.tensor([k for k in range(GRID * GRID)
                              if 0 < k // GRID < GRID - 1 and 0 < k % GRID < GRID - 1])
-    opts = InverseOptions(iterations=its, step_size=50 if case == "piecewise" else 250,
+    opts = InverseOptions(steps=its, step_size=50 if case == "piecewise" else 250,
                           gamma=0.5 if case == "piecewise" else 0.6,
                           loss=dgno_loss_options(case, args.n_centres, args.flux_weight), seed=seed)
     per = []

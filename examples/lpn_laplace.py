@@ -193,7 +193,7 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
         f = snapshots[k]
         stages.append({
             "phase": k, "gamma": g, "lr": phases[k].lr, "steps_done": sum(
-                p.num_steps for p in phases[:k + 1]),
+                p.steps for p in phases[:k + 1]),
             "max_err_vs_soft": float(np.max(np.abs(f - target))),
             "max_err_vs_soft_tail": float(np.max(np.abs(f - target)[tail])),
             "max_err_vs_pm_minimizer": float(np.max(np.abs(f - pm_star[g]))),
@@ -218,9 +218,9 @@ def run(scale: float, batch_size: int, seed: int, progress: bool, n_grid: int = 
         },
         "stages": stages,
         "settings": {"scale": scale, "batch_size": batch_size, "seed": seed,
-                     "steps_l2": sum(p.num_steps for p in _phases(L2_SCHEDULE, scale, min_steps)),
-                     "steps_l1": sum(p.num_steps for p in phases[:n_l1]),
-                     "steps_pm": sum(p.num_steps for p in phases[n_l1:]),
+                     "steps_l2": sum(p.steps for p in _phases(L2_SCHEDULE, scale, min_steps)),
+                     "steps_l1": sum(p.steps for p in phases[:n_l1]),
+                     "steps_pm": sum(p.steps for p in phases[n_l1:]),
                      "torch_threads": torch.get_num_threads()},
         "wall_time_s": {"oracles": t_oracle, "train_l2": t_l2, "train_l1_pm": t_l1pm,
                         "total": t_oracle + t_l2 + t_l1pm},

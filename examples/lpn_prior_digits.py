@@ -87,7 +87,7 @@ def run(steps_l1: int, steps_pm: int, n_test: int, hidden: int, layers: int, bat
     torch.manual_seed(seed)
     cfg = ImageLPNConfig(in_channels=1, hidden=hidden, num_layers=layers, alpha=0.01, beta=10.0)
     lpn = LPN(cfg)
-    phases = standard_phases(num_steps_l1=steps_l1, num_steps_pm=steps_pm, num_stages=4,
+    phases = standard_phases(steps_l1=steps_l1, steps_pm=steps_pm, num_stages=4,
                              gamma_min=0.08 * 8.0)
     tcfg = LPNTrainOptions(phases=phases, batch_size=batch_size, sigma_noise=0.1, seed=seed,
                           log_every=max(1, (steps_l1 + steps_pm) // 20))

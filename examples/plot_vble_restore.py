@@ -52,7 +52,7 @@ print("PSF", tuple(psf_from_mtf(0.1).shape), "sigma (px):",
 # normalizes the digital numbers by :math:`2^8 - 1`, runs VBLE-xz tile by tile (2 x 2 tiles
 # here) and returns the posterior mean and standard deviation on the image grid.
 cae = default_cae("low")
-options = VBLEOptions(method="vble_xz", n_iter=100, n_samples=100, seed=0)
+options = VBLEOptions(method="vble_xz", steps=100, n_samples=100, seed=0)
 result = restore_raster(observed, deg, cae, options, tile=64, overlap=32, progress=False)
 
 x = sharp.values[0].astype(np.float64)

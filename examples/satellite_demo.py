@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         print(f"--model auto chose {args.model!r}")
     cae = load_model(args.model)
     # the CLI's default options: VBLE-xz with the exact Gaussian conditional
-    options = VBLEOptions(method="vble_xz", n_iter=args.iters, n_samples=args.samples,
+    options = VBLEOptions(method="vble_xz", steps=args.iters, n_samples=args.samples,
                           seed=0, conditional="exact")
     result = restore_raster(observed, deg, cae, options, tile=args.tile, overlap=args.overlap,
                             progress=True, model_name=args.model)

@@ -203,10 +203,10 @@ def run_vble(y, op, noise, cae, method: str, args, init=(1.0, 1.0)) -> dict:
     if method == "cli_default":
         from inverse.vble import default_options
 
-        opts = default_options(n_iter=args.n_iter, n_samples=args.samples,
+        opts = default_options(steps=args.n_iter, n_samples=args.samples,
                                return_samples=args.samples, seed=args.seed)
     else:
-        opts = VBLEOptions(method=method, n_iter=args.n_iter, n_samples=args.samples,
+        opts = VBLEOptions(method=method, steps=args.n_iter, n_samples=args.samples,
                            return_samples=args.samples if method != "map_z" else 0,
                            seed=args.seed, a_init=init[0], b_init=init[1])
     res = vble_restore(y, op, noise, cae, opts)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import abc
 import numbers
 
-import torch
 from torch import Tensor
 
 from operators import LinearOperator
+from sciml_inverse import check_finite, check_int, check_positive_tensor, check_real, check_tensor
 
 __all__ = ["AbstractDataFidelity", "L2DataFidelity"]
 
@@ -31,17 +31,12 @@ def _per_sample(c: float | Tensor, event_ndim: int) -> float | Tensor:
 def _check_positive(name: str, c: float | Tensor) -> float | Tensor:
     """Validate a positive scalar or per-sample tensor (step sizes, weights, penalties)."""
     if isinstance(c, Tensor):
-        if c.is_complex() or not c.is_floating_point():
-            raise TypeError(f"{name} must be a real floating-point tensor, got dtype {c.dtype}")
-        if not bool(torch.isfinite(c).all()) or bool((c <= 0).any()):
-            raise ValueError(f"{name} must be positive and finite, got {c}")
+        check_tensor(name, c, allow_complex=False)
+        check_positive_tensor(name, c)
         return c
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
         raise TypeError(f"{name} must be a positive float or a tensor, got {type(c).__name__}")
-    c = float(c)
-    if not (c > 0 and c < float("inf")):
-        raise ValueError(f"{name} must be positive and finite, got {c}")
-    return c
+    return check_real(name, c, positive=True)  # type: ignore[return-value]
 
 
 class AbstractDataFidelity(abc.ABC):
@@ -132,13 +127,16 @@ class L2DataFidelity(AbstractDataFidelity):
             raise TypeError(f"op must be an operators.LinearOperator, got {type(op).__name__}")
         if not isinstance(y, Tensor):
             raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        check_finite("y", y, hint="set no-data pixels to 0 and exclude them with an "
+                                  "operators.Mask in op")
         self.op = op
         self.y = y
         self._cg: dict[str, float | int] = {}
         if cg_rtol is not None:
             self._cg["rtol"] = float(_check_positive("cg_rtol", cg_rtol))
         if cg_max_iter is not None:
-            self._cg["max_iter"] = int(cg_max_iter)
+            check_int("cg_max_iter", cg_max_iter, 1)
+            self._cg["max_iter"] = cg_max_iter
         self._aty = op.adjoint(y)  # also validates y's shape and device
 
     @property

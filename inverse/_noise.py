@@ -18,24 +18,20 @@ operator (both :math:`Ax` and :math:`y` are zero there, so they only add a const
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_real, check_tensor
+
 __all__ = ["NoiseModel", "GaussianNoise", "PoissonGaussianNoise"]
 
 
 def _check_nonneg(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative float, got {type(v).__name__}")
-    v = float(v)
-    if not (v >= 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be non-negative and finite, got {v}; noise parameters are "
-                         "variances/standard deviations in normalized image units")
-    return v
+    return check_real(name, v, positive=False,  # type: ignore[return-value]
+                      hint="noise parameters are variances/standard deviations in normalized "
+                           "image units")
 
 
 def _sum_dims(t: Tensor, event_ndim: int | None) -> tuple[int, ...]:
@@ -129,6 +125,10 @@ class NoiseModel(abc.ABC):
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
+        check_tensor("x", x, allow_complex=False)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got "
+                            f"{type(generator).__name__}")
         eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + torch.sqrt(self.variance(x)) * eps
 
@@ -151,7 +151,7 @@ class GaussianNoise(NoiseModel):
     Examples
     --------
     >>> import torch
-    >>> from inverse._noise import GaussianNoise
+    >>> from inverse import GaussianNoise
     >>> float(GaussianNoise(0.5).nll(torch.zeros(1, 2), torch.ones(1, 2))[0])
     4.0
     """

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from operators import FiniteDifference, LinearOperator
+from sciml_inverse import check_int, check_number
 
 from ._fidelity import _check_positive, _per_sample
 from ._tv import TVProxResult, total_variation, tv_prox
@@ -222,8 +223,8 @@ class TVPrior(Prior):
         super().__init__(event_ndim)
         if event_ndim < 2:
             raise ValueError(f"TVPrior needs images: event_ndim >= 2, got {event_ndim}")
-        if int(max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        check_int("max_iter", max_iter, 1)
+        check_number("tol", tol, positive=False)
         self.max_iter, self.tol, self.warm_start = int(max_iter), float(tol), bool(warm_start)
         self._dual: Tensor | None = None
         self.last: TVProxResult | None = None

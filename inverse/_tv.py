@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from operators import FiniteDifference
+from sciml_inverse import check_int, check_number, check_positive_tensor, check_real, check_tensor
 
 __all__ = ["TVProxResult", "tv_prox", "total_variation"]
 
@@ -74,6 +75,8 @@ class TVProxResult:
 
 
 def _grad_op(v: Tensor, event_ndim: int) -> FiniteDifference:
+    check_tensor("the image", v, allow_complex=False)
+    check_int("event_ndim", event_ndim, 0)
     if event_ndim < 2 or v.ndim < event_ndim:
         raise ValueError(f"total variation needs images: event_ndim >= 2 and a tensor with at "
                          f"least that many dims, got event_ndim={event_ndim}, shape "
@@ -154,14 +157,12 @@ def tv_prox(v: Tensor, lam: float | Tensor, *, event_ndim: int = 3, max_iter: in
     True
     """
     if isinstance(lam, Tensor):
-        if bool((lam <= 0).any()) or not bool(torch.isfinite(lam).all()):
-            raise ValueError("lam must be positive and finite")
-    elif not (float(lam) > 0 and math.isfinite(float(lam))):
-        raise ValueError(f"lam must be positive and finite, got {lam}")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    if not tol >= 0 or int(check_every) < 1:
-        raise ValueError(f"need tol >= 0 and check_every >= 1, got {tol}, {check_every}")
+        check_positive_tensor("lam", lam)
+    else:
+        check_real("lam", lam, positive=True)
+    check_int("max_iter", max_iter, 1)
+    check_int("check_every", check_every, 1)
+    check_number("tol", tol, positive=False)
     d = _grad_op(v, event_ndim)
     n_event = math.prod(v.shape[v.ndim - event_ndim:])
     batch_dims = tuple(range(-event_ndim, 0))

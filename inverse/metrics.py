@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from sciml_inverse import check_int, check_number, check_real
+
 from ._metrics._calibration import CalibrationReport as CalibrationReport
 from ._metrics._calibration import SparsificationCurve as SparsificationCurve
 from ._metrics._calibration import ZScoreStats as ZScoreStats
@@ -57,6 +59,9 @@ def _check_pair(x: Tensor, ref: Tensor, min_ndim: int, data_range: float) -> Non
         raise ValueError(f"expected at least {min_ndim} dims, got shape {tuple(x.shape)}")
     if x.is_complex() or ref.is_complex():
         raise TypeError("metrics are defined for real images")
+    if x.device != ref.device:
+        raise ValueError(f"x is on {x.device} but ref is on {ref.device}; move one of them")
+    check_real("data_range", data_range)
     if not (float(data_range) > 0):
         raise ValueError(f"data_range must be positive, got {data_range}")
 
@@ -80,7 +85,7 @@ def psnr(x: Tensor, ref: Tensor, *, data_range: float = 1.0, event_ndim: int = 3
     Raises
     ------
     ValueError
-        Shape mismatch or non-positive ``data_range``.
+        Shape or device mismatch, non-positive ``data_range``, ``event_ndim < 1``.
 
     Examples
     --------
@@ -89,6 +94,7 @@ def psnr(x: Tensor, ref: Tensor, *, data_range: float = 1.0, event_ndim: int = 3
     >>> float(psnr(torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4)))
     20.0
     """
+    check_int("event_ndim", event_ndim, 1)
     _check_pair(x, ref, event_ndim, data_range)
     d = (x - ref).to(torch.promote_types(x.dtype, torch.float32))
     mse = (d * d).mean(dim=tuple(range(-event_ndim, 0)))
@@ -116,12 +122,16 @@ def ssim(x: Tensor, ref: Tensor, *, data_range: float = 1.0, win_size: int = 7,
     Raises
     ------
     ValueError
-        Shape mismatch, even or too large window, non-positive ``data_range``.
+        Shape or device mismatch, even, too small or too large window, non-positive
+        ``data_range``, ``k1`` or ``k2``.
     """
     _check_pair(x, ref, 3, data_range)
-    if win_size % 2 != 1 or win_size > min(x.shape[-2:]):
-        raise ValueError(f"win_size must be odd and at most min(H, W) = {min(x.shape[-2:])}, got "
-                         f"{win_size}")
+    if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size % 2 != 1 or \
+            not 3 <= win_size <= min(x.shape[-2:]):
+        raise ValueError(f"win_size must be odd, >= 3 and at most min(H, W) = "
+                         f"{min(x.shape[-2:])}, got {win_size!r}")
+    check_number("k1", k1)
+    check_number("k2", k2)
     batch = x.shape[:-3]
     dt = torch.promote_types(x.dtype, torch.float32)
     a = x.reshape(-1, 1, *x.shape[-2:]).to(dt)

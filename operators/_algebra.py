@@ -19,11 +19,14 @@ without any special-casing of concrete classes.
 
 from __future__ import annotations
 
+import cmath
 import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from sciml_inverse import check_finite
 
 from ._base import LinearOperator, _as_shape, _broadcast_batch, _expand_per_sample
 
@@ -268,14 +271,26 @@ class Scaled(LinearOperator):
     c : number or Tensor of shape ``batch_shape``
         A per-sample tensor multiplies sample ``i`` by ``c[i]``.
     op : LinearOperator
+
+    Raises
+    ------
+    TypeError
+        If ``c`` is neither a number nor a tensor.
+    ValueError
+        If ``c`` is NaN or infinite (or a tensor holding such values).
     """
 
-    def __init__(self, c: numbers.Number | Tensor, op: LinearOperator) -> None:
+    def __init__(self, c: numbers.Number | Tensor, op: LinearOperator, *,
+                 _checked: bool = False) -> None:
         super().__init__(op.in_shape, op.out_shape)
         if isinstance(c, Tensor):
             if not (c.is_floating_point() or c.is_complex()):
                 c = c.to(torch.get_default_dtype())
+            if not _checked:  # internal scales (Gram, merged scales, rho) are already checked
+                check_finite("the scale", c)
         elif isinstance(c, numbers.Number) and not isinstance(c, bool):
+            if not cmath.isfinite(complex(c)):
+                raise ValueError(f"the scale must be finite, got {c!r}")
             # A Python number takes the precision of the operator's tensors, and double precision
             # for parameter-free operators (a 0-d double never changes the dtype of the data it
             # scales), so that e.g. ``0.1 * A`` is exact to the data's precision.
@@ -310,7 +325,7 @@ class Scaled(LinearOperator):
         return self._c(len(self.in_shape), conj=True) * self.op.adjoint(y)
 
     def gram(self) -> LinearOperator:
-        return Scaled(self.c.abs() ** 2, self.op.gram())
+        return Scaled(self.c.abs() ** 2, self.op.gram(), _checked=True)
 
     def _diagonal_symbol(self, like=None):
         d = self.op._diagonal_symbol(like)
@@ -363,7 +378,7 @@ def compose(ops: Sequence[LinearOperator]) -> LinearOperator:
         c = scales[0]
         for s in scales[1:]:
             c = c * s
-        out = Scaled(c, out)
+        out = Scaled(c, out, _checked=True)
     return out
 
 

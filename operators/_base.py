@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_positive_tensor, check_representable
+
 __all__ = ["LinearOperator"]
 
 
@@ -206,6 +208,8 @@ class LinearOperator(nn.Module, abc.ABC):
 
     def __call__(self, x: Tensor) -> Tensor:  # type: ignore[override]
         self._check_input(x, self.in_shape, "forward")
+        if x.numel() == 0:  # an empty batch (FFT backends reject empty inputs)
+            return _empty_result(super().__call__, x, len(self.in_shape), len(self.out_shape))
         return super().__call__(x)
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -218,6 +222,9 @@ class LinearOperator(nn.Module, abc.ABC):
             @functools.wraps(fn)
             def adjoint(self, y, _fn=fn):
                 self._check_input(y, self.out_shape, "adjoint")
+                if y.numel() == 0:  # an empty batch
+                    return _empty_result(lambda t: _fn(self, t), y, len(self.out_shape),
+                                         len(self.in_shape))
                 return _fn(self, y)
 
             adjoint._checked = True  # type: ignore[attr-defined]
@@ -302,6 +309,11 @@ class LinearOperator(nn.Module, abc.ABC):
         rho_t = self._check_rho(rho, b)
         if self.complex_input and not b.is_complex():
             b = b.to(torch.promote_types(b.dtype, torch.complex64))
+        if b.numel() == 0:  # an empty batch: solve one dummy sample, return none
+            if rho_t.numel() == 0:
+                rho_t = rho_t.new_ones(tuple(max(s, 1) for s in rho_t.shape))
+            n = len(self.in_shape)
+            return _empty_result(lambda t: self._solve_normal(t, rho_t, **cg_kwargs), b, n, n)
         return self._solve_normal(b, rho_t, **cg_kwargs)
 
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
@@ -325,7 +337,7 @@ class LinearOperator(nn.Module, abc.ABC):
         from .solvers._cg import cg
 
         m = Sum([g, Scaled(rho.reshape(rho.shape[: max(rho.ndim - len(self.in_shape), 0)]),
-                           Identity(self.in_shape))])
+                           Identity(self.in_shape), _checked=True)])
         return cg(m, b, **cg_kwargs).solution
 
     def _diagonal_symbol(self, like=None) -> Tensor | float | None:
@@ -364,21 +376,35 @@ class LinearOperator(nn.Module, abc.ABC):
                 raise TypeError("rho must be real and positive, got a complex tensor")
             if rho.device != b.device:
                 raise ValueError(f"rho is on {rho.device} but b is on {b.device}; move rho")
-            batch = b.shape[: b.ndim - len(self.in_shape)]
+            batch = tuple(b.shape[: b.ndim - len(self.in_shape)])
             try:
-                torch.broadcast_shapes(rho.shape, batch)
-            except RuntimeError as err:
+                batch = tuple(torch.broadcast_shapes(batch, self._meta()[1]))
+                ok = tuple(torch.broadcast_shapes(rho.shape, batch)) == batch
+            except RuntimeError:
+                ok = False
+            if not ok:
                 raise ValueError(
-                    f"per-sample rho must have a shape broadcastable to the batch shape "
-                    f"{tuple(batch)}, got {tuple(rho.shape)}") from err
-            if bool((rho.detach() <= 0).any()):
-                raise ValueError("rho must be positive (rho > 0 makes AᴴA + ρI invertible)")
+                    f"per-sample rho must have a shape that broadcasts to the batch shape "
+                    f"{batch} (of b and the operator), got {tuple(rho.shape)}; give one rho "
+                    f"per sample or a float")
+            real = b.real.dtype if b.is_complex() else b.dtype
+            # one synchronization catches NaN, inf, 0 and negative values
+            check_positive_tensor("rho", rho, hint="rho > 0 makes AᴴA + ρI invertible")
+            if rho.numel() and rho.is_floating_point() and \
+                    torch.finfo(rho.dtype).bits > torch.finfo(real).bits:
+                # rho is computed in b's dtype: a value that under- or overflows there would
+                # silently become 0 or inf (e.g. 1e-50 in float32)
+                lo, hi = torch.stack(torch.aminmax(rho.detach().reshape(-1))).tolist()
+                check_representable("rho", lo, real, hint="per-sample rho")
+                check_representable("rho", hi, real, hint="per-sample rho")
+            rho = rho.to(real)  # the result keeps b's dtype
             return _expand_per_sample(rho, len(self.in_shape))
         if isinstance(rho, bool) or not isinstance(rho, (int, float)):
             raise TypeError(f"rho must be a positive float or a tensor, got {type(rho).__name__}")
         if not rho > 0 or not math.isfinite(rho):
             raise ValueError(f"rho must be positive and finite, got {rho}")
         real = b.real.dtype if b.is_complex() else b.dtype
+        check_representable("rho", float(rho), real)
         return torch.tensor(float(rho), dtype=real, device=b.device)
 
     def opnorm(self, **power_kwargs) -> Tensor:
@@ -450,6 +476,8 @@ class LinearOperator(nn.Module, abc.ABC):
     __rmul__ = __mul__
 
     def __truediv__(self, c):
+        if isinstance(c, (int, float, complex)) and not isinstance(c, bool) and c == 0:
+            raise ValueError(f"cannot divide {type(self).__name__} by zero")
         if isinstance(c, (int, float, complex, Tensor)) and not isinstance(c, bool):
             return self * (1.0 / c)
         return NotImplemented
@@ -479,6 +507,28 @@ def _max_per_sample(sym: Tensor | float, ndim: int, root: bool) -> Tensor:
         nb = max(a.ndim - ndim, 0)
         v = a.amax(dim=tuple(range(nb, a.ndim))) if a.ndim > nb else a
     return v.sqrt() if root else v
+
+
+def _empty_result(fn, x: Tensor, nd_in: int, nd_out: int) -> Tensor:
+    """``fn(x)`` for an input whose batch has a zero-size dim, without calling ``fn`` on it.
+
+    ``fn`` runs on one zero sample in place of each empty batch dim (FFTs and other backends
+    reject empty tensors); the result is then sliced to size 0 along those dims, so it has the
+    shape, dtype and device that ``fn(x)`` would have.
+    """
+    batch = tuple(x.shape[: x.ndim - nd_in])
+    y = fn(x.new_zeros((*(max(s, 1) for s in batch), *x.shape[x.ndim - nd_in:])))
+    return _empty_slice(y, batch, nd_out)
+
+
+def _empty_slice(y: Tensor, batch: tuple[int, ...], nd: int) -> Tensor:
+    """Slice ``y`` (batch dims then ``nd`` event dims) to size 0 where ``batch`` has a 0."""
+    off = y.ndim - nd - len(batch)
+    idx = [slice(None)] * y.ndim
+    for i, s in enumerate(batch):
+        if s == 0:
+            idx[off + i] = slice(0, 0)
+    return y[tuple(idx)]
 
 
 def _broadcasts(a, b) -> bool:

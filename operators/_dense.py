@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_finite
+
 from ._base import LinearOperator
 from ._fourier import _param_batch
 
@@ -28,7 +30,8 @@ class Dense(LinearOperator):
     Raises
     ------
     TypeError, ValueError
-        If ``matrix`` is not a floating-point/complex tensor with at least two dims.
+        If ``matrix`` is not a floating-point/complex tensor with at least two dims, or holds
+        NaN or inf.
 
     Examples
     --------
@@ -46,6 +49,7 @@ class Dense(LinearOperator):
             raise TypeError(f"matrix must be floating-point or complex, got {matrix.dtype}")
         if matrix.ndim < 2:
             raise ValueError(f"matrix must have shape (*batch, m, n), got {tuple(matrix.shape)}")
+        check_finite("matrix", matrix)
         super().__init__((matrix.shape[-1],), (matrix.shape[-2],))
         if isinstance(matrix, torch.nn.Parameter):
             self.matrix = matrix

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_finite, check_shape
+
 from ._base import LinearOperator, _as_shape
 from ._fourier import _check_binary, _param_batch
 
@@ -19,12 +21,9 @@ def _event_shape(t: Tensor, in_shape: Sequence[int] | None, name: str) -> tuple[
             raise ValueError(f"a 0-d {name} needs an explicit in_shape")
         return tuple(t.shape)
     in_shape = _as_shape(in_shape, "in_shape")
-    n = min(t.ndim, len(in_shape))
-    try:
-        torch.broadcast_shapes(tuple(t.shape[t.ndim - n:]), in_shape)
-    except RuntimeError as err:
-        raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast against in_shape "
-                         f"{in_shape}; its trailing dims must match the sample shape") from err
+    check_shape(name, t, in_shape, broadcast=True,
+                hint=f"its trailing dims must match the sample shape in_shape={in_shape} (or be "
+                     f"1); extra leading dims are per-sample batch dims")
     return in_shape
 
 
@@ -64,6 +63,7 @@ class Diagonal(LinearOperator):
         if not (d.is_floating_point() or d.is_complex()):
             raise TypeError(f"d must be a floating-point or complex tensor, got {d.dtype}")
         shape = _event_shape(d, in_shape, "d")
+        check_finite("d", d)
         super().__init__(shape, shape)
         if isinstance(d, torch.nn.Parameter):
             self.d = d

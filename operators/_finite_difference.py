@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -56,6 +57,9 @@ class FiniteDifference(LinearOperator):
                  spacing: float | Sequence[float] = 1.0, boundary: str = "neumann") -> None:
         in_shape = _as_shape(in_shape, "in_shape")
         n = len(in_shape)
+        if isinstance(dims, (numbers.Integral, str)) or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+            raise TypeError(f"dims must be a sequence of ints (sample axes), got {dims!r}")
         dims = tuple(int(d) for d in dims)
         if not dims or any(not -n <= d < n for d in dims):
             raise ValueError(f"dims must be non-empty sample axes in [-{n}, {n}), got {dims}")
@@ -65,6 +69,9 @@ class FiniteDifference(LinearOperator):
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {_BOUNDARIES}, got {boundary!r}")
         sp = (spacing,) * len(dims) if isinstance(spacing, (int, float)) else tuple(spacing)
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Real) for s in sp):
+            raise TypeError(f"spacing must be a positive number or one per axis in dims, got "
+                            f"{spacing!r}")
         if len(sp) != len(dims) or any(not (s > 0 and math.isfinite(s)) for s in sp):
             raise ValueError(f"spacing must be positive, one per axis in dims, got {spacing!r}")
         super().__init__(in_shape, (len(dims), *in_shape))

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.fft import fft2, ifft2, irfft2, rfft2
 
+from sciml_inverse import check_finite, check_shape
+
 from ._base import LinearOperator, _as_shape
 
 __all__ = ["FourierMultiplier", "Convolution", "FourierSampling", "fourier_apply"]
@@ -93,7 +95,8 @@ class FourierMultiplier(_ComplexBuffers, LinearOperator):
     Raises
     ------
     ValueError
-        If the symbol's last two dims are not ``(H, W)``.
+        If the symbol's last two dims are not ``(H, W)``, its other dims do not broadcast to
+        ``in_shape``, or it holds NaN or inf.
 
     Examples
     --------
@@ -113,6 +116,11 @@ class FourierMultiplier(_ComplexBuffers, LinearOperator):
         if len(in_shape) < 2 or symbol.ndim < 2 or tuple(symbol.shape[-2:]) != in_shape[-2:]:
             raise ValueError(f"symbol must end with the image shape {in_shape[-2:]}, got "
                              f"{tuple(symbol.shape)}")
+        check_shape("symbol", symbol, in_shape, broadcast=True,
+                    hint=f"its dims before (H, W) must match in_shape={in_shape} (or be 1)")
+        check_finite("symbol", symbol)
+        if symbol.numel() == 0:
+            raise ValueError(f"symbol is empty (shape {tuple(symbol.shape)})")
         self.real_kernel = bool(real_kernel)
         self._store("_symbol", symbol, persistent=True)  # the operator's state: in state_dict
         half = None
@@ -151,6 +159,13 @@ class FourierMultiplier(_ComplexBuffers, LinearOperator):
 _PADDINGS = ("circular", "zeros", "valid")
 
 
+def _check_psf_finite(psf: Tensor) -> None:
+    if psf.numel() == 0:
+        raise ValueError(f"psf is empty (shape {tuple(psf.shape)}); give at least one kernel of "
+                         f"size >= 1 x 1")
+    check_finite("psf", psf, hint="a NaN or inf in the PSF makes every output pixel NaN")
+
+
 class Convolution(_ComplexBuffers, LinearOperator):
     r"""2-D convolution :math:`y = h \ast x` by FFT, with per-sample and per-channel PSFs.
 
@@ -178,7 +193,8 @@ class Convolution(_ComplexBuffers, LinearOperator):
     Raises
     ------
     ValueError
-        Unknown padding, PSF larger than the image, or PSF dims that do not broadcast.
+        Unknown padding, PSF larger than the image, PSF dims that do not broadcast to the
+        sample dims ``in_shape[:-2]``, or a PSF holding NaN or inf.
     TypeError
         PSF not a floating-point or complex tensor.
 
@@ -220,11 +236,13 @@ class Convolution(_ComplexBuffers, LinearOperator):
             raise ValueError(f"psf of size {(h, w)} is larger than the image {(big_h, big_w)}")
         lead = in_shape[:-2]
         psf_lead = tuple(psf.shape[:-2])[-len(lead):] if lead else ()
-        try:
-            torch.broadcast_shapes(psf_lead, lead)
-        except RuntimeError as err:
-            raise ValueError(f"psf dims {tuple(psf.shape[:-2])} do not broadcast against the "
-                             f"sample dims {lead} of in_shape {in_shape}") from err
+        if any(a not in (1, b) for a, b in zip(psf_lead, lead[len(lead) - len(psf_lead):],
+                                                strict=True)):
+            raise ValueError(f"psf dims {tuple(psf.shape[:-2])} do not broadcast to the sample "
+                             f"dims {lead} of in_shape {in_shape} (each must be equal or 1, else "
+                             f"the output would not have out_shape); give in_shape "
+                             f"{(*psf_lead, big_h, big_w)} or one PSF per channel")
+        _check_psf_finite(psf)
         if padding == "valid":
             out_shape = (*lead, big_h - h + 1, big_w - w + 1)
         else:
@@ -255,6 +273,7 @@ class Convolution(_ComplexBuffers, LinearOperator):
     def __setattr__(self, name: str, value) -> None:
         super().__setattr__(name, value)
         if name == "psf" and "_otf_full" in self._buffers:  # a new PSF: refresh the cached OTF
+            _check_psf_finite(value)
             if value.requires_grad:
                 self._store("_otf_half", None)
                 self._store("_otf_full", None)
@@ -435,10 +454,7 @@ def _check_binary(mask: Tensor, in_shape: tuple[int, ...], name: str) -> Tensor:
         mask = mask.to(torch.get_default_dtype())
     if bool(((mask != 0) & (mask != 1)).any()):
         raise ValueError(f"{name} must contain only 0 and 1; use Diagonal for general weights")
-    n = min(mask.ndim, len(in_shape))
-    try:
-        torch.broadcast_shapes(tuple(mask.shape[mask.ndim - n:]), in_shape[len(in_shape) - n:])
-    except RuntimeError as err:
-        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast against "
-                         f"in_shape {in_shape}") from err
+    check_shape(name, mask, in_shape, broadcast=True,
+                hint=f"its trailing dims must match in_shape={in_shape} (or be 1); extra leading "
+                     f"dims are per-sample batch dims")
     return mask

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from sciml_inverse import check_finite
 
 from ._base import LinearOperator, _as_shape
 from ._fourier import _param_batch
@@ -37,7 +40,8 @@ class PointSampling(LinearOperator):
     Raises
     ------
     ValueError
-        Points outside the grid, a malformed ``points`` tensor, or a grid smaller than 2 x 2.
+        Points outside the grid or not finite, a malformed ``points`` tensor or ``extent``, or
+        a grid smaller than 2 x 2.
 
     Examples
     --------
@@ -59,8 +63,15 @@ class PointSampling(LinearOperator):
             raise ValueError(f"in_shape must end with a grid (H, W) of at least 2 x 2, got "
                              f"{in_shape}")
         h, w = in_shape[-2:]
+        check_finite("points", points, hint="every sensor needs finite (row, col) coordinates")
         if extent is not None:
-            (r0, r1), (c0, c1) = extent
+            try:
+                (r0, r1), (c0, c1) = (float(a) for a in extent[0]), (float(a) for a in extent[1])
+            except (TypeError, ValueError, IndexError) as err:
+                raise TypeError(f"extent must be ((row_first, row_last), (col_first, col_last)) "
+                                f"of numbers, got {extent!r}") from err
+            if not all(map(math.isfinite, (r0, r1, c0, c1))):
+                raise ValueError(f"extent must be finite, got {extent!r}")
             if r1 == r0 or c1 == c0:
                 raise ValueError(f"extent must have distinct first and last nodes, got {extent}")
             scale = points.new_tensor([(h - 1) / (r1 - r0), (w - 1) / (c1 - c0)])

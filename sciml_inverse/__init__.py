@@ -8,8 +8,14 @@ user's arguments:
   atomic file writing;
 * :func:`main` -- the ``sciml-inverse`` command line (plugin dispatcher);
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`Checkpoint` -- the one checkpoint
-  format (format tag, library version, kind, config, state; ``weights_only=True`` always);
-* :func:`check_number`, :func:`check_int` -- the shared argument validators;
+  format (format tag, library version, kind, config, state; ``weights_only=True`` always; NaN
+  or infinite weights rejected), :func:`load_weights` -- weights into a module, a
+  ``ValueError`` naming the file when they do not fit;
+* :func:`check_number`, :func:`check_int`, :func:`check_real`, :func:`check_tolerance`,
+  :func:`check_tensor`, :func:`check_finite`, :func:`check_shape`, :func:`check_representable`,
+  :func:`check_positive_tensor`, :func:`check_device`, :func:`check_keys`,
+  :func:`check_finite_state_dict` -- the shared argument validators (a
+  ``ValueError``/``TypeError`` naming the argument, the problem and the fix);
 * :func:`fit` with :class:`FitOptions` / :class:`TrainTask` / :class:`FitResult` -- the one
   training loop (steps or epochs, progress, time limit, checkpoints with exact resume, DDP under
   torchrun, mixed precision: :func:`resolve_precision`, :func:`full_precision`, :func:`upcast`).
@@ -17,9 +23,20 @@ user's arguments:
 
 from ._checkpoint import Checkpoint as Checkpoint
 from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import load_weights as load_weights
 from ._checkpoint import save_checkpoint as save_checkpoint
+from ._checks import check_device as check_device
+from ._checks import check_finite as check_finite
+from ._checks import check_finite_state_dict as check_finite_state_dict
 from ._checks import check_int as check_int
+from ._checks import check_keys as check_keys
 from ._checks import check_number as check_number
+from ._checks import check_positive_tensor as check_positive_tensor
+from ._checks import check_real as check_real
+from ._checks import check_representable as check_representable
+from ._checks import check_shape as check_shape
+from ._checks import check_tensor as check_tensor
+from ._checks import check_tolerance as check_tolerance
 from ._cli import main as main
 from ._fit import FitOptions as FitOptions
 from ._fit import FitResult as FitResult
@@ -36,6 +53,8 @@ from ._precision import upcast as upcast
 from ._version import library_version as library_version
 
 __all__ = ["Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask", "atomic_path",
-           "check_int", "check_number", "fit", "full_precision", "library_version",
-           "load_checkpoint", "main", "resolve_precision", "save_checkpoint", "upcast",
-           "write_atomic", "write_bytes_atomic", "write_json"]
+           "check_device", "check_finite", "check_finite_state_dict", "check_int", "check_keys",
+           "check_number", "check_positive_tensor", "check_real", "check_representable",
+           "check_shape", "check_tensor", "check_tolerance", "fit", "full_precision",
+           "library_version", "load_checkpoint", "load_weights", "main", "resolve_precision",
+           "save_checkpoint", "upcast", "write_atomic", "write_bytes_atomic", "write_json"]

@@ -26,11 +26,12 @@ from typing import Any
 
 import torch
 
+from ._checks import check_finite_state_dict
 from ._io import write_atomic
 from ._version import library_version
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "LegacyConverter", "save_checkpoint",
-           "load_checkpoint"]
+           "load_checkpoint", "load_weights"]
 
 #: The ``"format"`` tag of every checkpoint written by :func:`save_checkpoint`.
 FORMAT = "sciml-inverse/checkpoint"
@@ -133,7 +134,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
                     legacy: Mapping[tuple[str, int], LegacyConverter] | None = None,
                     map_location: Any = "cpu",
                     check_state: Callable[[Checkpoint], None] | None = None,
-                    stacklevel: int = 2) -> Checkpoint:
+                    finite_state: bool = True, stacklevel: int = 2) -> Checkpoint:
     """Read a checkpoint with ``torch.load(weights_only=True)``, checking everything on the way.
 
     Parameters
@@ -154,6 +155,10 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
     check_state : callable, optional
         Called with the :class:`Checkpoint` before it is returned (e.g. a finite-weights
         check); it raises ``ValueError`` to reject the file.
+    finite_state : bool
+        Reject a file whose ``state`` holds a floating-point tensor with NaN or infinity (the
+        weights or optimizer state of a diverged run, which would load silently and give NaN
+        outputs); nested dicts are searched. ``False`` reads such files (for inspection).
     stacklevel : int
         Of the version warning (2: the caller of this function).
 
@@ -168,8 +173,8 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
     ValueError
         If the file cannot be read (corrupted, truncated, not a torch file, or holding objects
         that ``weights_only=True`` refuses), is not a sciml-inverse checkpoint, was written by a
-        newer sciml-inverse (a format version this one does not know), lacks an entry, or holds
-        another kind.
+        newer sciml-inverse (a format version this one does not know), lacks an entry, holds
+        another kind, or (with ``finite_state``) holds NaN or infinite tensors in its state.
 
     Warns
     -----
@@ -228,7 +233,75 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
     if ckpt.library_version != library_version():
         warnings.warn(f"{path} was written by sciml-inverse {ckpt.library_version}, this is "
                       f"{library_version()}", UserWarning, stacklevel=stacklevel + 1)
+    if finite_state:
+        check_finite_state_dict(ckpt.state, path, what=f"state of the {what}")
     if check_state is not None:
         check_state(ckpt)
     return ckpt
+
+
+def load_weights(module: torch.nn.Module, state: Mapping[str, Any], source: str | os.PathLike,
+                 *, strict: bool = True) -> None:
+    """``module.load_state_dict(state, strict=strict)``, with a ``ValueError`` naming the file.
+
+    A state read from a checkpoint that lacks a weight, has an extra one or one of another shape
+    raises ``ValueError`` (``"<source>: the weights do not fit the model: ..."``) instead of
+    PyTorch's ``RuntimeError``, like the other checks of a loaded file.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    state : mapping
+        The weights (e.g. ``Checkpoint.state`` or an entry of it).
+    source : str or path-like
+        Where ``state`` was read from (for the message).
+    strict : bool
+        As :meth:`torch.nn.Module.load_state_dict`.
+
+    Raises
+    ------
+    ValueError
+        If the weights do not fit ``module`` (missing, unexpected or mis-shaped entries).
+    TypeError
+        If ``state`` is not a mapping.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sciml_inverse import load_weights
+    >>> load_weights(torch.nn.Linear(2, 1), {"weight": torch.zeros(1, 2)}, "m.pt")
+    Traceback (most recent call last):
+        ...
+    ValueError: m.pt: the weights do not fit the model (Linear): missing 'bias'; use ...
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{os.fspath(source)}: the weights must be a dict of tensors, got "
+                        f"{type(state).__name__}")
+    own = module.state_dict()
+    problems = []
+    if strict:
+        for label, names in (("missing", [k for k in own if k not in state]),
+                             ("unexpected", [k for k in state if k not in own])):
+            if names:
+                problems.append(f"{label} {_some(names)}")
+    shapes = [f"{k} {tuple(v.shape)} (the model has {tuple(own[k].shape)})"
+              for k, v in state.items() if k in own and isinstance(v, torch.Tensor)
+              and v.shape != own[k].shape]
+    if shapes:
+        problems.append(f"other shapes for {_some(shapes, quote=False)}")
+    try:
+        if not problems:
+            module.load_state_dict(state, strict=strict)
+    except RuntimeError as err:
+        problems.append(" ".join(str(err).split()))
+    if problems:
+        raise ValueError(f"{os.fspath(source)}: the weights do not fit the model "
+                         f"({type(module).__name__}): {'; '.join(problems)}; use the checkpoint "
+                         f"written for this model or build the model with the saved "
+                         f"configuration")
+
+
+def _some(names: Sequence[str], quote: bool = True, n: int = 3) -> str:
+    shown = [repr(k) if quote else k for k in names[:n]]
+    return ", ".join(shown) + (f" and {len(names) - n} more" if len(names) > n else "")
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._checkpoint import load_checkpoint, save_checkpoint
-from ._checks import check_int, check_number
+from ._checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ._checks import check_int, check_keys, check_number
 from ._precision import PRECISIONS, Precision, resolve_precision
 
 __all__ = ["FitOptions", "FitResult", "TrainTask", "fit", "KIND"]
@@ -435,6 +435,9 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
     resumed = False
     if path is not None and options.resume and os.path.exists(path):
         ckpt = load_checkpoint(path, kind=KIND, what="training checkpoint", stacklevel=2)
+        check_keys(ckpt.state, ("model", "optimizer", "rng"), path, what="training checkpoint")
+        check_keys(ckpt.extra, ("step", "epoch", "history", "total_wall_time", "world_size"),
+                   path, what="training checkpoint")
         if check_resume is not None:
             check_resume(ckpt.config.get("task") or {}, int(ckpt.extra["step"]))
         elif ckpt.config.get("task") != cfg:
@@ -448,7 +451,7 @@ def fit(task: TrainTask | Callable[[nn.Module, Any], LossOutput], model: nn.Modu
         if int(ex["world_size"]) != world:
             raise ValueError(f"checkpoint {os.fspath(path)!r} was written by {ex['world_size']} "
                              f"process(es), this run has {world}; resume with the same number")
-        model.load_state_dict(st["model"])
+        load_weights(model, st["model"], path)
         optimizer.load_state_dict(st["optimizer"])
         if scheduler is not None and st.get("scheduler") is not None:
             scheduler.load_state_dict(st["scheduler"])

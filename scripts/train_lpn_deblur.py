@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
     tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
                           seed=args.seed, checkpoint_every=max(100, steps // 20),
                           log_every=max(1, min(100, steps // 20)))
-    print("schedule: " + ", ".join(f"{p.describe()} x{p.num_steps} @ {p.lr:g}" for p in sched))
+    print("schedule: " + ", ".join(f"{p.describe()} x{p.steps} @ {p.lr:g}" for p in sched))
 
     # ---- train
     t_train = time.perf_counter()
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": device_name,
         "precision": args.precision,
         "torch_threads": torch.get_num_threads(),
-        "schedule": [{"loss": p.loss, "steps": p.num_steps, "lr": p.lr,
+        "schedule": [{"loss": p.loss, "steps": p.steps, "lr": p.lr,
                       "gamma_rms": p.gamma_rms} for p in sched],
         "batch_size": args.batch,
         "patch_size": args.patch,

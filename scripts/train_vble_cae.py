@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
         pan0 = next(s for s in sources if s.name.startswith("pan/"))
         crop_name = f"{pan0.name}[0:256, 0:256] (training region)"
         crop = pan0.image[:256, :256]
-    fits = [fit_decoder(model, crop, n_iter=args.fit_iters, lr=lr) for lr in args.fit_lrs]
+    fits = [fit_decoder(model, crop, steps=args.fit_iters, lr=lr) for lr in args.fit_lrs]
     best_fit = max(fits, key=lambda f: f["psnr"])
     eval_seconds = time.perf_counter() - t_eval
 

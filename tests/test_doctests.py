@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import inspect
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ import torch
 PUBLIC_MODULES = (
     "operators", "operators.testing", "operators.interop",
     "inverse", "inverse.lpn", "inverse.vble", "inverse.satellite", "inverse.metrics",
-    "sciml.pde", "sciml.neural_operators", "sciml.nde",
+    "sciml.pde", "sciml.neural_operators", "sciml.nde", "sciml_inverse",
 )
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -33,6 +34,8 @@ def _doctests() -> list[doctest.DocTest]:
         for qualname, obj in objects:
             if not (callable(obj) or obj is module):
                 continue
+            if inspect.isfunction(obj):  # decorated (e.g. renamed keywords): the source function
+                obj = inspect.unwrap(obj)
             try:
                 # run with the public module's namespace, as ``pytest --doctest-modules`` on it
                 # would: an example may use the names its module exports without importing them

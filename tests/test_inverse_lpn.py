@@ -319,15 +319,15 @@ def test_proximal_matching_loss_values():
 def test_schedule_and_standard_phases():
     assert proximal_matching_schedule(2.24, 4) == pytest.approx((17.92, 8.96, 4.48, 2.24))
     assert proximal_matching_schedule(0.16, 1) == (0.16,)
-    phases = standard_phases(num_steps_l1=20, num_steps_pm=40, num_stages=4, gamma_min=1.5)
+    phases = standard_phases(steps_l1=20, steps_pm=40, num_stages=4, gamma_min=1.5)
     assert [p.loss for p in phases] == ["l1", "pm", "pm", "pm", "pm"]
     assert [p.gamma for p in phases[1:]] == pytest.approx([12.0, 6.0, 3.0, 1.5])
-    assert [p.num_steps for p in phases] == [20, 10, 10, 10, 10]
+    assert [p.steps for p in phases] == [20, 10, 10, 10, 10]
     assert phases[0].lr == 1e-3 and phases[1].lr == 1e-4
     default = standard_phases()
     assert default[-1].gamma_rms == pytest.approx(0.08)
     cfg = LPNTrainOptions(phases=phases)
-    assert cfg.num_steps == 60 and cfg.phase_at(0) == 0 and cfg.phase_at(20) == 1
+    assert cfg.steps == 60 and cfg.phase_at(0) == 0 and cfg.phase_at(20) == 1
     assert cfg.phase_at(59) == 4
 
 
@@ -349,7 +349,7 @@ def test_loss_and_schedule_reject_bad_input():
     with pytest.raises(ValueError, match="num_stages"):
         proximal_matching_schedule(1.0, 0)
     with pytest.raises(ValueError, match="divisible"):
-        standard_phases(num_steps_pm=10, num_stages=4)
+        standard_phases(steps_pm=10, num_stages=4)
     with pytest.raises(ValueError, match="at most one"):
         standard_phases(gamma_min=1.0, gamma_min_rms=0.1)
     with pytest.raises(ValueError, match="exactly one of gamma"):

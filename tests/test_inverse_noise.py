@@ -70,13 +70,13 @@ def test_noise_free_models():
 
 
 def test_noise_errors():
-    with pytest.raises(ValueError, match="sigma must be non-negative"):
+    with pytest.raises(ValueError, match="sigma must be >= 0, got -0.1; noise parameters are"):
         GaussianNoise(-0.1)
-    with pytest.raises(ValueError, match="a must be non-negative"):
+    with pytest.raises(ValueError, match="a must be >= 0"):
         PoissonGaussianNoise(-1e-3, 0.0)
-    with pytest.raises(ValueError, match="b must be non-negative"):
+    with pytest.raises(ValueError, match="b must be finite, got nan"):
         PoissonGaussianNoise(0.0, float("nan"))
-    with pytest.raises(TypeError, match="sigma must be a non-negative float"):
+    with pytest.raises(TypeError, match="sigma must be a real number, got str"):
         GaussianNoise("0.1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="variance_at_observation must be a bool"):
         PoissonGaussianNoise(0.0, 1.0, variance_at_observation=1)  # type: ignore[arg-type]

@@ -361,7 +361,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="shape"):
         L2DataFidelity(op, torch.zeros(1, 3, 3))
     f = L2DataFidelity(op, y)
-    with pytest.raises(ValueError, match="gamma must be positive"):
+    with pytest.raises(ValueError, match="gamma must be > 0, got -1.0"):
         f.prox(y, -1.0)
     with pytest.raises(TypeError, match="inverse.Prior"):
         admm(f, lambda x: x)
@@ -369,27 +369,27 @@ def test_bad_inputs_raise_clear_errors():
         pgd(op, TVPrior())
     with pytest.raises(ValueError, match="event_ndim=3"):
         admm(f, TVPrior(event_ndim=2))
-    with pytest.raises(ValueError, match="lam must be positive"):
+    with pytest.raises(ValueError, match="lam must be > 0, got 0.0"):
         admm(f, TVPrior(), lam=0.0)
     with pytest.raises(TypeError, match="ADMMOptions"):
         admm(f, TVPrior(), options=PGDOptions())
     with pytest.raises(ValueError, match="order must be one of"):
         ADMMOptions(order="123")
-    with pytest.raises(ValueError, match="rho must be a positive"):
+    with pytest.raises(ValueError, match="rho must be > 0, got -1.0"):
         ADMMOptions(rho=-1.0)
     with pytest.raises(ValueError, match="max_iter must be an int >= 1"):
         PGDOptions(max_iter=0)
     with pytest.raises(ValueError, match="tol must be a finite float >= 0"):
         HQSOptions(tol=-1.0)
-    with pytest.raises(ValueError, match="step must be a positive"):
+    with pytest.raises(ValueError, match="step must be > 0, got 0.0"):
         PGDOptions(step=0.0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         ADMMOptions(rh0=1.0)  # typos do not pass silently
-    with pytest.raises(ValueError, match="sigma_train must be positive"):
+    with pytest.raises(ValueError, match="sigma_train must be > 0"):
         LPNPrior(QuadraticLPN(1.0), sigma_train=0.0)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         LPNPrior(lambda x: x, sigma_train=0.1)
-    with pytest.raises(ValueError, match="lam must be positive"):
+    with pytest.raises(ValueError, match="lam must be > 0, got 0.0"):
         tv_prox(y, 0.0)
     with pytest.raises(ValueError, match="needs images"):
         TVPrior(event_ndim=1)

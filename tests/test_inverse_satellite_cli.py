@@ -90,7 +90,7 @@ def test_restore_command_writes_netcdf_and_png_on_the_image_grid(observation, ti
         assert ds["spatial_ref"].attrs["crs_wkt"] == _geo_of(sharp)[1]
         assert float(ds["std"].min()) > 0 and np.isfinite(ds["restored"].values).all()
         assert ds.attrs["degradation_decimation"] == 2 and ds.attrs["vble_method"] == "vble_xz"
-        assert ds.attrs["vble_n_iter"] == 2 and ds.attrs["n_tiles"] == 9
+        assert ds.attrs["vble_steps"] == 2 and ds.attrs["n_tiles"] == 9
         assert "restore" in ds.attrs["command"]
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -118,7 +118,7 @@ def test_restore_command_resumes_from_its_work_dir(observation, tiny_cae, tmp_pa
 def test_tile_restorer_uses_the_mask_for_no_data(tiny_cae):
     model, _ = tiny_cae
     deg = PleiadesDegradation(mtf=0.1, decimation=1)
-    fn = VBLETileRestorer(deg, model, VBLEOptions(n_iter=2, n_samples=3, return_samples=2))
+    fn = VBLETileRestorer(deg, model, VBLEOptions(steps=2, n_samples=3, return_samples=2))
     obs = np.random.default_rng(0).random((1, 32, 32)).astype(np.float32)
     mask = np.ones_like(obs, dtype=bool)
     mask[:, :8] = False
@@ -139,7 +139,7 @@ def test_restore_raster_checks_bands_and_bit_depth(tiny_cae):
     deg = PleiadesDegradation(n_bits=8)
     rng = np.random.default_rng(0)
     three = georeferenced((rng.random((3, 32, 32)) * 200).round().astype(np.float32))
-    opts = VBLEOptions(n_iter=2, n_samples=3)
+    opts = VBLEOptions(steps=2, n_samples=3)
     res = restore_raster(three, deg, model, opts, tile=32, overlap=8, progress=False)
     assert res.restored.shape == (3, 32, 32)  # band by band with the one-channel model
     one = restore_raster(three.isel(band=[1]), deg, model, opts, tile=32, overlap=8,
@@ -260,7 +260,7 @@ def test_tile_restorer_pickles_for_dask_workers(tiny_cae):
     import pickle
 
     model, _ = tiny_cae
-    fn = VBLETileRestorer(PleiadesDegradation(), model, VBLEOptions(n_iter=2, n_samples=3))
+    fn = VBLETileRestorer(PleiadesDegradation(), model, VBLEOptions(steps=2, n_samples=3))
     clone = pickle.loads(pickle.dumps(fn))
     obs = np.random.default_rng(1).random((1, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(clone(obs)["restored"], fn(obs)["restored"])

@@ -149,9 +149,9 @@ def test_user_psf_is_normalized_and_compared_by_value():
 
 
 @pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    (dict(noise_a=-1e-3), ValueError, "noise_a must be non-negative"),
-    (dict(noise_b=-1.0), ValueError, "noise_b must be non-negative"),
-    (dict(noise_a=float("nan")), ValueError, "noise_a must be non-negative"),
+    (dict(noise_a=-1e-3), ValueError, "noise_a must be >= 0"),
+    (dict(noise_b=-1.0), ValueError, "noise_b must be >= 0"),
+    (dict(noise_a=float("nan")), ValueError, "noise_a must be finite"),
     (dict(mtf=0.1, psf=np.ones((3, 3))), ValueError, "either mtf"),
     (dict(mtf=2.0), ValueError, "in \\(0, 1\\]"),
     (dict(psf=np.ones(3)), ValueError, "2-D array"),

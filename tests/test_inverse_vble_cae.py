@@ -486,7 +486,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown to this version"):
         load_cae(other)
     torch.save({**payload, "config": {**payload["config"], "M": 16}}, other)
-    with pytest.raises(ValueError, match="do not fit the saved configuration"):
+    with pytest.raises(ValueError, match="the weights do not fit the model"):
         load_cae(other)
     torch.save({**payload, "library_version": "0.0.1"}, other)
     with pytest.warns(UserWarning, match="written by sciml-inverse 0.0.1"):

@@ -97,13 +97,13 @@ def test_vble_restore_exact_conditional_runs_and_reports_scale():
     op = Convolution(torch.ones(3, 3) / 9, shape)
     y = op(torch.rand(1, *shape, generator=torch.Generator().manual_seed(1)))
     res = vble_restore(y, op, GaussianNoise(0.01), cae,
-                       VBLEOptions(n_iter=3, n_samples=4, conditional="exact"))
+                       VBLEOptions(steps=3, n_samples=4, conditional="exact"))
     assert res.x_mmse.shape == (1, *shape)
     assert bool((res.x_std > 0).all())
     assert res.params["decoder_error_scale"].shape == (1,)
     assert float(res.params["decoder_error_scale"]) >= 1.0
     fixed = vble_restore(y, op, GaussianNoise(0.01), cae,
-                         VBLEOptions(n_iter=3, n_samples=4, conditional="exact",
+                         VBLEOptions(steps=3, n_samples=4, conditional="exact",
                                      decoder_error_scale=2.5))
     assert float(fixed.params["decoder_error_scale"]) == 2.5
 

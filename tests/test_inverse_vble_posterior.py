@@ -63,7 +63,7 @@ def test_loss_finite_and_decreasing(cae):
     _, op, y = _blur_problem()
     for method in ("map_z", "vble_z", "vble_xz"):
         res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                           VBLEOptions(method=method, n_iter=30, n_samples=4))
+                           VBLEOptions(method=method, steps=30, n_samples=4))
         loss = torch.tensor(res.history["loss"])
         assert torch.isfinite(loss).all()
         assert len(loss) == 30
@@ -79,7 +79,7 @@ def test_loss_finite_and_decreasing(cae):
 def test_bounds_respected_with_huge_learning_rate(cae):
     _, op, y = _blur_problem()
     res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                       VBLEOptions(method="vble_xz", n_iter=25, lr=1e2, n_samples=2))
+                       VBLEOptions(method="vble_xz", steps=25, lr=1e2, n_samples=2))
     p = res.params
     for name in ("a_y", "a_z"):
         assert float(p[name].min()) >= A_BOUNDS[0] * (1 - 1e-5)
@@ -94,7 +94,7 @@ def test_bounds_respected_with_huge_learning_rate(cae):
     assert all(math.isfinite(v) for v in res.history["loss"])
     with pytest.raises(RuntimeError, match="optimization diverged"):
         vble_restore(y, op, GaussianNoise(0.02), cae,
-                     VBLEOptions(method="vble_xz", n_iter=25, lr=1e6, n_samples=2))
+                     VBLEOptions(method="vble_xz", steps=25, lr=1e6, n_samples=2))
 
 
 def test_bounded_exp_gradient_passes_back_inside():
@@ -175,14 +175,14 @@ def test_rate_scale_one_is_the_identity(cae):
     x, op, y = _blur_problem()
     x0 = initial_estimate(y, op)
     res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                       VBLEOptions(method="map_z", n_iter=0, rate_scale=1.0))
+                       VBLEOptions(method="map_z", steps=0, rate_scale=1.0))
     with torch.no_grad():
         xp, size = pad_to_multiple(x0, 64)
         direct = crop(cae.decode(cae.analysis(xp)[0]), size)
     torch.testing.assert_close(res.x_zmmse, direct)
     # s != 1: encode s * x0, decode / s
     res_s = vble_restore(y, op, GaussianNoise(0.02), cae,
-                         VBLEOptions(method="map_z", n_iter=0, rate_scale=0.5))
+                         VBLEOptions(method="map_z", steps=0, rate_scale=0.5))
     with torch.no_grad():
         direct_s = crop(cae.decode(cae.analysis(0.5 * xp)[0]), size) / 0.5
     torch.testing.assert_close(res_s.x_zmmse, direct_s)
@@ -193,7 +193,7 @@ def test_smaller_rate_scale_lowers_the_bitrate(toy_rate_cae):
     bpp = []
     for s in (1.0, 0.5, 0.25):
         res = vble_restore(y, op, GaussianNoise(0.02), toy_rate_cae,
-                           VBLEOptions(method="map_z", n_iter=1, rate_scale=s))
+                           VBLEOptions(method="map_z", steps=1, rate_scale=s))
         bpp.append(res.history["bpp"][0])  # bits of the encoded initial estimate
     assert bpp[0] > bpp[1] > bpp[2], bpp
 
@@ -201,7 +201,7 @@ def test_smaller_rate_scale_lowers_the_bitrate(toy_rate_cae):
 def test_initial_widths(cae):
     _, op, y = _blur_problem()
     res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                       VBLEOptions(method="vble_xz", n_iter=0, n_samples=2, a_init=0.25,
+                       VBLEOptions(method="vble_xz", steps=0, n_samples=2, a_init=0.25,
                                    b_init=0.5))
     torch.testing.assert_close(res.params["a_y"], torch.full_like(res.params["a_y"], 0.25))
     torch.testing.assert_close(res.params["a_z"], torch.full_like(res.params["a_z"], 0.25))
@@ -213,17 +213,17 @@ def test_std_positive_and_map_has_zero_std(cae):
     _, op, y = _blur_problem()
     for method in ("vble_z", "vble_xz"):
         res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                           VBLEOptions(method=method, n_iter=5, n_samples=6, return_samples=4))
+                           VBLEOptions(method=method, steps=5, n_samples=6, return_samples=4))
         assert bool((res.x_std > 0).all()), method
         assert res.samples.shape == (4, 1, *SHAPE)
         # x_mmse and x_std are the mean and unbiased std of the samples (here all of them kept)
     res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                       VBLEOptions(method="vble_xz", n_iter=3, n_samples=5, return_samples=5,
+                       VBLEOptions(method="vble_xz", steps=3, n_samples=5, return_samples=5,
                                    sample_batch=2))
     torch.testing.assert_close(res.x_mmse, res.samples.mean(0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(res.x_std, res.samples.std(0), rtol=1e-4, atol=1e-6)
     res = vble_restore(y, op, GaussianNoise(0.02), cae,
-                       VBLEOptions(method="map_z", n_iter=5, return_samples=2))
+                       VBLEOptions(method="map_z", steps=5, return_samples=2))
     assert bool((res.x_std == 0).all())
     torch.testing.assert_close(res.x_mmse, res.x_zmmse)
     torch.testing.assert_close(res.samples[0], res.samples[1])
@@ -251,20 +251,20 @@ def test_xz_sample_std_is_b_sigma_when_latent_noise_vanishes(cae):
 
 def test_reproducible_with_seed(cae):
     _, op, y = _blur_problem()
-    o = VBLEOptions(method="vble_xz", n_iter=5, n_samples=4, seed=3)
+    o = VBLEOptions(method="vble_xz", steps=5, n_samples=4, seed=3)
     r1 = vble_restore(y, op, GaussianNoise(0.02), cae, o)
     r2 = vble_restore(y, op, GaussianNoise(0.02), cae, o)
     torch.testing.assert_close(r1.x_mmse, r2.x_mmse, rtol=0, atol=0)
     torch.testing.assert_close(r1.x_std, r2.x_std, rtol=0, atol=0)
     r3 = vble_restore(y, op, GaussianNoise(0.02), cae,
-                      VBLEOptions(method="vble_xz", n_iter=5, n_samples=4, seed=4))
+                      VBLEOptions(method="vble_xz", steps=5, n_samples=4, seed=4))
     assert not torch.equal(r1.x_std, r3.x_std)
 
 
 def test_batch_elements_are_independent(cae):
     """Per-image gradient clipping: MAP-z on a batch equals MAP-z on each image."""
     _, op, y = _blur_problem(seed=8, batch=2)
-    o = VBLEOptions(method="map_z", n_iter=15, grad_clip=0.5)  # the clip is active
+    o = VBLEOptions(method="map_z", steps=15, grad_clip=0.5)  # the clip is active
     both = vble_restore(y, op, GaussianNoise(0.02), cae, o)
     for i in range(2):
         one = vble_restore(y[i:i + 1], op, GaussianNoise(0.02), cae, o)
@@ -275,7 +275,7 @@ def test_cae_left_unchanged(cae):
     _, op, y = _blur_problem()
     before = {k: v.clone() for k, v in cae.state_dict().items()}
     flags = [p.requires_grad for p in cae.parameters()]
-    vble_restore(y, op, GaussianNoise(0.02), cae, VBLEOptions(n_iter=3, n_samples=2))
+    vble_restore(y, op, GaussianNoise(0.02), cae, VBLEOptions(steps=3, n_samples=2))
     for k, v in cae.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert [p.requires_grad for p in cae.parameters()] == flags
@@ -309,12 +309,12 @@ def test_inpainting_and_poisson_gaussian_decimation_run(cae):
     m = (torch.rand(SHAPE, generator=g) > 0.3).float()
     op = Mask(m, SHAPE)
     res = vble_restore(op(x), op, GaussianNoise(0.01), cae,
-                       VBLEOptions(method="vble_xz", n_iter=5, n_samples=3))
+                       VBLEOptions(method="vble_xz", steps=5, n_samples=3))
     assert res.x_mmse.shape == (1, *SHAPE) and torch.isfinite(res.x_mmse).all()
     a = Decimation(2, SHAPE) @ Convolution(torch.ones(3, 3) / 9, SHAPE)
     noise = PoissonGaussianNoise(1e-5, 1e-4)
     y = noise.sample(a(x), generator=g)
-    res = vble_restore(y, a, noise, cae, VBLEOptions(method="vble_xz", n_iter=5, n_samples=3))
+    res = vble_restore(y, a, noise, cae, VBLEOptions(method="vble_xz", steps=5, n_samples=3))
     assert res.x_std.shape == (1, *SHAPE) and bool((res.x_std > 0).all())
     assert res.seconds >= res.seconds_sampling > 0
 
@@ -327,7 +327,7 @@ def test_bad_inputs(cae):
         vble_restore(torch.zeros(1, 3, 40, 36), rgb, noise, cae)
     with pytest.raises(ValueError, match="y contains NaN"):
         vble_restore(y + float("nan"), op, noise, cae)
-    with pytest.raises(ValueError, match="sigma must be non-negative"):
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
         vble_restore(y, op, GaussianNoise(-0.1), cae)
     with pytest.raises(ValueError, match=r"y must have shape \(B, \*op.out_shape\)"):
         vble_restore(y[..., :30], op, noise, cae)
@@ -344,7 +344,7 @@ def test_bad_inputs(cae):
     with pytest.raises(TypeError, match="cae must be a CompressiveAutoencoder"):
         vble_restore(y, op, noise, torch.nn.Identity())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="options must be a VBLEOptions"):
-        vble_restore(y, op, noise, cae, {"n_iter": 3})  # type: ignore[arg-type]
+        vble_restore(y, op, noise, cae, {"steps": 3})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="y must be a floating-point"):
         vble_restore(y.long(), op, noise, cae)
     no_std = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=False))
@@ -355,20 +355,20 @@ def test_bad_inputs(cae):
 def test_bad_options():
     with pytest.raises(ValueError, match="method must be one of"):
         VBLEOptions(method="vble")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n_iter must be an int >= 0"):
-        VBLEOptions(n_iter=-1)
-    with pytest.raises(ValueError, match="lr must be finite and > 0"):
+    with pytest.raises(ValueError, match="steps must be an int >= 0"):
+        VBLEOptions(steps=-1)
+    with pytest.raises(ValueError, match="VBLEOptions.lr must be > 0, got 0.0"):
         VBLEOptions(lr=0.0)
-    with pytest.raises(ValueError, match="lam must be finite and >= 0"):
+    with pytest.raises(ValueError, match="lam must be >= 0"):
         VBLEOptions(lam=-1.0)
-    with pytest.raises(ValueError, match="rate_scale must be finite and > 0"):
+    with pytest.raises(ValueError, match="rate_scale must be > 0"):
         VBLEOptions(rate_scale=0.0)
     with pytest.raises(ValueError, match="n_samples must be an int >= 2"):
         VBLEOptions(n_samples=1)
     VBLEOptions(method="map_z", n_samples=1)  # a point estimate needs no spread
     with pytest.raises(ValueError, match="return_samples .* cannot exceed n_samples"):
         VBLEOptions(n_samples=4, return_samples=5)
-    with pytest.raises(ValueError, match="grad_clip must be finite and > 0"):
+    with pytest.raises(ValueError, match="grad_clip must be finite, got inf"):
         VBLEOptions(grad_clip=float("inf"))
     with pytest.raises(ValueError, match="mc_samples must be an int >= 1"):
         VBLEOptions(mc_samples=0)
@@ -376,7 +376,7 @@ def test_bad_options():
         VBLEOptions(a_init=100.0)
     with pytest.raises(ValueError, match=r"b_init must lie in its bounds"):
         VBLEOptions(b_init=1e-6)
-    with pytest.raises(ValueError, match="lr must be a float"):
+    with pytest.raises(TypeError, match="VBLEOptions.lr must be a real number, got str"):
         VBLEOptions(lr="0.1")  # type: ignore[arg-type]
 
 

@@ -446,14 +446,14 @@ def test_evaluate_and_fit_decoder(sampler):
     with torch.no_grad():
         target = model.decode(3 * torch.randn(1, 12, 4, 4,
                                               generator=torch.Generator().manual_seed(0)))
-    fit = fit_decoder(model, target, n_iter=30, lr=0.5)
+    fit = fit_decoder(model, target, steps=30, lr=0.5)
     assert fit["psnr"] > fit["psnr_init"] + 10 and len(fit["curve"]) == 3
     assert fit["psnr"] >= max(fit["curve"])  # the best iterate counts
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(ValueError, match="at least one image"):
         evaluate_cae(model, {})
-    with pytest.raises(ValueError, match="n_iter"):
-        fit_decoder(model, x, n_iter=0)
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        fit_decoder(model, x, steps=0)
 
 
 # --------------------------------------------------------------------------- the script

@@ -50,9 +50,9 @@ def quick_weights(tmp_path_factory, train_script) -> Path:
 
 def test_training_schedule_splits_steps(train_script):
     ph = train_script["phases"](100, 0.4, 0.03, (1e-2, 1e-3), 2e-4)
-    assert sum(p.num_steps for p in ph) == 100
+    assert sum(p.steps for p in ph) == 100
     assert [p.loss for p in ph] == ["l1", "l1", "pm", "pm", "pm", "pm"]
-    assert [p.lr for p in ph[:2]] == [1e-2, 1e-3] and ph[0].num_steps + ph[1].num_steps == 40
+    assert [p.lr for p in ph[:2]] == [1e-2, 1e-3] and ph[0].steps + ph[1].steps == 40
     assert [p.gamma_rms for p in ph[2:]] == pytest.approx([0.24, 0.12, 0.06, 0.03])
 
 

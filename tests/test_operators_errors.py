@@ -180,7 +180,7 @@ def test_diagonal_errors():
     _raises(TypeError, "d must be a floating-point or complex tensor, got torch.int64",
             lambda: Diagonal(torch.ones(3, dtype=torch.int64)))
     _raises(ValueError, "a 0-d d needs an explicit in_shape", lambda: Diagonal(torch.tensor(2.0)))
-    _raises(ValueError, r"d of shape \(3, 4\) does not broadcast against in_shape \(3, 5\)",
+    _raises(ValueError, r"d of shape \(3, 4\) does not broadcast to \(3, 5\)",
             lambda: Diagonal(randn(3, 4), in_shape=(3, 5)))
     # a 0-d weight with an explicit shape is fine
     torch.testing.assert_close(Diagonal(torch.tensor(2.0), (3,))(torch.ones(3)),
@@ -195,7 +195,7 @@ def test_mask_errors():
             lambda: Mask(torch.tensor([1.0, 0.5])))
     _raises(ValueError, "mask must contain only 0 and 1", lambda: Mask(torch.tensor([2, 0])))
     _raises(ValueError, "a 0-d mask needs an explicit in_shape", lambda: Mask(torch.tensor(1.0)))
-    _raises(ValueError, r"mask of shape \(3, 4\) does not broadcast against in_shape \(3, 5\)",
+    _raises(ValueError, r"mask of shape \(3, 4\) does not broadcast to \(3, 5\)",
             lambda: Mask(torch.ones(3, 4), in_shape=(3, 5)))
 
 
@@ -257,14 +257,14 @@ def test_convolution_shapes():
             lambda: Convolution(psf(9, 3), (8, 8)))
     _raises(ValueError, r"psf of size \(3, 7\) is larger than the image \(8, 6\)",
             lambda: Convolution(psf(3, 7), (8, 6), padding="valid"))
-    _raises(ValueError, r"psf dims \(3,\) do not broadcast against the sample dims \(2,\)",
+    _raises(ValueError, r"psf dims \(3,\) do not broadcast to the sample dims \(2,\)",
             lambda: Convolution(psf(3, 3, 3), (2, 8, 8)))
 
 
 def test_fourier_sampling_errors():
     _raises(ValueError, r"mask must end with the image shape \(4, 4\), got \(4,\)",
             lambda: FourierSampling(torch.ones(4), (4, 4)))
-    _raises(ValueError, r"mask of shape \(3, 4\) does not broadcast against in_shape \(4, 4\)",
+    _raises(ValueError, r"mask of shape \(3, 4\) does not broadcast to \(4, 4\)",
             lambda: FourierSampling(torch.ones(3, 4), (4, 4)))
     _raises(ValueError, "mask must contain only 0 and 1",
             lambda: FourierSampling(torch.full((4, 4), 0.5), (4, 4)))
@@ -363,3 +363,183 @@ def test_solve_normal_rejects_unknown_cg_options():
         A.solve_normal(torch.ones(3), 1.0, maxiter=5)
     # a known option is accepted (and ignored by the closed form)
     assert torch.allclose(A.solve_normal(torch.ones(3), 1.0, max_iter=5), torch.full((3,), 0.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# non-finite operator tensors, shapes that contradict out_shape, empty batches (issue 13)
+# ---------------------------------------------------------------------------------------------
+def _with(t: torch.Tensor, value: float, index=(0,)) -> torch.Tensor:
+    t = t.clone()
+    t.view(-1)[index] = value
+    return t
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("make", [
+    lambda v: Convolution(_with(psf(3, 3), v, 4), (8, 8)),
+    lambda v: Convolution(_with(psf(2, 1, 3, 3), v, 10), (1, 8, 8), padding="zeros"),
+    lambda v: Convolution(_with(randn(3, 3, dtype=torch.complex128), v), (8, 8), "valid"),
+    lambda v: FourierMultiplier(_with(torch.ones(4, 4), v), (4, 4), real_kernel=True),
+    lambda v: Diagonal(_with(randn(3, 4), v)),
+    lambda v: Dense(_with(randn(3, 2), v)),
+], ids=["psf", "psf_per_sample", "psf_complex", "symbol", "diagonal", "dense"])
+def test_non_finite_operator_tensor_is_rejected_at_construction(make, bad):
+    # used to give NaN outputs without an error
+    _raises(ValueError, r"(psf|symbol|d|matrix) contains 1 non-finite value \(NaN or inf\) out of",
+            lambda: make(bad))
+
+
+def test_non_finite_psf_assigned_later_is_rejected():
+    A = Convolution(psf(3, 3), (8, 8))
+    with pytest.raises(ValueError, match="psf contains 1 non-finite value"):
+        A.psf = _with(psf(3, 3), math.nan)
+
+
+def test_psf_that_requires_grad_is_checked_without_error():
+    p = psf(3, 3).requires_grad_()
+    A = Convolution(p, (6, 6))
+    A(randn(6, 6)).sum().backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_sensor_coordinates(bad):
+    pts = torch.tensor([[1.0, 2.0], [3.0, 4.5]], dtype=F64)
+    _raises(ValueError, r"points contains 1 non-finite value .*every sensor needs finite",
+            lambda: PointSampling(_with(pts, bad, 3), (8, 8)))
+    _raises(ValueError, r"points contains 1 non-finite",
+            lambda: PointSampling(_with(pts / 10, bad, 0), (8, 8), extent=((0, 1), (0, 1))))
+
+
+def test_point_sampling_extent_errors():
+    pts = torch.tensor([[0.5, 0.5]], dtype=F64)
+    _raises(ValueError, r"extent must be finite, got \(\(0, nan\)",
+            lambda: PointSampling(pts, (4, 4), extent=((0, math.nan), (0, 1))))
+    _raises(TypeError, r"extent must be \(\(row_first, row_last\), \(col_first, col_last\)\)",
+            lambda: PointSampling(pts, (4, 4), extent=(0, 1)))
+    _raises(TypeError, "extent must be", lambda: PointSampling(pts, (4, 4),
+                                                               extent=(("a", 1), (0, 1))))
+
+
+@pytest.mark.parametrize("c", [math.nan, math.inf, complex(1, math.nan)])
+def test_non_finite_scale(c):
+    _raises(ValueError, "the scale must be finite", lambda: c * Identity((3,)))
+    _raises(ValueError, "the scale contains 1 non-finite value",
+            lambda: torch.tensor([1.0, 2.0, c]) * Diagonal(randn(3), (3,)))
+
+
+def test_division_by_zero():
+    _raises(ValueError, "cannot divide Identity by zero", lambda: Identity((3,)) / 0)
+    _raises(ValueError, "the scale contains 1 non-finite", lambda: Identity((3,))
+            / torch.tensor([1.0, 0.0]))
+
+
+def test_multichannel_psf_on_fewer_channels_is_rejected():
+    # a 3-channel PSF on a 1-channel operator used to return (3, H, W) outputs although
+    # out_shape was (1, H, W)
+    _raises(ValueError, r"psf dims \(3,\) do not broadcast to the sample dims \(1,\) of in_shape "
+                        r"\(1, 8, 8\) .*give in_shape \(3, 8, 8\)",
+            lambda: Convolution(psf(3, 3, 3), (1, 8, 8)))
+    _raises(ValueError, r"psf dims \(2, 3\) do not broadcast to the sample dims \(2, 1\)",
+            lambda: Convolution(psf(2, 3, 3, 3), (2, 1, 8, 8)))
+    # the accepted forms keep out_shape
+    for p, shape in [(psf(1, 3, 3), (3, 8, 8)), (psf(3, 3, 3), (3, 8, 8)),
+                     (psf(2, 1, 3, 3), (1, 8, 8)), (psf(3, 3), (2, 8, 8))]:
+        A = Convolution(p, shape)
+        y = A(randn(*A.batch_shape, *shape))
+        assert y.shape == (*A.batch_shape, *A.out_shape)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: FourierMultiplier(torch.ones(3, 4, 4), (1, 4, 4)),
+     r"symbol of shape \(3, 4, 4\) does not broadcast to \(1, 4, 4\)"),
+    (lambda: Diagonal(randn(3, 4, 4), (1, 4, 4)),
+     r"d of shape \(3, 4, 4\) does not broadcast to \(1, 4, 4\)"),
+    (lambda: Mask(torch.ones(3, 4, 4), (1, 4, 4)),
+     r"mask of shape \(3, 4, 4\) does not broadcast to \(1, 4, 4\)"),
+    (lambda: FourierSampling(torch.ones(3, 4, 4), (1, 4, 4)),
+     r"mask of shape \(3, 4, 4\) does not broadcast to \(1, 4, 4\)"),
+])
+def test_operator_tensor_larger_than_the_sample_is_rejected(make, match):
+    _raises(ValueError, match, make)
+
+
+def test_empty_batch_gives_empty_results_across_the_registry():
+    """An empty batch returns an empty result of the right shape and dtype (no MKL error)."""
+    from problems import OPERATOR_CASES
+
+    for case in OPERATOR_CASES:
+        A = case.factory(F64, "cpu")
+        dt = torch.complex128 if case.flags.complex else F64
+        bs = A.batch_shape
+        x = torch.zeros(0, *bs, *A.in_shape, dtype=dt)
+        y = torch.zeros(0, *bs, *A.out_shape, dtype=dt)
+        if case.name == "jacobian_batch_ndim_1":  # takes exactly the batch of its point
+            _raises(ValueError, "takes inputs with exactly the batch shape", lambda A=A, x=x: A(x))
+            continue
+        ref = A(torch.zeros(1, *bs, *A.in_shape, dtype=dt))
+        out, back = A(x), A.adjoint(y)
+        assert out.shape == (0, *bs, *A.out_shape) and out.dtype == ref.dtype, case.name
+        assert back.shape == x.shape, case.name
+        sol = A.solve_normal(x, 1.0)
+        one = A.solve_normal(torch.zeros(1, *bs, *A.in_shape, dtype=dt), 1.0)
+        assert sol.shape == x.shape and sol.dtype == one.dtype, case.name
+        if case.flags.closed_opnorm:
+            assert A.solve_normal(x, torch.ones(0, *bs, dtype=F64)).shape == x.shape
+
+
+def test_empty_batch_in_the_solvers():
+    from operators import cg, lsqr
+
+    A = Convolution(psf(3, 3), (8, 8))
+    res = cg(A.gram() + 1.0 * Identity((8, 8)), torch.zeros(0, 8, 8, dtype=F64))
+    assert res.solution.shape == (0, 8, 8) and res.residual_norm.shape == (0,) and res.n_iter == 0
+    res = lsqr(A, torch.zeros(2, 0, 8, 8, dtype=F64))
+    assert res.solution.shape == (2, 0, 8, 8) and res.converged.shape == (2, 0)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"rtol": "1e-3"}, TypeError, "rtol must be a real number, got str"),
+    ({"atol": math.nan}, ValueError, "atol must be finite, got nan"),
+])
+def test_cg_option_types(kw, exc, match):
+    from operators import cg
+
+    _raises(exc, match, lambda: cg(Identity((3,)), randn(3), **kw))
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"damp": math.inf}, ValueError, "damp must be finite"),
+    ({"atol": "x"}, TypeError, "atol must be a real number"),
+])
+def test_lsqr_option_types(kw, exc, match):
+    from operators import lsqr
+
+    _raises(exc, match, lambda: lsqr(Identity((3,)), randn(3), **kw))
+
+
+def test_power_method_tol_type():
+    from operators import power_method
+
+    _raises(TypeError, "tol must be a real number", lambda: power_method(Identity((3,)),
+                                                                        tol="small"))
+    _raises(ValueError, "tol must be finite", lambda: power_method(Identity((3,)), tol=math.inf))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: FiniteDifference((4, 4), spacing="ab"), TypeError,
+     "spacing must be a positive number or one per axis in dims, got 'ab'"),
+    (lambda: FiniteDifference((4, 4), dims="a"), TypeError,
+     "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=-1), TypeError, "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=(np.int64(-1),)).in_shape, None, None),
+    # an empty PSF used to be accepted (0 x 3 kernel), a zero-size batch of PSFs crashed in MKL
+    (lambda: Convolution(torch.ones(0, 3), (8, 8)), ValueError, r"psf is empty \(shape \(0, 3\)\)"),
+    (lambda: Convolution(torch.ones(0, 3, 3), (8, 8)), ValueError, "psf is empty"),
+    (lambda: FourierMultiplier(torch.ones(0, 4, 4), (4, 4)), ValueError, "symbol is empty"),
+])
+def test_operator_option_types_and_empty_tensors(make, exc, match):
+    if exc is None:
+        make()  # accepted
+        return
+    _raises(exc, match, make)

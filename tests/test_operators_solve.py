@@ -110,7 +110,7 @@ def test_solve_normal_and_opnorm_on_cuda_match_cpu(case):
     assert xg.device.type == "cuda"
     assert _rel_err(xg.cpu(), x) < TOL
     kw = {} if case.flags.closed_opnorm else {
-        "n_iter": 1000, "tol": 1e-12, "generator": torch.Generator().manual_seed(0)}
+        "max_iter": 1000, "tol": 1e-12, "generator": torch.Generator().manual_seed(0)}
     nrm, nrm_g = A.opnorm(**kw), G.opnorm(**kw)
     if G._device() is not None:
         assert nrm_g.device.type == "cuda"
@@ -222,8 +222,56 @@ def test_rho_must_be_positive_and_finite(conv_circ, rho):
 
 
 def test_per_sample_rho_must_be_positive(conv_circ):
-    with pytest.raises(ValueError, match=r"rho must be positive \(rho > 0"):
+    with pytest.raises(ValueError, match=r"rho must be finite and > 0, got 1 entry .*rho > 0"):
         conv_circ.solve_normal(randn(2, 6, 6), torch.tensor([1.0, 0.0], dtype=F64))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -2.0])
+def test_per_sample_rho_must_be_finite(conv_circ, bad):
+    # a NaN used to give a NaN solution for that sample without an error
+    for A in (conv_circ, Diagonal(randn(6, 6)), FiniteDifference((6, 6))):  # closed forms, CG
+        with pytest.raises(ValueError, match=r"rho must be finite and > 0, got 1 entry"):
+            A.solve_normal(randn(2, 6, 6), torch.tensor([1.0, bad], dtype=F64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64, torch.float16])
+def test_rho_that_underflows_in_the_working_dtype(conv_circ, dtype):
+    # 1e-50 is a valid float but 0 in float32: the solve used to divide by (a near) zero
+    b = randn(6, 6).to(dtype)
+    A = Convolution(psf(3, 3).to(torch.float32), (6, 6))
+    with pytest.raises(ValueError, match=r"rho=1e-50 underflows in torch.float(32|16) \(smallest "
+                                         r"normal number .*\); use a larger value or float64"):
+        A.solve_normal(b, 1e-50)
+    big = torch.finfo(torch.float16).max * 2 if dtype == torch.float16 else 1e300
+    with pytest.raises(ValueError, match=r"overflows in torch.float(32|16)"):
+        A.solve_normal(b, big)
+    # the same rho is fine in float64
+    x = conv_circ.solve_normal(randn(6, 6), 1e-50)
+    assert torch.isfinite(x).all()
+
+
+def test_per_sample_float64_rho_on_float32_data(conv_circ):
+    # a float64 rho tensor is used in b's dtype: the result stays float32, equal to the solve with
+    # a float32 rho, and a value that underflows in float32 is named (it used to be computed in
+    # float64 instead, silently promoting the result)
+    A = Convolution(psf(3, 3).to(torch.float32), (6, 6))
+    b = randn(2, 6, 6).float()
+    x = A.solve_normal(b, torch.tensor([1e-3, 1.0], dtype=F64))
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x, A.solve_normal(b, torch.tensor([1e-3, 1.0])))
+    with pytest.raises(ValueError, match=r"rho=1e-50 underflows in torch.float32 .*per-sample rho"):
+        A.solve_normal(b, torch.tensor([1e-50, 1.0], dtype=F64))
+    with pytest.raises(ValueError, match=r"rho=1e\+300 overflows in torch.float32"):
+        A.solve_normal(b, torch.tensor([1.0, 1e300], dtype=F64))
+    # the same values are fine in float64
+    assert torch.isfinite(conv_circ.solve_normal(b.double(), torch.tensor([1e-50, 1e300],
+                                                                          dtype=F64))).all()
+
+
+def test_per_sample_rho_integer_tensor_is_promoted(conv_circ):
+    b = randn(2, 6, 6)
+    torch.testing.assert_close(conv_circ.solve_normal(b, torch.tensor([1, 2])),
+                               conv_circ.solve_normal(b, torch.tensor([1.0, 2.0], dtype=F64)))
 
 
 @pytest.mark.parametrize("rho", ["1.0", None, True, [1.0]])
@@ -238,8 +286,14 @@ def test_complex_rho(conv_circ):
 
 
 def test_rho_shape(conv_circ):
-    with pytest.raises(ValueError, match=r"broadcastable to the batch shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"broadcasts to the batch shape \(2,\) .*got \(3,\)"):
         conv_circ.solve_normal(randn(2, 6, 6), torch.ones(3, dtype=F64))
+    # a per-sample rho must not add samples: b has no batch dim here
+    with pytest.raises(ValueError, match=r"broadcasts to the batch shape \(\) .*got \(2,\)"):
+        conv_circ.solve_normal(randn(6, 6), torch.ones(2, dtype=F64))
+    # ... but it may broadcast against the operator's per-sample batch
+    A = Convolution(psf(2, 1, 3, 3), (1, 6, 6))
+    assert A.solve_normal(randn(1, 6, 6), torch.ones(2, dtype=F64)).shape == (2, 1, 6, 6)
 
 
 def test_rho_device(conv_circ):

@@ -236,7 +236,7 @@ def test_cg_bad_operator_and_shapes():
 def test_power_method_matches_eigvalsh():
     M = _spd(15, cond=20.0, batch=(3,))
     M[1] = 4.0 * M[1]
-    res = power_method(Dense(M), n_iter=2000, tol=1e-12)
+    res = power_method(Dense(M), max_iter=2000, tol=1e-12)
     assert isinstance(res, PowerMethodResult)
     ref = torch.linalg.eigvalsh(M)[..., -1]
     torch.testing.assert_close(res.eigenvalue, ref, rtol=1e-6, atol=0)
@@ -249,8 +249,8 @@ def test_power_method_matches_eigvalsh():
 
 def test_power_method_generator_and_x0():
     M = Dense(_spd(8, cond=5.0))
-    a = power_method(M, generator=torch.Generator().manual_seed(5), n_iter=3)
-    b = power_method(M, generator=torch.Generator().manual_seed(5), n_iter=3)
+    a = power_method(M, generator=torch.Generator().manual_seed(5), max_iter=3)
+    b = power_method(M, generator=torch.Generator().manual_seed(5), max_iter=3)
     assert torch.equal(a.eigenvalue, b.eigenvalue) and a.n_iter == 3
     e1 = torch.zeros(8, dtype=F64)
     e1[0] = 1
@@ -266,8 +266,9 @@ def test_power_method_zero_operator():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"n_iter": 0}, ValueError, "n_iter must be a positive int, got 0"),
-        ({"n_iter": True}, ValueError, "n_iter must be a positive int, got True"),
+        ({"max_iter": 0}, ValueError, "max_iter must be an int >= 1, got 0"),
+        ({"max_iter": True}, ValueError, "max_iter must be an int >= 1, got True"),
+        ({"max_iter": 3, "n_iter": 3}, TypeError, r"pass max_iter= only \(n_iter= is its "),
         ({"tol": 0.0}, ValueError, "tol must be positive, got 0.0"),
         ({"x0": torch.ones(5, dtype=F64)}, ValueError, r"power_method\(x0\) expects a tensor"),
     ],
@@ -275,6 +276,23 @@ def test_power_method_zero_operator():
 def test_power_method_bad_options(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         power_method(Dense(_spd(4)), **kwargs)
+
+
+def test_power_method_former_keyword_n_iter():
+    # n_iter= was renamed max_iter= (naming scheme: max_iter for solvers); the old keyword
+    # still works, with a DeprecationWarning, through power_method and opnorm
+    M = Dense(_spd(4))
+    gen = torch.Generator
+    new = power_method(M, max_iter=3, generator=gen().manual_seed(1))
+    with pytest.warns(DeprecationWarning, match=r"n_iter= is deprecated, use max_iter="):
+        old = power_method(M, n_iter=3, generator=gen().manual_seed(1))
+    assert old.n_iter == new.n_iter == 3 and torch.equal(old.eigenvalue, new.eigenvalue)
+    # zero-padded convolution: no closed-form norm, opnorm runs power_method
+    A = Convolution(torch.rand(3, 3, dtype=F64, generator=gen().manual_seed(2)), (6, 6),
+                    padding="zeros")
+    with pytest.warns(DeprecationWarning, match="n_iter= is deprecated"):
+        a = A.opnorm(n_iter=3, generator=gen().manual_seed(3))
+    torch.testing.assert_close(a, A.opnorm(max_iter=3, generator=gen().manual_seed(3)))
 
 
 def test_power_method_bad_operator():
@@ -303,7 +321,7 @@ def test_opnorm_equals_largest_singular_value(case, request):
         # 1e-6: parameter-free symbols (periodic Laplacian) are built in the default dtype
         tol = 1e-6
     else:
-        nrm = A.opnorm(n_iter=1000, tol=1e-12, generator=torch.Generator().manual_seed(0))
+        nrm = A.opnorm(max_iter=1000, tol=1e-12, generator=torch.Generator().manual_seed(0))
         tol = 1e-4
     assert tuple(nrm.shape) == A.batch_shape
     assert float(((nrm - ref).abs() / ref).max()) < tol

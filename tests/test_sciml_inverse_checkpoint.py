@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,39 @@ def test_legacy_converter_and_state_hook(tmp_path):
     p = save_checkpoint(tmp_path / "nan.pt", kind="demo", config={},
                         state={"w": torch.tensor([float("nan")])})
     with pytest.raises(ValueError, match="non-finite weights"):
-        load_checkpoint(p, check_state=finite)
+        load_checkpoint(p, check_state=finite, finite_state=False)
+    # by default the reader itself rejects NaN/inf tensors of the state, nested ones too
+    with pytest.raises(ValueError, match=r"nan.pt: NaN or inf in the state of the checkpoint "
+                                         r"\(w\); the training that wrote it probably diverged"):
+        load_checkpoint(p)
+    moment = torch.tensor([1.0, -math.inf])
+    nested = save_checkpoint(tmp_path / "nested.pt", kind="demo", config={},
+                             state={"model": {"a": torch.ones(2)},
+                                    "optimizer": {"state": {0: {"m": moment}}},
+                                    "rng": torch.zeros(3, dtype=torch.uint8)})
+    with pytest.raises(ValueError, match=r"NaN or inf in the state of the checkpoint "
+                                         r"\(optimizer.state.0.m\)"):
+        load_checkpoint(nested)
+    assert load_checkpoint(nested, finite_state=False).state["model"]["a"].sum() == 2
+
+
+def test_load_weights_names_the_file(tmp_path):
+    from sciml_inverse import load_weights
+
+    lin = torch.nn.Linear(2, 1)
+    load_weights(lin, {"weight": torch.ones(1, 2), "bias": torch.zeros(1)}, "m.pt")
+    assert lin.weight.sum() == 2
+    with pytest.raises(ValueError, match=r"m.pt: the weights do not fit the model \(Linear\): "
+                                         r"missing 'bias'; use the checkpoint written for"):
+        load_weights(lin, {"weight": torch.ones(1, 2)}, "m.pt")
+    extra = {f"w{i}": torch.ones(1) for i in range(5)}
+    with pytest.raises(ValueError, match=r"unexpected 'w0', 'w1', 'w2' and 2 more; other shapes "
+                                         r"for weight \(3, 2\) \(the model has \(1, 2\)\)"):
+        load_weights(lin, {"weight": torch.ones(3, 2), "bias": torch.zeros(1), **extra}, "m.pt")
+    load_weights(lin, {"weight": torch.zeros(1, 2)}, "m.pt", strict=False)
+    assert lin.weight.sum() == 0
+    with pytest.raises(TypeError, match="must be a dict of tensors"):
+        load_weights(lin, [torch.ones(1)], "m.pt")
 
 
 def test_shipped_weights_are_old_layouts_and_load():

@@ -197,7 +197,7 @@ def test_stiffness_approaches_spectral_radius():
     y0 = torch.ones(1, 3, dtype=F64)
     _, stats = solve_with_stats(f, y0, torch.tensor([0.0, 5.0], dtype=F64), rtol=1e-6, atol=1e-8)
     jac = op.Jacobian(lambda y: f(torch.zeros((), dtype=F64), y), y0)
-    rho = math.sqrt(float(op.power_method(jac.gram(), n_iter=500, tol=1e-12).eigenvalue))
+    rho = math.sqrt(float(op.power_method(jac.gram(), max_iter=500, tol=1e-12).eigenvalue))
     assert abs(rho - 50.0) < 1e-6
     lam = stats.stiffness * DOPRI5.stability_size
     assert abs(float(lam[0]) - rho) < 1e-3 * rho  # transient: the stiff mode dominates

@@ -446,7 +446,7 @@ def test_inverse_recovers_a_reachable_latent():
     sensors = PointSampling(pts, (n, n), extent=((0.0, 1.0), (0.0, 1.0)))
     y = sensors(u_true)[0]
     before = [p.clone() for p in m.parameters()]
-    opts = InverseOptions(iterations=300, step_size=100, pde_weight=0.0, samples=2,
+    opts = InverseOptions(steps=300, step_size=100, pde_weight=0.0, samples=2,
                           estimate_samples=0, loss=DGNOLossOptions(weak=WeakFormOptions(4)))
     out = invert_darcy(m, sensors, y, opts)
     misfit = (sensors(out.solution[None])[0] - y).norm() / y.norm()

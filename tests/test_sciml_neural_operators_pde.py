@@ -258,5 +258,5 @@ def test_docs_walkthrough_reaction_diffusion_trains_and_inverts():
     sensors = PointSampling(points, (n, n), extent=((0.0, 1.0), (0.0, 1.0)))
     with torch.no_grad():
         y = model(a[:1], points)[0]
-    out = invert_darcy(model, sensors, y, InverseOptions(iterations=2, loss=opts))
+    out = invert_darcy(model, sensors, y, InverseOptions(steps=2, loss=opts))
     assert out.coefficient.shape == (n, n) and len(out.history) == 2

@@ -353,11 +353,11 @@ def test_fields_reject_bad_arguments():
         piecewise_field(2, 9, seed=None)
     with pytest.raises(ValueError, match="seed must be a non-negative"):
         piecewise_field(2, 9, seed=-1)
-    with pytest.raises(ValueError, match="length_scale must be a finite positive"):
+    with pytest.raises(ValueError, match="length_scale must be > 0, got 0.0"):
         piecewise_field(2, 9, seed=0, length_scale=0.0)
-    with pytest.raises(ValueError, match="alpha must be a finite positive"):
+    with pytest.raises(ValueError, match="alpha must be finite, got nan"):
         smooth_field(2, 9, seed=0, alpha=float("nan"))
-    with pytest.raises(ValueError, match=r"values\[0\] must be a finite positive"):
+    with pytest.raises(ValueError, match=r"values\[0\] must be > 0, got 0.0"):
         piecewise_field(2, 9, seed=0, values=(0.0, 10.0))
     with pytest.raises(ValueError, match="values must be a pair"):
         piecewise_field(2, 9, seed=0, values=(5.0, 10.0, 20.0))

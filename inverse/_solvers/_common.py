@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_int
+from sciml_inverse import check_finite, check_int, check_real, check_tensor
 
 from .._fidelity import AbstractDataFidelity, _check_positive
 from .._prior import Prior, _is_one
@@ -23,9 +23,7 @@ def _check_opt_positive(name: str, value: object, *, tensor_ok: bool = False) ->
     if tensor_ok and isinstance(value, torch.Tensor):
         _check_positive(name, value)
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite float or None, got {value!r}")
+    check_real(name, value, positive=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -106,7 +104,17 @@ def _validate(fidelity: object, prior: object, lam: float | Tensor) -> float | T
         raise ValueError(f"the prior acts on samples with {prior.event_ndim} trailing dims but "
                          f"the operator's in_shape has {fidelity.event_ndim}; build the prior "
                          f"with event_ndim={fidelity.event_ndim}")
-    return _check_positive("lam", lam)
+    lam = _check_positive("lam", lam)
+    batch = getattr(fidelity, "batch_shape", None)
+    if isinstance(lam, Tensor) and batch is not None:
+        try:
+            ok = tuple(torch.broadcast_shapes(lam.shape, tuple(batch))) == tuple(batch)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"a per-sample lam must have a shape that broadcasts to the batch "
+                             f"shape {tuple(batch)} of the data, got {tuple(lam.shape)}")
+    return lam
 
 
 def _initial(fidelity: AbstractDataFidelity, x0: Tensor | None) -> Tensor:
@@ -114,6 +122,8 @@ def _initial(fidelity: AbstractDataFidelity, x0: Tensor | None) -> Tensor:
         return fidelity.initial_point()
     if not isinstance(x0, Tensor):
         raise TypeError(f"x0 must be a tensor or None, got {type(x0).__name__}")
+    check_tensor("x0", x0)
+    check_finite("x0", x0)
     return x0.detach().clone()
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sciml_inverse import Checkpoint, load_checkpoint, save_checkpoint
+from sciml_inverse import Checkpoint, load_checkpoint, load_weights, save_checkpoint
 from sciml_inverse import library_version as library_version
 
 from ._icnn import ImageLPNConfig, VectorLPNConfig
@@ -35,7 +35,10 @@ def config_from_dict(d: dict[str, Any]) -> VectorLPNConfig | ImageLPNConfig:
         raise ValueError(f"not an LPN model configuration: {d!r}") from err
     if isinstance(fields.get("dilations"), list):
         fields["dilations"] = tuple(fields["dilations"])
-    return cls(**fields)
+    try:
+        return cls(**fields)
+    except TypeError as err:  # a field this version does not know
+        raise ValueError(f"not an LPN model configuration of this version: {err}") from err
 
 
 def write_lpn(model: LPN, path: str | os.PathLike, train: dict[str, Any] | None) -> Path:
@@ -128,7 +131,8 @@ def load_lpn(path: str | os.PathLike, model: LPN | None = None, *,
         If there is no file at ``path``.
     ValueError
         If the file is not an LPN checkpoint (or corrupted, or written by a newer
-        sciml-inverse), or was saved for a different configuration than ``model``'s.
+        sciml-inverse), lacks an entry, holds NaN or infinite weights, or was saved for a
+        different configuration than ``model``'s.
 
     Notes
     -----
@@ -147,12 +151,16 @@ def load_lpn(path: str | os.PathLike, model: LPN | None = None, *,
     """
     ckpt = read_checkpoint(path, map_location)
     if model is None:
-        model = LPN(config_from_dict(ckpt.config))
+        try:
+            config = config_from_dict(ckpt.config)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{path}: {err}") from err
+        model = LPN(config)
     elif not isinstance(model, LPN):
         raise TypeError(f"model must be an LPN or None, got {type(model).__name__}")
     else:
         check_model_matches(model, ckpt, path)
     ref = next(model.parameters())
     state = {k: v.to(device=ref.device) for k, v in ckpt.state.items()}
-    model.load_state_dict(state)
+    load_weights(model, state, path)
     return model.eval()

@@ -27,20 +27,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_real
 
 __all__ = ["VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN", "build_icnn"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _check_float(name: str, value: object, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not positive and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +83,8 @@ class VectorLPNConfig:
         check_int("dim", self.dim, 1)
         check_int("hidden", self.hidden, 1)
         check_int("num_layers", self.num_layers, 0)
-        _check_float("beta", self.beta, positive=True)
-        _check_float("alpha", self.alpha)
+        check_real("beta", self.beta, positive=True)
+        check_real("alpha", self.alpha, positive=False)
         if self.init_log_mean is not None and not math.isfinite(self.init_log_mean):
             raise ValueError(f"init_log_mean must be finite or None, got {self.init_log_mean!r}")
 
@@ -175,8 +166,8 @@ class ImageLPNConfig:
                                  f"layer) or None, got {self.dilations!r}")
             for d in self.dilations:
                 check_int("each dilation", d, 1)
-        _check_float("beta", self.beta, positive=True)
-        _check_float("alpha", self.alpha)
+        check_real("beta", self.beta, positive=True)
+        check_real("alpha", self.alpha, positive=False)
         if self.padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got "
                              f"{self.padding_mode!r}")

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from sciml_inverse import FitOptions, TrainTask, fit, full_precision, upcast
 from sciml_inverse import check_int as _int
 from sciml_inverse import check_number as _num
+from sciml_inverse._deprecation import renamed_arguments
 
 from ._checkpoint import check_model_matches, config_to_dict, read_checkpoint
 from ._loss import ProximalMatchingLoss, proximal_matching_schedule
@@ -25,6 +26,7 @@ __all__ = ["TrainPhase", "LPNTrainOptions", "TrainHistory", "train_lpn", "standa
 _LOSSES = ("l1", "l2", "pm")
 
 
+@renamed_arguments(num_steps="steps")
 @dataclasses.dataclass(frozen=True)
 class TrainPhase:
     """One phase of LPN training: a loss, a number of Adam steps and a learning rate.
@@ -34,7 +36,9 @@ class TrainPhase:
     loss : {"l1", "l2", "pm"}
         Mean absolute error (posterior-median denoiser), mean squared error (MMSE denoiser), or
         :class:`ProximalMatchingLoss` (MAP denoiser as γ → 0).
-    num_steps : int
+    steps : int
+        Adam steps of the phase (the former name ``num_steps`` still works, keyword and
+        attribute, with a ``DeprecationWarning``).
     lr : float
         Adam learning rate for the whole phase.
     gamma, gamma_rms : float, optional
@@ -47,7 +51,7 @@ class TrainPhase:
     """
 
     loss: str
-    num_steps: int
+    steps: int
     lr: float
     gamma: float | None = None
     gamma_rms: float | None = None
@@ -55,7 +59,7 @@ class TrainPhase:
     def __post_init__(self) -> None:
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
-        _int("num_steps", self.num_steps, 1)
+        _int("steps", self.steps, 1)
         _num("lr", self.lr)
         _num("gamma", self.gamma, allow_none=True)
         _num("gamma_rms", self.gamma_rms, allow_none=True)
@@ -80,13 +84,14 @@ class TrainPhase:
         return f"pm(γ={self.gamma})" if self.gamma is not None else f"pm(γ_rms={self.gamma_rms})"
 
 
-def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
+@renamed_arguments(num_steps_l1="steps_l1", num_steps_pm="steps_pm")
+def standard_phases(*, steps_l1: int = 20_000, steps_pm: int = 20_000,
                     lr_l1: float = 1e-3, lr_pm: float = 1e-4, num_stages: int = 4,
                     gamma_min: float | None = None, gamma_min_rms: float | None = None
                     ) -> tuple[TrainPhase, ...]:
     """The reference schedule (``lpn/train.py``): L1 warm-up, then proximal matching stages.
 
-    ``num_steps_pm`` is split into ``num_stages`` equal stages with
+    ``steps_pm`` is split into ``num_stages`` equal stages with
     :math:`\\gamma_s = \\gamma_{\\min} 2^{S-1-s}` (:func:`proximal_matching_schedule`). γ is given
     on the summed scale (``gamma_min``) or on the RMS scale (``gamma_min_rms``); with neither, the
     reference default :math:`\\gamma_{\\min} = 0.08\\sqrt n` is used, i.e. ``gamma_min_rms=0.08``.
@@ -94,11 +99,16 @@ def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
     Raises
     ------
     ValueError
-        Both γ scales given, ``num_steps_pm`` not divisible by ``num_stages``, bad numbers.
+        Both γ scales given, ``steps_pm`` not divisible by ``num_stages``, bad numbers.
+
+    Notes
+    -----
+    The former keywords ``num_steps_l1``/``num_steps_pm`` still work, with a
+    ``DeprecationWarning``.
 
     Examples
     --------
-    >>> [p.describe() for p in standard_phases(num_steps_l1=10, num_steps_pm=8, num_stages=2,
+    >>> [p.describe() for p in standard_phases(steps_l1=10, steps_pm=8, num_stages=2,
     ...                                        gamma_min_rms=0.1)]
     ['l1', 'pm(γ_rms=0.2)', 'pm(γ_rms=0.1)']
     """
@@ -106,14 +116,14 @@ def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
         raise ValueError("give at most one of gamma_min and gamma_min_rms")
     if gamma_min is None and gamma_min_rms is None:
         gamma_min_rms = 0.08
-    _int("num_steps_l1", num_steps_l1, 0)
-    _int("num_steps_pm", num_steps_pm, 0)
+    _int("steps_l1", steps_l1, 0)
+    _int("steps_pm", steps_pm, 0)
     _int("num_stages", num_stages, 1)
-    if num_steps_pm % num_stages:
-        raise ValueError(f"num_steps_pm={num_steps_pm} must be divisible by "
+    if steps_pm % num_stages:
+        raise ValueError(f"steps_pm={steps_pm} must be divisible by "
                          f"num_stages={num_stages}")
-    phases = [TrainPhase("l1", num_steps_l1, lr_l1)] if num_steps_l1 else []
-    per = num_steps_pm // num_stages
+    phases = [TrainPhase("l1", steps_l1, lr_l1)] if steps_l1 else []
+    per = steps_pm // num_stages
     if per:
         gmin = gamma_min if gamma_min is not None else gamma_min_rms
         for g in proximal_matching_schedule(gmin, num_stages):  # type: ignore[arg-type]
@@ -152,9 +162,9 @@ class LPNTrainOptions:
 
     Examples
     --------
-    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=100, num_steps_pm=200),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(steps_l1=100, steps_pm=200),
     ...                      batch_size=16, sigma_noise=0.1)
-    >>> cfg.num_steps
+    >>> cfg.steps
     300
     """
 
@@ -178,18 +188,27 @@ class LPNTrainOptions:
         _int("log_every", self.log_every, 1)
 
     @property
-    def num_steps(self) -> int:
+    def steps(self) -> int:
         """Total number of optimizer steps."""
-        return sum(p.num_steps for p in self.phases)
+        return sum(p.steps for p in self.phases)
+
+    @property
+    def num_steps(self) -> int:
+        """Deprecated alias of :attr:`steps`."""
+        import warnings
+
+        warnings.warn("LPNTrainOptions.num_steps is deprecated, use .steps", DeprecationWarning,
+                      stacklevel=2)
+        return self.steps
 
     def phase_at(self, step: int) -> int:
         """Index of the phase that runs optimizer step ``step`` (0-based)."""
         end = 0
         for i, p in enumerate(self.phases):
-            end += p.num_steps
+            end += p.steps
             if step < end:
                 return i
-        raise ValueError(f"step {step} is past the schedule ({self.num_steps} steps)")
+        raise ValueError(f"step {step} is past the schedule ({self.steps} steps)")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -199,7 +218,9 @@ class LPNTrainOptions:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LPNTrainOptions:
         d = dict(d)
-        d["phases"] = tuple(TrainPhase(**p) for p in d["phases"])
+        # files written before the naming scheme store each phase's "num_steps"
+        d["phases"] = tuple(TrainPhase(**{("steps" if k == "num_steps" else k): v
+                                          for k, v in p.items()}) for p in d["phases"])
         return cls(**d)
 
 
@@ -233,7 +254,7 @@ def _schedule_until(cfg: LPNTrainOptions, step: int) -> list[tuple]:
     for p in cfg.phases:
         if left <= 0:
             break
-        n = min(left, p.num_steps)
+        n = min(left, p.steps)
         out.append((p.loss, p.lr, p.gamma, p.gamma_rms, n))
         left -= n
     return out
@@ -344,7 +365,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     >>> import torch
     >>> from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
     >>> lpn = LPN(ImageLPNConfig(in_channels=1, hidden=8, num_layers=2))
-    >>> cfg = LPNTrainOptions(phases=standard_phases(num_steps_l1=2, num_steps_pm=2, num_stages=2),
+    >>> cfg = LPNTrainOptions(phases=standard_phases(steps_l1=2, steps_pm=2, num_stages=2),
     ...                      batch_size=4, sigma_noise=0.1)
     >>> hist = train_lpn(lpn, torch.rand(10, 1, 12, 12), cfg, progress=False)
     >>> hist.final_step
@@ -355,7 +376,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     config = LPNTrainOptions() if config is None else config
     if not isinstance(config, LPNTrainOptions):
         raise TypeError(f"config must be an LPNTrainOptions, got {type(config).__name__}")
-    total = config.num_steps
+    total = config.steps
     if stop_after is not None:
         _int("stop_after", stop_after, 1)
     _check_data(model, data, config)
@@ -389,7 +410,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
                              f"{saved_cfg!r}, which disagrees with {config!r} on the steps "
                              f"already done; use the same configuration or resume=False")
 
-    bounds = list(itertools.accumulate(p.num_steps for p in config.phases))
+    bounds = list(itertools.accumulate(p.steps for p in config.phases))
 
     class _Task(TrainTask):
         phase_idx = -1

@@ -335,7 +335,7 @@ def _vble_options(args: argparse.Namespace):
     from ..vble import VBLEOptions
 
     method = args.method.replace("-", "_")
-    return VBLEOptions(method=method, n_iter=args.iters, lr=args.lr,
+    return VBLEOptions(method=method, steps=args.iters, lr=args.lr,
                        rate_scale=args.rate_scale, n_samples=args.samples,
                        return_samples=min(args.save_samples, args.samples), seed=args.seed,
                        conditional=args.conditional if method == "vble_xz" else "variational")

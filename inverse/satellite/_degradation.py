@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from operators import Convolution, Decimation, LinearOperator
+from sciml_inverse import check_real
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._noise import PoissonGaussianNoise
@@ -205,16 +206,6 @@ def _check_psf(psf: object) -> np.ndarray:
     return arr
 
 
-def _check_real(name: str, v: object, *, positive: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    v = float(v)
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'} and "
-                         f"finite, got {v}")
-    return v
-
-
 @dataclass(frozen=True, eq=False)
 class PleiadesDegradation:
     r"""A Pléiades-like acquisition: blur by the PSF, decimation, Poisson-Gaussian noise,
@@ -302,7 +293,7 @@ class PleiadesDegradation:
         for name in ("noise_a", "noise_b"):
             value = getattr(self, name)
             try:
-                object.__setattr__(self, name, _check_real(name, value))
+                object.__setattr__(self, name, check_real(name, value, positive=False))
             except ValueError as err:
                 raise ValueError(f"{err}; the noise variance a + b * x must be non-negative")\
                     from None
@@ -370,7 +361,7 @@ class PleiadesDegradation:
         return Decimation(self.decimation, shape) @ blur
 
     def noise_model(self, *, include_quantization: bool = True) -> PoissonGaussianNoise:
-        r"""The likelihood :class:`inverse._noise.PoissonGaussianNoise` of this acquisition.
+        r"""The likelihood :class:`inverse.PoissonGaussianNoise` of this acquisition.
 
         Parameters
         ----------

@@ -159,8 +159,8 @@ def blend_weights(shape: tuple[int, int], tile: int = 256, overlap: int = 32,
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
-    """:func:`sciml_inverse.check_int` that also takes numpy integers; returns a Python int."""
-    check_int(name, int(v) if isinstance(v, np.integer) else v, lo)
+    """:func:`sciml_inverse.check_int` (numpy integers pass), returning a Python int."""
+    check_int(name, v, lo)
     return int(v)  # type: ignore[call-overload]
 
 

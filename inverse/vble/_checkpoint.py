@@ -21,7 +21,13 @@ from typing import Any
 
 import torch
 
-from sciml_inverse import Checkpoint, load_checkpoint, save_checkpoint
+from sciml_inverse import (
+    Checkpoint,
+    check_finite_state_dict,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 
 from ._cae import CAEConfig, CompressiveAutoencoder
 
@@ -113,7 +119,8 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
         If there is no file at ``path``.
     ValueError
         If the file is corrupted or not a CAE checkpoint, has another format version, a
-        configuration this version does not know, or weights that do not fit its configuration.
+        configuration this version does not know, weights that do not fit its configuration or
+        NaN/infinite weights.
     """
     path = Path(path)
     ckpt = _read(path, map_location)
@@ -133,11 +140,7 @@ def load_cae(path: str | os.PathLike, map_location: Any = "cpu", *,
     # the 1e-9 floors to 0 (then latent_bits can be inf): take them from the fresh model.
     if ckpt.extra.get("dtype") == "float16":
         state = {k: own[k] if (k in own and k not in params) else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit the saved configuration {config}: "
-                         f"{err}") from err
+    load_weights(model, state, path)
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     model.eval()
@@ -228,6 +231,8 @@ def cae_from_compressai(state_dict_or_path: dict | str | os.PathLike, *, alpha: 
                int(sd["entropy_parameters.2.weight"].shape[0]))
     except (KeyError, AttributeError, IndexError) as err:
         raise ValueError(f"not a CompressAI mbt2018 state dict (missing {err})") from err
+    check_finite_state_dict(sd, "the CompressAI state dict" if isinstance(
+        state_dict_or_path, dict) else state_dict_or_path)
     config = CAEConfig(in_channels=cin, N=N, M=M, n_bits=n_bits, alpha=alpha,
                        std_decoder=std_decoder, hyper_channels=hyper, context_channels=k,
                        entropy_channels=ent)

@@ -6,7 +6,7 @@ the VBLE papers call them :math:`z` and :math:`h`). The prior is the CAE's entro
 \operatorname{diag}\sigma_\theta^2(y))` (:meth:`~._cae.CompressiveAutoencoder.decode` and
 :meth:`~._cae.CompressiveAutoencoder.decode_std`); the observation is
 :math:`\mathbf y_{\rm obs} \sim \mathcal N(Ax, \operatorname{diag} v(Ax))` for any
-:class:`operators.LinearOperator` :math:`A` and :class:`inverse._noise.NoiseModel` :math:`v`.
+:class:`operators.LinearOperator` :math:`A` and :class:`inverse.NoiseModel` :math:`v`.
 
 Variational families (mean field):
 
@@ -39,7 +39,6 @@ MaudBqrd/VBLE and deepinv PR #1017; facts carried over, code written anew, their
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,7 +48,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from operators import LinearOperator
-from sciml_inverse import check_int
+from sciml_inverse import check_device, check_int, check_real
+from sciml_inverse._deprecation import renamed_arguments
 
 from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
@@ -73,16 +73,10 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 
 def _check_float(name: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"VBLEOptions.{name} must be a float, got {value!r}")
-    v = float(value)
-    ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
-    if not ok:
-        raise ValueError(f"VBLEOptions.{name} must be finite and {'> 0' if positive else '>= 0'}"
-                         f", got {value!r}")
-    return v
+    return check_real(f"VBLEOptions.{name}", value, positive=positive)  # type: ignore[return-value]
 
 
+@renamed_arguments(n_iter="steps")
 @dataclass(frozen=True)
 class VBLEOptions:
     r"""Options of :func:`vble_restore`.
@@ -91,9 +85,10 @@ class VBLEOptions:
     ----------
     method : {"map_z", "vble_z", "vble_xz"}
         Posterior family (module docstring). ``"vble_xz"`` needs a CAE with a variance decoder.
-    n_iter : int, default 300
-        Adam iterations (the reference values: 300 for deblurring and super-resolution, 400 for
-        inpainting). The last iterate is kept.
+    steps : int, default 300
+        Adam steps (the reference values: 300 for deblurring and super-resolution, 400 for
+        inpainting). The last iterate is kept. The former name ``n_iter`` still works
+        (keyword and attribute), with a ``DeprecationWarning``.
     lr : float, default 0.1
         Adam learning rate.
     lam : float, default 1.0
@@ -146,7 +141,7 @@ class VBLEOptions:
     """
 
     method: Literal["map_z", "vble_z", "vble_xz"] = "vble_xz"
-    n_iter: int = 300
+    steps: int = 300
     lr: float = 0.1
     lam: float = 1.0
     rate_scale: float = 1.0
@@ -177,7 +172,7 @@ class VBLEOptions:
             _check_float("decoder_error_scale", self.decoder_error_scale, positive=True)
         _check_float("cg_rtol", self.cg_rtol, positive=True)
         _check_int("cg_max_iter", self.cg_max_iter, 1)
-        _check_int("n_iter", self.n_iter, 0)
+        _check_int("steps", self.steps, 0)
         _check_float("lr", self.lr, positive=True)
         _check_float("lam", self.lam, positive=False)
         _check_float("rate_scale", self.rate_scale, positive=True)
@@ -371,6 +366,9 @@ def _check_inputs(y, op, noise, cae, options, x_init):
                          f"restore the bands separately")
     if not isinstance(y, Tensor) or not y.is_floating_point():
         raise TypeError("y must be a floating-point torch tensor")
+    device = next(cae.parameters()).device
+    check_device("y", y, device, hint="the CAE's weights are there (or move the CAE with "
+                                      "cae.to(y.device))")
     if y.ndim != len(op.out_shape) + 1 or tuple(y.shape[1:]) != tuple(op.out_shape):
         raise ValueError(f"y must have shape (B, *op.out_shape) with op.out_shape = "
                          f"{tuple(op.out_shape)}, got {tuple(y.shape)}")
@@ -385,6 +383,7 @@ def _check_inputs(y, op, noise, cae, options, x_init):
         if not isinstance(x_init, Tensor) or tuple(x_init.shape) != shape:
             raise ValueError(f"x_init must be a tensor of shape {shape}, got "
                              f"{tuple(getattr(x_init, 'shape', ()))}")
+        check_device("x_init", x_init, device)
         if not bool(torch.isfinite(x_init).all()):
             raise ValueError("x_init contains NaN or inf")
 
@@ -587,7 +586,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     2. :math:`\bar y = g_a(s x_0)`, :math:`\bar z = h_a(\bar y)` without noise, :math:`a = a' = 1`
        (the training noise width), :math:`b = 1` (so :math:`q(x\mid y) = p(x\mid y)` at the
        start);
-    3. ``n_iter`` Adam steps on :math:`\{\bar y, \bar z, \ln a, \ln a', \ln b\}` with per-image
+    3. ``steps`` Adam steps on :math:`\{\bar y, \bar z, \ln a, \ln a', \ln b\}` with per-image
        gradient-norm clipping; :math:`a \in [1.5\cdot10^{-5}, 20]` and
        :math:`b \in [10^{-4}, 3]` by clamps of the log-parameters whose gradient passes when it
        points back inside (two-sided ``LowerBound``), plus a projection after each step;
@@ -603,7 +602,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
         Forward operator with ``in_shape = (C, H, W)``, any H, W; ``C`` must equal the CAE's
         ``in_channels``.
     noise : NoiseModel
-        :class:`~inverse._noise.GaussianNoise` or :class:`~inverse._noise.PoissonGaussianNoise`.
+        :class:`~inverse.GaussianNoise` or :class:`~inverse.PoissonGaussianNoise`.
     cae : CompressiveAutoencoder
         The prior (its parameters are frozen during the call and restored afterwards).
     options : VBLEOptions, optional
@@ -628,12 +627,12 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     --------
     >>> import torch
     >>> from operators import Identity
-    >>> from inverse._noise import GaussianNoise
-    >>> from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
+    >>> from inverse import GaussianNoise
+    >>> from inverse.vble import CAEConfig, CompressiveAutoencoder
     >>> cae = CompressiveAutoencoder(CAEConfig(N=8, M=12))
     >>> y = torch.rand(1, 1, 32, 32)
     >>> res = vble_restore(y, Identity((1, 32, 32)), GaussianNoise(0.1), cae,
-    ...                    VBLEOptions(n_iter=3, n_samples=4))
+    ...                    VBLEOptions(steps=3, n_samples=4))
     >>> tuple(res.x_mmse.shape), bool((res.x_std > 0).all())
     ((1, 1, 32, 32), True)
     """
@@ -653,7 +652,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
         state = _Variational(y, op, noise, cae, options, x0)
         history: dict[str, list[float]] = {k: [] for k in ("loss", "data", "kl_z", "kl_x", "bpp")}
         adam = torch.optim.Adam(state.params, lr=options.lr)
-        steps = range(options.n_iter)
+        steps = range(options.steps)
         if progress:
             from tqdm.auto import tqdm
 

@@ -49,8 +49,9 @@ from torch import Tensor, nn
 
 from sciml_inverse import check_int as _int
 from sciml_inverse import check_number as _num
-from sciml_inverse import full_precision, load_checkpoint, upcast
+from sciml_inverse import full_precision, load_checkpoint, load_weights, upcast
 from sciml_inverse import library_version as library_version
+from sciml_inverse._deprecation import renamed_arguments
 
 __all__ = [
     "TrainOptions",
@@ -270,7 +271,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict[s
     path = Path(path)
     ckpt = _read_checkpoint(path)
     model = CompressiveAutoencoder(CAEConfig.from_dict(dict(ckpt["model_config"])))
-    model.load_state_dict(_model_state(model, ckpt["model_state"]))
+    load_weights(model, _model_state(model, ckpt["model_state"]), path)
     info = {k: ckpt[k] for k in ("phase", "step", "history", "total_wall_time",
                                  "library_version")}
     info["train_config"] = TrainOptions.from_dict(ckpt["train_config"])
@@ -692,12 +693,13 @@ def evaluate_cae(model: nn.Module, images: Mapping[str, np.ndarray | Tensor], *,
     return out
 
 
-def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
+@renamed_arguments(n_iter="steps")
+def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, steps: int = 300,
                 lr: float = 1.0) -> dict[str, Any]:
     """Decoder fit ceiling: the best PSNR of ``D(y)`` with ``y`` optimized to fit ``x``.
 
-    Starting from ``y = g_a(x)``, Adam on ``y`` minimizes ``MSE(D(y), x)`` for ``n_iter``
-    iterations; the best iterate counts. This bounds the quality of any restoration that
+    Starting from ``y = g_a(x)``, Adam on ``y`` minimizes ``MSE(D(y), x)`` for ``steps``
+    steps; the best iterate counts. This bounds the quality of any restoration that
     outputs ``D(y)`` (MAP-z, the z-MMSE of VBLE) with this decoder.
 
     Parameters
@@ -705,7 +707,8 @@ def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
     model : CompressiveAutoencoder
     x : array or Tensor
         ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)``, sides multiples of ``pad_multiple``.
-    n_iter : int
+    steps : int
+        Adam steps (the former name ``n_iter`` still works, with a ``DeprecationWarning``).
     lr : float
         Adam step on y. The latents of a trained CAE are of order 1 (quantization bins of
         width 1), so steps ≈ 1 suit them: on the shipped models 300 iterations gave 41.7–42.0 dB
@@ -723,10 +726,10 @@ def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
     TypeError
         Not a CompressiveAutoencoder.
     ValueError
-        Bad ``n_iter`` or ``lr``.
+        Bad ``steps`` or ``lr``.
     """
     _check_model(model)
-    _int("n_iter", n_iter, 1)
+    _int("steps", steps, 1)
     _num("lr", lr)
     ref = next(model.parameters())
     xt = _as_batch(x, ref)
@@ -742,7 +745,7 @@ def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
         y = y0.clone().requires_grad_(True)
         opt = torch.optim.Adam([y], lr=lr)
         best, curve = mse0, []
-        for it in range(n_iter):
+        for it in range(steps):
             loss = F.mse_loss(model.decode(y), xt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -757,4 +760,4 @@ def fit_decoder(model: nn.Module, x: np.ndarray | Tensor, *, n_iter: int = 300,
             p.requires_grad_(f)
         model.train(was_training)
     return {"psnr": 10 * math.log10(1 / best), "psnr_init": 10 * math.log10(1 / mse0),
-            "mse": best, "iterations": n_iter, "lr": lr, "curve": curve}
+            "mse": best, "iterations": steps, "lr": lr, "curve": curve}

@@ -161,7 +161,7 @@ def _physics_class() -> type:
             from ..solvers._power import record_power_iterations
 
             with record_power_iterations() as runs:
-                n = self.op.opnorm(n_iter=int(max_iter), tol=float(tol), generator=rng)
+                n = self.op.opnorm(max_iter=int(max_iter), tol=float(tol), generator=rng)
             if any(not bool(r.converged.all()) for r in runs):
                 # deepinv's power method warns likewise (closed forms run no iterations)
                 warnings.warn("Power iteration: convergence not reached", UserWarning,

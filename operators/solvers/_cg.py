@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import torch
 from torch import Tensor
 
-from .._base import LinearOperator, _expand_per_sample, _inner, _sqnorm
+from sciml_inverse import check_real
+
+from .._base import LinearOperator, _empty_slice, _expand_per_sample, _inner, _sqnorm
 
 __all__ = ["cg", "CGResult", "default_cg_rtol"]
 
@@ -58,12 +61,14 @@ def _validate(op: LinearOperator, b: Tensor, rtol: float, atol: float, max_iter:
                          f"in_shape {op.in_shape} and out_shape {op.out_shape}; for least squares "
                          f"use op.solve_normal or lsqr")
     op._check_input(b, op.in_shape, "cg")
+    check_real("rtol", rtol)
+    check_real("atol", atol)
     if not (rtol >= 0 and atol >= 0) or (rtol == 0 and atol == 0):
         raise ValueError(f"need rtol >= 0 and atol >= 0, not both zero; got rtol={rtol}, "
                          f"atol={atol}")
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every must be a positive int, got {check_every!r}")
-    n = b[(0,) * (b.ndim - len(op.in_shape))].numel()
+    n = math.prod(op.in_shape)
     if max_iter is None:
         return 10 * n
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -200,6 +205,13 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float |
     if rtol is None:  # a non-tensor b is rejected by _validate
         rtol = default_cg_rtol(b.dtype) if isinstance(b, Tensor) else 1e-6
     max_iter = _validate(op, b, rtol, atol, max_iter, check_every)
+    if b.numel() == 0:  # an empty batch: solve one zero sample, return none
+        batch = tuple(b.shape[: b.ndim - len(op.in_shape)])
+        one = cg(op, b.new_zeros((*(max(s, 1) for s in batch), *op.in_shape)), rtol=rtol,
+                 atol=atol, max_iter=max_iter, check_every=check_every)
+        return CGResult(solution=_empty_slice(one.solution, batch, len(op.in_shape)), n_iter=0,
+                        residual_norm=_empty_slice(one.residual_norm, batch, 0),
+                        converged=_empty_slice(one.converged, batch, 0))
     opts = (rtol, atol, max_iter, check_every)
     if x0 is not None:
         op._check_input(x0, op.in_shape, "cg(x0)")

@@ -7,7 +7,9 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from .._base import LinearOperator, _expand_per_sample, _sqnorm
+from sciml_inverse import check_real
+
+from .._base import LinearOperator, _empty_slice, _expand_per_sample, _sqnorm
 
 __all__ = ["lsqr", "LSQRResult"]
 
@@ -96,6 +98,8 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
     if not isinstance(op, LinearOperator):
         raise TypeError(f"lsqr expects a LinearOperator, got {type(op).__name__}")
     op._check_input(b, op.out_shape, "lsqr")
+    for name, v in (("damp", damp), ("atol", atol), ("btol", btol)):
+        check_real(name, v)
     if not damp >= 0:
         raise ValueError(f"damp must be >= 0, got {damp}")
     if not (atol >= 0 and btol >= 0):
@@ -108,6 +112,13 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
     ni, no = len(op.in_shape), len(op.out_shape)
+    if b.numel() == 0:  # an empty batch: solve one zero sample, return none
+        batch = tuple(b.shape[: b.ndim - no])
+        one = lsqr(op, b.new_zeros((*(max(s, 1) for s in batch), *op.out_shape)), damp=damp,
+                   atol=atol, btol=btol, max_iter=max_iter)
+        return LSQRResult(solution=_empty_slice(one.solution, batch, ni), n_iter=0,
+                          residual_norm=_empty_slice(one.residual_norm, batch, 0),
+                          converged=_empty_slice(one.converged, batch, 0))
 
     def unit(t: Tensor, nd: int) -> tuple[Tensor, Tensor]:
         n = _safe_sqrt(_sqnorm(t, nd))

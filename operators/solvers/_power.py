@@ -9,6 +9,9 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int, check_real
+from sciml_inverse._deprecation import renamed_arguments
+
 from .._base import LinearOperator, _expand_per_sample, _inner, _sqnorm
 
 __all__ = ["power_method", "PowerMethodResult"]
@@ -50,7 +53,8 @@ class PowerMethodResult:
     converged: Tensor
 
 
-def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
+@renamed_arguments(n_iter="max_iter")
+def power_method(op: LinearOperator, *, max_iter: int = 200, tol: float = 1e-7,
                  x0: Tensor | None = None, generator: torch.Generator | None = None,
                  dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> PowerMethodResult:
@@ -65,8 +69,9 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
     ----------
     op : LinearOperator
         Square and Hermitian (e.g. a Gram operator).
-    n_iter : int, default 200
-        Maximum iterations.
+    max_iter : int, default 200
+        Maximum iterations (the former name ``n_iter`` still works, with a
+        ``DeprecationWarning``). The result's ``n_iter`` is the number run.
     tol : float, default 1e-7
         Relative tolerance on the eigenvalue.
     x0 : Tensor, optional
@@ -98,8 +103,8 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
     if op.in_shape != op.out_shape:
         raise ValueError(f"power_method needs a square operator, got {op.in_shape} -> "
                          f"{op.out_shape}; use A.opnorm() for the norm of a rectangular A")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
+    check_int("max_iter", max_iter, 1)
+    check_real("tol", tol)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     nd = len(op.in_shape)
@@ -121,7 +126,7 @@ def power_method(op: LinearOperator, *, n_iter: int = 200, tol: float = 1e-7,
         lam = torch.zeros(v.shape[: v.ndim - nd], dtype=v.real.dtype, device=v.device)
         conv = torch.zeros_like(lam, dtype=torch.bool)
         it = 0
-        for it in range(1, n_iter + 1):  # noqa: B007
+        for it in range(1, max_iter + 1):  # noqa: B007
             mv = op.forward(v)
             lam_new = _inner(v, mv, nd).real
             nrm = _sqnorm(mv, nd).sqrt()

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_tolerance
+
 from ._stats import Recorder, SolverStats, _check_recorder
 from ._tableaus import RK4_38, ButcherTableau, _tensors, get_tableau
 
@@ -62,6 +64,9 @@ class _Problem:
         if not bool(torch.isfinite(self.y0).all()):
             raise ValueError("y0 contains NaN or infinite values; the solve cannot start")
         self.n = self.y0.numel()
+        if self.n == 0:
+            raise ValueError(f"y0 is empty (shapes {[tuple(s) for s in self.shapes]}): there is "
+                             f"nothing to integrate; pass a state with at least one element")
         self.nfe = 0
         self._checked = False
 
@@ -131,11 +136,7 @@ def _check_times(t: Tensor) -> tuple[list[float], bool]:
 
 def _check_tols(rtol: float, atol: float) -> tuple[float, float]:
     for nm, v in (("rtol", rtol), ("atol", atol)):
-        if isinstance(v, Tensor):
-            if v.numel() != 1 or v.requires_grad:
-                raise TypeError(f"{nm} must be a float (or a one-element tensor without grad)")
-        elif not isinstance(v, int | float):
-            raise TypeError(f"{nm} must be a float, got {type(v).__name__}")
+        check_tolerance(nm, v)  # type, finiteness (shared validator)
         if not float(v) >= 0.0:
             raise ValueError(f"{nm} must be >= 0, got {float(v)}")
     if float(rtol) == 0.0 and float(atol) == 0.0:

@@ -45,6 +45,8 @@ from typing import Any, Protocol
 
 import torch
 
+from sciml_inverse import check_finite
+
 from ._stats import Recorder, SolverStats, _check_recorder
 
 __all__ = [
@@ -418,6 +420,13 @@ def _num(x: Any, name: str) -> float:
     return float(x)
 
 
+def _check_finite_numbers(**values: Any) -> None:
+    """ValueError for a NaN or infinite step size or tolerance (a number or a tensor); the types
+    are checked later (by torchsde's contract or :func:`_num`)."""
+    for name, v in values.items():
+        check_finite(name, v, hint="pass a finite number")
+
+
 def _ts_sdeint_fn() -> Any:
     """torchsde's own ``sdeint`` (from its defining module, so that a patched ``torchsde.sdeint``
     -- as the peer-test harness does -- never routes back here)."""
@@ -514,7 +523,8 @@ def sdeint(
     ------
     ValueError
         As torchsde (bad noise/SDE type, shapes, method incompatible with the SDE, ``ts`` not
-        increasing); a recorder or one of our options with a method run by torchsde.
+        increasing); a recorder or one of our options with a method run by torchsde; a NaN or
+        infinite ``dt``, ``rtol``, ``atol`` or ``dt_min`` (torchsde would return NaN).
     TypeError
         If ``options`` is not a dict or ``method`` has the wrong type.
     RuntimeError
@@ -548,6 +558,7 @@ def sdeint(
         )
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    _check_finite_numbers(dt=dt, rtol=rtol, atol=atol, dt_min=dt_min)
     opts = {} if options is None else dict(options)
     ours = {k: opts.pop(k) for k in _OUR_OPTIONS if k in opts}
     ts_kw = {"dt": dt, "adaptive": adaptive, "rtol": rtol, "atol": atol, "dt_min": dt_min,
@@ -757,6 +768,7 @@ def sdeint_adjoint(
     """
     import torchsde
 
+    _check_finite_numbers(adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol)
     if adjoint_params is None and not isinstance(sde, torch.nn.Module):
         raise ValueError(
             "`sde` must be an instance of nn.Module to specify the adjoint parameters; "

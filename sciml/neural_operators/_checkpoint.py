@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import Checkpoint, load_checkpoint, save_checkpoint
+from sciml_inverse import Checkpoint, check_keys, load_checkpoint, load_weights, save_checkpoint
 
 from ._base import AbstractNeuralOperator
 
@@ -127,8 +127,8 @@ def load(path: str | os.PathLike, model: AbstractNeuralOperator, *,
     FileNotFoundError
         No file at ``path``.
     ValueError
-        Not a neural-operator checkpoint (corrupted, foreign, newer format), or saved for another
-        architecture.
+        Not a neural-operator checkpoint (corrupted, foreign, newer format), a file without
+        weights or with NaN or infinite ones, or saved for another architecture.
 
     Examples
     --------
@@ -145,6 +145,7 @@ def load(path: str | os.PathLike, model: AbstractNeuralOperator, *,
         raise TypeError(f"model must be an AbstractNeuralOperator, got {type(model).__name__}")
     ckpt = read(path)
     check_architecture(model, ckpt)
+    check_keys(ckpt.state, ("model",), ckpt.path, what=_WHAT)
     state = ckpt.state["model"]
     best_state = (ckpt.state.get("best_model") if ckpt.kind == TRAIN_KIND else
                   (ckpt.state.get("task") or {}).get("best_model") if ckpt.kind == FIT_KIND
@@ -154,10 +155,7 @@ def load(path: str | os.PathLike, model: AbstractNeuralOperator, *,
     ref = next(iter(model.parameters()), None)
     if ref is not None:
         state = {k: v.to(ref.device) for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{ckpt.path}: weights do not fit the model: {err}") from err
+    load_weights(model, state, ckpt.path)
     return model.eval()
 
 

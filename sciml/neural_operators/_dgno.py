@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 from ._base import AbstractNeuralOperator, _check_points
 from ._multionet import OperatorJet, _InnerProductOperator
 from ._pde import PDE, Fields
@@ -67,6 +69,9 @@ def grid_points(n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """Nodes of the uniform ``n × n`` grid on ``[0,1]^2`` (boundary included), ``(n*n, 2)``,
     row-major with ``"ij"`` indexing (row ``i*n + j`` is ``(i, j)/(n-1)``), as in
     :mod:`sciml.pde`."""
+    check_int("n", n, 2)
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     t = torch.linspace(0.0, 1.0, int(n), dtype=dtype)
     return torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
 

@@ -7,17 +7,24 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 __all__ = ["MLPEncoder", "CNNEncoder"]
 
 
 class _GridEncoder(nn.Module):
     """Input checks and per-node unit-Gaussian normalisation of ``(B, n, n)`` fields."""
 
-    def __init__(self, grid: int, out_size: int, bounded: bool, ndim: int = 2) -> None:
+    def __init__(self, grid: int, out_size: int, bounded: bool, ndim: int = 2,
+                 sizes: dict[str, Sequence[int]] | None = None) -> None:
+        check_int("grid", grid, 2)
+        check_int("out_size", out_size, 1)
+        if ndim not in (1, 2) or isinstance(ndim, bool):
+            raise ValueError(f"ndim must be 1 or 2, got {ndim!r}")
+        for name, seq in (sizes or {}).items():  # layer widths, kernel sizes
+            for v in seq:
+                check_int(f"every entry of {name}", v, 1)
         super().__init__()
-        if int(grid) < 2 or int(out_size) < 1 or int(ndim) not in (1, 2):
-            raise ValueError(f"grid must be >= 2, out_size >= 1 and ndim 1 or 2, got {grid}, "
-                             f"{out_size}, {ndim}")
         self.grid = int(grid)
         self.ndim = int(ndim)
         self.field_shape = (self.grid,) * self.ndim
@@ -75,7 +82,7 @@ class MLPEncoder(_GridEncoder):
 
     def __init__(self, grid: int, hidden: Sequence[int] = (512, 256), out_size: int = 128, *,
                  bounded: bool = True, ndim: int = 2) -> None:
-        super().__init__(grid, out_size, bounded, ndim)
+        super().__init__(grid, out_size, bounded, ndim, {"hidden": hidden})
         sizes = [self.grid ** self.ndim, *[int(h) for h in hidden], self.out_size]
         mods: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -109,7 +116,8 @@ class CNNEncoder(_GridEncoder):
     def __init__(self, grid: int, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (),
                  out_size: int = 128, *, kernel: int = 5, stride: int = 2,
                  bounded: bool = False) -> None:
-        super().__init__(grid, out_size, bounded)
+        super().__init__(grid, out_size, bounded, 2, {"channels": channels, "hidden": hidden,
+                                                       "kernel and stride": (kernel, stride)})
         convs: list[nn.Module] = []
         c_in = 1
         for c in channels:

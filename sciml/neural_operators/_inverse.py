@@ -23,23 +23,29 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_number, check_real, check_tensor
+from sciml_inverse._deprecation import renamed_arguments
+
 from ._dgno import DGNO, BernoulliLikelihood, DGNOLossOptions, grid_points, physics_loss
 from ._weak_form import sample_test_functions
 
 __all__ = ["InverseOptions", "InverseResult", "invert_darcy", "add_noise_snr"]
 
 
+@renamed_arguments(iterations="steps")
 @dataclass(frozen=True)
 class InverseOptions:
     """Optimisation of the latent in :func:`invert_darcy`.
 
     Attributes
     ----------
-    iterations : int
-        Reference: 500 (two-phase), 1000 (smooth).
+    steps : int
+        Adam steps on the latent. Reference: 500 (two-phase), 1000 (smooth). The former name
+        ``iterations`` still works (constructor keyword and attribute), with a
+        ``DeprecationWarning``.
     lr, weight_decay : float
     step_size : int
-        StepLR period in iterations (reference: 50 two-phase, 250 smooth).
+        StepLR period in steps (reference: 50 two-phase, 250 smooth).
     gamma : float
         StepLR factor (0.5 two-phase, 0.6 smooth).
     data_weight, pde_weight : float
@@ -56,7 +62,7 @@ class InverseOptions:
     seed : int
     """
 
-    iterations: int = 500
+    steps: int = 500
     lr: float = 1e-2
     weight_decay: float = 1e-4
     step_size: int = 50
@@ -70,8 +76,17 @@ class InverseOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.step_size < 1 or self.samples < 1:
-            raise ValueError("iterations, step_size and samples must be >= 1")
+        for name in ("steps", "step_size", "samples"):
+            check_int(name, getattr(self, name), 1)
+        check_int("estimate_samples", self.estimate_samples, 0)
+        check_int("seed", self.seed, 0)
+        for h in self.hidden:
+            check_int("every entry of hidden", h, 1)
+        check_number("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, positive=False)
+        check_number("data_weight", self.data_weight, positive=False)
+        check_number("pde_weight", self.pde_weight, positive=False)
+        check_number("gamma", self.gamma)
         if not self.lr > 0 or self.data_weight < 0 or self.pde_weight < 0:
             raise ValueError("need lr > 0 and non-negative weights")
 
@@ -104,6 +119,8 @@ def add_noise_snr(u: Tensor, snr_db: float, *, generator: torch.Generator | None
                   ) -> Tensor:
     r"""Gaussian noise at a signal-to-noise ratio: :math:`\sigma = \sqrt{\overline{u^2}/10^{
     \mathrm{SNR}/10}}` (the reference's definition, per sample over its last dimension)."""
+    check_tensor("u", u, allow_complex=False)
+    check_real("snr_db", snr_db)
     sigma = (u.pow(2).mean(-1, keepdim=True) / 10 ** (snr_db / 10)).sqrt()
     return u + sigma * torch.randn(u.shape, generator=generator, dtype=u.dtype).to(u.device)
 
@@ -182,7 +199,7 @@ def invert_darcy(model: DGNO, sensors: nn.Module, observations: Tensor,
     sens = sensors.to(device)
     history: list[float] = []
     t0 = time.perf_counter()
-    it = range(options.iterations)
+    it = range(options.steps)
     if progress:
         from tqdm.auto import tqdm
 

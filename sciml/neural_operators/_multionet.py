@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 from ._base import (
     AbstractActivation,
     AbstractNeuralOperator,
@@ -49,6 +51,13 @@ class _InnerProductOperator(AbstractNeuralOperator):
                  encoder: nn.Module | None) -> None:
         super().__init__()
         trunk_layers, branch_layers = list(trunk_layers), list(branch_layers)
+        check_int("in_size_x", in_size_x, 1)
+        check_int("in_size_a", in_size_a, 1)
+        for w in trunk_layers + branch_layers:
+            check_int("every layer width", w, 1)
+        if len(trunk_layers) < 2:
+            raise ValueError(f"trunk_layers and branch_layers need at least two widths (a lifting "
+                             f"layer and one summed hidden layer), got {trunk_layers}")
         if len(trunk_layers) != len(branch_layers):
             raise ValueError(f"trunk_layers and branch_layers must have the same length, got "
                              f"{trunk_layers} and {branch_layers}")

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_number, check_real
+
 from ._base import AbstractNeuralOperator
 from ._checkpoint import KIND, TRAIN_KIND, architecture, read
 
@@ -38,7 +40,14 @@ __all__ = [
 
 def relative_l2(pred: Tensor, target: Tensor) -> Tensor:
     """Per-sample relative L2 error ``‖pred − target‖ / ‖target‖`` over all but the first dim."""
-    p, t = pred.reshape(pred.shape[0], -1), target.reshape(target.shape[0], -1)
+    if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
+        raise TypeError("pred and target must be tensors")
+    if pred.ndim < 1 or target.ndim < 1 or pred.shape[0] != target.shape[0] or \
+            pred[:1].numel() != target[:1].numel():
+        raise ValueError(f"pred and target must hold the same samples (equal first dims and "
+                         f"values per sample), got shapes {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    p, t = pred.flatten(1), target.flatten(1)
     return (p - t).norm(dim=1) / t.norm(dim=1).clamp_min(1e-30)
 
 
@@ -103,6 +112,15 @@ class TrainOptions:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
+        check_int("epochs", self.epochs, 0)
+        for name in ("batch_size", "validate_every"):
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0)
+        if self.step_size is not None:
+            check_int("step_size", self.step_size, 1)
+        for name in ("lr", "weight_decay", "gamma"):
+            check_real(name, getattr(self, name))
+        check_number("grad_clip", self.grad_clip, allow_none=True)
         if self.epochs < 0 or self.batch_size < 1 or self.validate_every < 1:
             raise ValueError(f"need epochs >= 0, batch_size >= 1, validate_every >= 1; got "
                              f"{self.epochs}, {self.batch_size}, {self.validate_every}")
@@ -219,16 +237,17 @@ def fit(model: nn.Module, objective: AbstractObjective, train: Any,
         train = (a, u) if isinstance(objective, SupervisedObjective) else (a,)
     if isinstance(validation, DarcyData):
         validation = validation.to_torch(ref.dtype, ref.device)
-    if not isinstance(train, tuple) or not train or not all(
-            isinstance(t, Tensor) for t in train) or len({t.shape[0] for t in train}) != 1:
+    if not isinstance(train, tuple) or not all(isinstance(t, Tensor) for t in train):
+        raise TypeError(f"train must be a DarcyData or a tuple of tensors, e.g. (a, u), got "
+                        f"{type(train).__name__}")
+    if stop_after is not None:
+        check_int("stop_after", stop_after, 1)
+    if not train or len({t.shape[0] for t in train}) != 1:
         raise ValueError("train must be a DarcyData or a non-empty tuple of tensors with equal "
                          "first dims")
     if any(bool(torch.isnan(t).any()) for t in train):
         raise ValueError("training tensors contain NaN")
-    import torch.distributed as dist
-
-    rank, world = ((dist.get_rank(), dist.get_world_size())
-                   if dist.is_available() and dist.is_initialized() else (0, 1))
+    rank, world = _dist()
     n = train[0].shape[0]
     params = [p for p in model.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer

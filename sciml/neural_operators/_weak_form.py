@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int, check_real
+
 __all__ = [
     "WeakFormOptions", "TestFunctions", "Interpolation", "wendland", "wendland_grad",
     "quadrature_rule", "sample_test_functions", "weak_residual", "coefficient_at",
@@ -76,6 +78,9 @@ class WeakFormOptions:
     consistent_source: bool = False
 
     def __post_init__(self) -> None:
+        check_int("n_centres", self.n_centres, 1)
+        check_int("quadrature_points", self.quadrature_points, 2)
+        check_real("radius", self.radius)
         if int(self.n_centres) < 1:
             raise ValueError(f"n_centres must be >= 1, got {self.n_centres}")
         if not 0.0 < float(self.radius) < 0.5:
@@ -109,6 +114,7 @@ def wendland(r: Tensor, d: int = 2) -> Tensor:
 
     in 2-D :math:`(1-r)^6 (35r^2 + 18r + 3)/3`; ``v(0) = 1``, :math:`C^4` at ``r = 1``.
     """
+    check_int("d", d, 1)
     ell = _ell(d)
     rp = (1 - r).clamp_min(0)
     return rp ** (ell + 2) * ((ell ** 2 + 4 * ell + 3) * r ** 2 + (3 * ell + 6) * r + 3) / 3
@@ -120,6 +126,7 @@ def wendland_grad(xi: Tensor, d: int = 2) -> Tensor:
     .. math:: \nabla_\xi v = (1-r)_+^{\ell+1}\,\big[-(\ell^3+8\ell^2+19\ell+12)r
         - (\ell^2+7\ell+12)\big]/3\;\xi .
     """
+    check_int("d", d, 1)
     ell = _ell(d)
     r = xi.norm(dim=-1, keepdim=True)
     rp = (1 - r).clamp_min(0)
@@ -136,9 +143,9 @@ def quadrature_rule(n: int, *, dtype: torch.dtype = torch.float32,
     ``n = 7`` in 2-D gives 25 points; in 1-D the end points ``±1`` drop out, so ``n`` gives
     ``n - 2`` points.
     """
+    check_int("n", n, 2)
+    check_int("dim", dim, 1)
     dim = int(dim)
-    if dim < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
     t = torch.linspace(-1.0, 1.0, int(n), dtype=torch.float64)
     g = torch.stack(torch.meshgrid(*([t] * dim), indexing="ij"), -1).reshape(-1, dim)
     xi = g[g.norm(dim=-1) < 1 - 1e-12]

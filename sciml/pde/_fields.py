@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from sciml_inverse import check_real
+
 __all__ = ["gaussian_random_field", "piecewise_field", "smooth_field"]
 
 #: Length scale of the reference data: tau = 1 / length_scale = 3 (DGNO note, section 8).
@@ -40,11 +42,8 @@ def _check_common(n_samples: object, grid: object, seed: object) -> None:
         raise ValueError(f"seed must be a non-negative int, got {seed}")
 
 
-def _check_positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value}")
-    return value
+def _check_positive(name: str, value: object) -> float:
+    return check_real(name, value, positive=True)  # type: ignore[return-value]
 
 
 def gaussian_random_field(
