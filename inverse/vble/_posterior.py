@@ -287,6 +287,24 @@ class _ImageRNG:
         return self._draw(torch.randn, k, shape, like, 0.0)
 
 
+class _SharedRNG(_ImageRNG):
+    """One ``torch.Generator`` for the whole batch (draws of shape ``(k*B, ...)`` at once)."""
+
+    def __init__(self, gen: torch.Generator, n: int) -> None:
+        self.gens = [gen]
+        self.n = n
+        self.active = None
+
+    def _draw(self, fn, k: int, shape: tuple[int, ...], like: Tensor, fill: float) -> Tensor:
+        return fn((k * self.n, *shape), generator=self.gens[0], dtype=like.dtype,
+                  device=like.device)
+
+
+def _as_rng(gen: _ImageRNG | torch.Generator, n: int) -> _ImageRNG:
+    """Per-image streams as they are, or a plain generator shared by the ``n`` images."""
+    return gen if isinstance(gen, _ImageRNG) else _SharedRNG(gen, n)
+
+
 def _stalled(losses: list[Tensor], window: int, rtol: float) -> Tensor | None:
     """The stopping rule of :class:`VBLEOptions` (``stop_rtol``) on per-image losses
     (a list of ``(B,)`` tensors, one per iteration): a bool ``(B,)`` tensor after a complete
@@ -507,10 +525,11 @@ class _Variational:
         eps = gen.randn(k, tuple(mean.shape[1:]), mean)
         return (mean + self.b().repeat(k, 1, 1, 1) * sigma * eps) / self.s
 
-    def terms(self, gen: _ImageRNG) -> dict[str, Tensor]:
+    def terms(self, gen: _ImageRNG | torch.Generator) -> dict[str, Tensor]:
         """Per-image loss terms (shape ``(B,)``), all divided by ``N = C H W``."""
         k = 1 if self.method == "map_z" else self.opt.mc_samples
         bsz = self.y_bar.shape[0]
+        gen = _as_rng(gen, bsz)
         y_t, z_t = self.draw_latents(k, gen)
         x = self.image_samples(y_t, k, gen)
         ax = self.op(x.reshape(k, bsz, *x.shape[1:]))
@@ -797,17 +816,18 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
 
 
 @torch.no_grad()
-def _sample(state: _Variational, options: VBLEOptions, gen: _ImageRNG):
+def _sample(state: _Variational, options: VBLEOptions, gen: _ImageRNG | torch.Generator):
     x_zmmse = crop(state.cae.decode(state.y_bar), state.size) / state.s
     k_keep = options.return_samples
     if state.method == "map_z":
         samples = x_zmmse.unsqueeze(0).repeat(k_keep, 1, 1, 1, 1) if k_keep else None
         return x_zmmse.clone(), torch.zeros_like(x_zmmse), x_zmmse, samples
     bsz = state.y_bar.shape[0]
+    gen = _as_rng(gen, bsz)
     exact = options.conditional == "exact"
     if exact:
         sig0 = crop(state.cae.decode_std(state.y_bar), state.size) / state.s
-        if options.decoder_error_scale is None and bsz == 1:
+        if options.decoder_error_scale is None and len(gen.gens) == 1:
             scale = estimate_decoder_error_scale(state.y_obs, state.op, state.noise, x_zmmse,
                                                  sig0, generator=gen.gens[0])
         elif options.decoder_error_scale is None:  # image by image: each with its own stream
