@@ -79,7 +79,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from inverse.satellite import PleiadesDegradation, read_raster, restore_raster, simulate_raster
+    from inverse.satellite import (
+        PleiadesDegradation,
+        VBLETileRestorer,
+        read_raster,
+        restore_raster,
+        simulate_raster,
+    )
     from inverse.satellite._cli import DEFAULT_STOP_RTOL, _auto_model, load_model
     from inverse.satellite._source import RasterSource
     from inverse.vble import VBLEOptions
@@ -127,7 +133,8 @@ def main(argv=None) -> int:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        res = restore_raster(obs, deg, cae, options, tile=args.tile, overlap=args.overlap,
+        restorer = VBLETileRestorer(deg, cae, options, device=args.device)
+        res = restore_raster(obs, deg, restorer=restorer, tile=args.tile, overlap=args.overlap,
                              progress=False, device=args.device, tile_batch=tile_batch)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -140,11 +147,13 @@ def main(argv=None) -> int:
                "seconds": sec, "seconds_per_mpx": sec / mpx, "mpx_per_s": mpx / sec,
                "psnr": float(10 * np.log10(dn * dn / np.mean(err ** 2))),
                "coverage_2std": float(np.mean(np.abs(err) < 2 * std[b:-b, b:-b])),
-               "n_tiles": res.tiled.n_tiles, "load_before": load0, "load_after": _load()}
+               "n_tiles": res.tiled.n_tiles, "iterations_per_tile": restorer.iterations,
+               "load_before": load0, "load_after": _load()}
         rows[mode] = row
         print(f"{mode}: {sec:.1f} s for {mpx:.3f} Mpx -> {row['seconds_per_mpx']:.1f} s/Mpx, "
               f"{row['mpx_per_s']:.5f} Mpx/s; PSNR {row['psnr']:.2f} dB, +-2 std coverage "
-              f"{row['coverage_2std']:.4f} (load {load0} -> {row['load_after']})", flush=True)
+              f"{row['coverage_2std']:.4f}, iterations {restorer.iterations} (load {load0} "
+              f"-> {row['load_after']})", flush=True)
     out = {"device": args.device, "image": os.path.basename(path), "crop": s, "bits": bits,
            "mirrored_scene": args.scene is not None and args.scene > args.size,
            "decimation": args.decimation, "tile": args.tile, "overlap": args.overlap,

@@ -95,6 +95,8 @@ class VBLETileRestorer:
         self.device = torch.device(device)
         self.cae = cae.to(self.device).eval()
         self.progress = bool(progress)
+        #: Optimization iterations of every image restored so far (the stopping rule's effect).
+        self.iterations: list[int] = []
 
     has_std = True
 
@@ -163,6 +165,7 @@ class VBLETileRestorer:
         y = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         res = vble_restore(y, op, self.degradation.noise_model(), self.cae, self.options,
                            progress=self.progress)
+        self.iterations.extend(res.iterations)
         out = {"restored": res.x_mmse.detach().cpu().numpy().astype(np.float32),
                "std": res.x_std.detach().cpu().numpy().astype(np.float32)}
         if res.samples is not None and res.samples.shape[0] > 0:
@@ -185,6 +188,7 @@ class VBLETileRestorer:
         op = op.to(self.device)
         res = vble_restore(y.to(self.device), op, self.degradation.noise_model(), self.cae,
                            self.options, progress=self.progress)
+        self.iterations.extend(res.iterations)
         out = {"restored": res.x_mmse[0].detach().cpu().numpy().astype(np.float32),
                "std": res.x_std[0].detach().cpu().numpy().astype(np.float32)}
         if res.samples is not None and res.samples.shape[0] > 0:
