@@ -1,23 +1,31 @@
-"""Throughput of the VBLE-xz scene path (``restore_raster``, the code path of ``sciml-inverse
-restore``): seconds per megapixel and megapixels per second, with the restoration quality.
+"""Throughput of the VBLE-xz scene path, OLD vs NEW in one run: seconds per megapixel,
+megapixels per second, and the restoration quality of both.
 
 Usage::
 
-    python benchmarks/bench_satellite_throughput.py --device cuda              # one command, GPU
-    python benchmarks/bench_satellite_throughput.py --device cpu --size 128 --iters 30 --samples 10
+    python benchmarks/bench_satellite_throughput.py --json out.json          # CPU, old vs new
+    python benchmarks/bench_satellite_throughput.py --device cuda --modes new --scene 2400 \\
+        --tile-batch 16 --json gpu.json                                       # make bench-gpu
 
-A ``--size`` crop of ``--image`` (default: the bundled 8-bit NAIP demo tile; on a GPU pass an
-evaluation scene, e.g. ``shared/data/satellite/eval/rotterdam3_pan_0p5m.tif``, for a larger
-crop) is degraded with the Pléiades-like model (MTF 0.1, default noise, ``--decimation``), then
-restored tile by tile with VBLE-xz and the shipped low-rate CAE at the command-line defaults
-(300 iterations, 100 samples) unless told otherwise. Printed and written to JSON: seconds,
-s / Mpx, Mpx / s (output pixels), PSNR of the observation and of the restoration, the coverage
-of the +-2 std interval, and the extrapolated time of a 40,000 x 40,000 scene. The run is
-capped by ``--max-seconds`` (default 300): the crop is restored tile by tile and the script
-stops after the tile that exceeds it, reporting the throughput of the tiles done.
+A centred ``--size`` crop of ``--image`` (default: the evaluation scene
+``shared/data/satellite/eval/rotterdam3_pan_0p5m.tif``, 12 bits; evaluation data: scored, never
+tuned on) is degraded with the Pléiades-like model of ``sciml-inverse degrade`` (MTF 0.1, noise
+a = 1e-5, b = 1e-4, ``--decimation``), then restored by :func:`inverse.satellite.restore_raster`
+(the code path of ``sciml-inverse restore``) with the model ``--model auto`` picks and VBLE-xz
+with the exact conditional, in each mode:
 
-This measures the current path only; it is the yardstick for the throughput work of issue 11
-(batched tiles per network call and the other optimizations are not implemented yet).
+* ``old``: the settings before issue 11's throughput work: one tile per network call,
+  ``--iters`` iterations always (``stop_rtol=0``);
+* ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4), the stopping rule
+  ``stop_rtol`` (0.05, ``--iters`` the cap).
+
+Both use ``--iters`` (300) and ``--samples`` (100), the CLI defaults, unless told otherwise
+(the JSON's ``cli_defaults`` says whether they were). Printed and written to JSON, per mode:
+seconds, s / Mpx and Mpx / s (output pixels of the crop), PSNR of the restoration (5-pixel
+border excluded), coverage of the +-2 std interval, iterations per tile; then the speed-up
+``old s/Mpx / new s/Mpx`` and the quality differences against the targets (>= 3x, PSNR within
+0.1 dB, coverage within 0.01), and the load average (the machine is shared: timings are only
+comparable within one run).
 """
 
 from __future__ import annotations
@@ -30,23 +38,41 @@ import time
 
 import numpy as np
 
+_EVAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                     "satellite", "eval", "rotterdam3_pan_0p5m.tif")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--image", default=None, help="sharp GeoTIFF (default: the demo tile)")
+    p.add_argument("--image", default=None, help="sharp GeoTIFF (default: the eval scene "
+                                                 "rotterdam3_pan_0p5m.tif)")
     p.add_argument("--bits", type=int, default=None, help="bit depth (default: from the dtype)")
-    p.add_argument("--size", type=int, default=256, help="crop size (output pixels)")
+    p.add_argument("--size", type=int, default=480, help="crop size (output pixels)")
+    p.add_argument("--scene", type=int, default=None,
+                   help="extend the crop to a SCENE x SCENE image by mirroring it (a larger "
+                        "scene for GPUs: the eval image has 600 x 600 pixels)")
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--overlap", type=int, default=32)
     p.add_argument("--decimation", type=int, default=1, choices=(1, 2))
     p.add_argument("--iters", type=int, default=300)
     p.add_argument("--samples", type=int, default=100)
-    p.add_argument("--model", default="low", help="low, high or a CAE checkpoint")
-    p.add_argument("--max-seconds", type=float, default=300.0)
+    p.add_argument("--tile-batch", type=int, default=4, help="new mode: tiles per call")
+    p.add_argument("--stop-rtol", type=float, default=None,
+                   help="new mode: stopping rule (default: the CLI's)")
+    p.add_argument("--model", default="auto", help="auto, low, high or a CAE checkpoint")
+    p.add_argument("--modes", nargs="+", default=["old", "new"], choices=("old", "new"))
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", metavar="PATH")
     return p.parse_args(argv)
+
+
+def _load() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
 
 
 def main(argv=None) -> int:
@@ -56,83 +82,103 @@ def main(argv=None) -> int:
     from inverse.satellite import (
         PleiadesDegradation,
         VBLETileRestorer,
-        demo_tile_path,
         read_raster,
+        restore_raster,
         simulate_raster,
     )
-    from inverse.satellite._cli import load_model
-    from inverse.satellite._tiling import blend_weights
+    from inverse.satellite._cli import DEFAULT_STOP_RTOL, _auto_model, load_model
+    from inverse.satellite._source import RasterSource
     from inverse.vble import VBLEOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = args.image or str(demo_tile_path())
+    path = args.image or os.path.normpath(_EVAL)
     sharp = read_raster(path, band=1)
     bits = args.bits or {"uint8": 8, "uint16": 12}.get(sharp.attrs["source_dtype"], 12)
     s = min(args.size, sharp.sizes["y"], sharp.sizes["x"])
     s -= s % (2 * args.decimation)
     y0, x0 = (sharp.sizes["y"] - s) // 2, (sharp.sizes["x"] - s) // 2
     crop = sharp.isel(y=slice(y0, y0 + s), x=slice(x0, x0 + s))
-    deg = PleiadesDegradation(mtf=0.1, decimation=args.decimation, n_bits=bits)
+    if args.scene is not None and args.scene > s:
+        from inverse.satellite import georeferenced
+        from inverse.satellite._io import _geo_of
+
+        pad = args.scene - args.scene % (2 * args.decimation) - s
+        gt, crs = _geo_of(crop)
+        crop = georeferenced(np.pad(crop.values, ((0, 0), (0, pad), (0, pad)), mode="symmetric"),
+                             transform=gt, crs=crs, name="sharp", attrs=dict(crop.attrs))
+        s += pad
+    deg = PleiadesDegradation(mtf=0.1, decimation=args.decimation, noise_a=1e-5, noise_b=1e-4,
+                              n_bits=bits)
     obs = simulate_raster(crop, deg, seed=0)
+    model = args.model
+    if model == "auto":
+        model = _auto_model(RasterSource.from_dataarray(obs), deg)
+    cae = load_model(model, args.device)
+    stop = DEFAULT_STOP_RTOL if args.stop_rtol is None else args.stop_rtol
+    settings = {
+        "old": (VBLEOptions(conditional="exact", steps=args.iters, n_samples=args.samples,
+                            seed=args.seed), 1),
+        "new": (VBLEOptions(conditional="exact", steps=args.iters, n_samples=args.samples,
+                            seed=args.seed, stop_rtol=stop), args.tile_batch),
+    }
     dn = float(2 ** bits - 1)
-    cae = load_model(args.model, args.device)
-    fn = VBLETileRestorer(deg, cae, VBLEOptions(steps=args.iters, n_samples=args.samples),
-                          device=args.device)
-    x = crop.values[0] / dn
-    y = obs.values / dn
-    tile = min(args.tile, s)
-    sum_w = np.zeros((s, s))
-    mean = np.zeros((s, s))
-    var = np.zeros((s, s))
-    f = args.decimation
-    t0 = time.perf_counter()
-    n_done, px = 0, 0
-    tiles = list(blend_weights((s, s), tile, min(args.overlap, tile - 2), None, f))
-    for (rs, cs), w in tiles:
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        out = fn(y[:, rs.start // f:rs.stop // f, cs.start // f:cs.stop // f])
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        sum_w[rs, cs] += w
-        mean[rs, cs] += w * out["restored"][0]
-        var[rs, cs] += w * out["std"][0] ** 2
-        n_done += 1
-        px += (rs.stop - rs.start) * (cs.stop - cs.start)
-        if time.perf_counter() - t0 > args.max_seconds:
-            break
-    sec = time.perf_counter() - t0
-    done = sum_w > 0.999
-    rest = np.where(done, mean / np.maximum(sum_w, 1e-12), np.nan)
-    std = np.sqrt(np.where(done, var / np.maximum(sum_w, 1e-12), np.nan))
+    x = crop.values[0].astype(np.float64)
     b = 5
-    inner = np.zeros_like(done)
-    inner[b:-b, b:-b] = True
-    sel = done & inner
-    up = np.kron(y[0], np.ones((f, f)))
-
-    def psnr(a: np.ndarray) -> float:
-        return float(10 * np.log10(1.0 / np.mean((a[sel] - x[sel]) ** 2)))
-
-    mpx = px / 1e6  # output pixels restored (overlaps counted once per tile)
-    row = {"device": args.device, "image": os.path.basename(path), "crop": s, "bits": bits,
-           "decimation": f, "tile": tile, "tiles_done": n_done, "tiles_total": len(tiles),
-           "iters": args.iters, "samples": args.samples, "model": args.model,
-           "seconds": sec, "tile_megapixels": mpx, "seconds_per_mpx": sec / mpx,
-           "mpx_per_s": mpx / sec, "psnr_observation": psnr(up), "psnr_restored": psnr(rest),
-           "coverage_2std": float(np.mean(np.abs(rest[sel] - x[sel]) < 2 * std[sel])),
-           "scene_40k_hours": 1600.0 * sec / mpx / 3600,
-           "machine": platform.machine(), "cpu_count": os.cpu_count(),
-           "torch_threads": torch.get_num_threads()}
-    print(f"VBLE-xz on {args.device}: {n_done}/{len(tiles)} tiles of {tile}^2 in {sec:.1f} s -> "
-          f"{row['seconds_per_mpx']:.1f} s/Mpx, {row['mpx_per_s']:.4f} Mpx/s; PSNR "
-          f"{row['psnr_observation']:.2f} -> {row['psnr_restored']:.2f} dB, +-2 std coverage "
-          f"{row['coverage_2std']:.3f}; a 40k x 40k scene: {row['scene_40k_hours']:.1f} h")
+    mpx = s * s / 1e6
+    rows: dict[str, dict] = {}
+    for mode in args.modes:
+        options, tile_batch = settings[mode]
+        load0 = _load()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        restorer = VBLETileRestorer(deg, cae, options, device=args.device)
+        res = restore_raster(obs, deg, restorer=restorer, tile=args.tile, overlap=args.overlap,
+                             progress=False, device=args.device, tile_batch=tile_batch)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        sec = time.perf_counter() - t0
+        rest = res.restored.values[0].astype(np.float64)
+        std = res.std.values[0].astype(np.float64)
+        err = (rest - x)[b:-b, b:-b]
+        row = {"tile_batch": tile_batch, "stop_rtol": options.stop_rtol,
+               "steps": options.steps, "n_samples": options.n_samples,
+               "seconds": sec, "seconds_per_mpx": sec / mpx, "mpx_per_s": mpx / sec,
+               "psnr": float(10 * np.log10(dn * dn / np.mean(err ** 2))),
+               "coverage_2std": float(np.mean(np.abs(err) < 2 * std[b:-b, b:-b])),
+               "n_tiles": res.tiled.n_tiles, "iterations_per_tile": restorer.iterations,
+               "load_before": load0, "load_after": _load()}
+        rows[mode] = row
+        print(f"{mode}: {sec:.1f} s for {mpx:.3f} Mpx -> {row['seconds_per_mpx']:.1f} s/Mpx, "
+              f"{row['mpx_per_s']:.5f} Mpx/s; PSNR {row['psnr']:.2f} dB, +-2 std coverage "
+              f"{row['coverage_2std']:.4f}, iterations {restorer.iterations} (load {load0} "
+              f"-> {row['load_after']})", flush=True)
+    out = {"device": args.device, "image": os.path.basename(path), "crop": s, "bits": bits,
+           "mirrored_scene": args.scene is not None and args.scene > args.size,
+           "decimation": args.decimation, "tile": args.tile, "overlap": args.overlap,
+           "model": model, "iters": args.iters, "samples": args.samples,
+           "cli_defaults": args.iters == 300 and args.samples == 100 and args.tile == 256
+           and args.overlap == 32 and args.tile_batch == 4 and stop == DEFAULT_STOP_RTOL,
+           "modes": rows, "machine": platform.machine(), "cpu_count": os.cpu_count(),
+           "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if "new" in rows:
+        out["scene_40k_minutes_new"] = 1600.0 * rows["new"]["seconds_per_mpx"] / 60
+    if "old" in rows and "new" in rows:
+        o, n = rows["old"], rows["new"]
+        out["speedup"] = o["seconds_per_mpx"] / n["seconds_per_mpx"]
+        out["psnr_diff_db"] = n["psnr"] - o["psnr"]
+        out["coverage_diff"] = n["coverage_2std"] - o["coverage_2std"]
+        out["targets_met"] = {"speedup_ge_3": out["speedup"] >= 3.0,
+                              "psnr_within_0.1dB": abs(out["psnr_diff_db"]) <= 0.1,
+                              "coverage_within_0.01": abs(out["coverage_diff"]) <= 0.01}
+        print(f"speed-up old/new: {out['speedup']:.2f}x; PSNR new - old "
+              f"{out['psnr_diff_db']:+.3f} dB; coverage new - old {out['coverage_diff']:+.4f}; "
+              f"targets {out['targets_met']}")
     if args.json:
         from sciml_inverse import write_json
 
-        write_json(args.json, row)
+        write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
 

@@ -273,9 +273,11 @@ def test_restore_command_with_dask(observation, tiny_cae, tmp_path):
                  str(model_path), "--tile", "128", "--overlap", "32", "--dask", "--out",
                  str(out), *FAST]) == 0
     serial = tmp_path / "serial.nc"
+    # dask tasks restore one tile each: compare with the serial run one tile per call (batched
+    # tiles agree only up to the float32 CG tolerance, see test_tile_restorer_batch_equals...)
     assert main(["restore", str(observation), "--bits", "8", "--decimation", "2", "--model",
                  str(model_path), "--tile", "128", "--overlap", "32", "--out", str(serial),
-                 *FAST]) == 0
+                 "--tile-batch", "1", *FAST]) == 0
     with xr.open_dataset(out, engine="h5netcdf") as a, \
             xr.open_dataset(serial, engine="h5netcdf") as b:
         np.testing.assert_allclose(a["restored"].values, b["restored"].values, atol=1e-3)
@@ -295,3 +297,32 @@ def test_degrade_with_a_user_psf_and_no_noise_is_a_rounded_convolution(tmp_path,
     assert main(["degrade", str(demo_tile_path()), "--psf", str(tmp_path / "none.npy"),
                  "--out", str(tmp_path / "other.nc")]) == 1
     assert "no PSF file" in capsys.readouterr().err
+
+
+def test_tile_restorer_batch_equals_tiles_one_by_one(tiny_cae):
+    """restore_batch: complete tiles (and the bands of a multi-band tile, with a one-channel
+    model) in one network call, masked tiles alone; same results as __call__ tile by tile
+    (float64 model and a tight CG: equal to rounding)."""
+    import copy
+
+    model = copy.deepcopy(tiny_cae[0]).double()
+    deg = PleiadesDegradation(mtf=0.1, decimation=1)
+    fn = VBLETileRestorer(deg, model, VBLEOptions(
+        n_iter=3, n_samples=3, return_samples=2, conditional="exact", cg_rtol=1e-12,
+        cg_max_iter=3000))
+    rng = np.random.default_rng(1)
+    tiles = [(rng.random((1, 32, 32)).astype(np.float32), None) for _ in range(3)]
+    mask = np.ones((1, 32, 32), dtype=bool)
+    mask[:, :5] = False
+    tiles.insert(1, (rng.random((1, 32, 32)).astype(np.float32), mask))
+    tiles.append((rng.random((2, 32, 32)).astype(np.float32), None))
+    outs = fn.restore_batch(tiles)
+    assert len(outs) == len(tiles)
+    for (obs, m), out in zip(tiles, outs, strict=True):
+        one = fn(obs, m)
+        assert out["restored"].shape == (obs.shape[0], 32, 32)
+        assert out["samples"].shape == (2, obs.shape[0], 32, 32)
+        for key in ("restored", "std", "samples"):
+            np.testing.assert_allclose(out[key], one[key], rtol=0, atol=1e-6, err_msg=key)
+    # different tiles give different restorations (the comparison above can fail)
+    assert not np.allclose(outs[0]["restored"], outs[2]["restored"], atol=1e-3)

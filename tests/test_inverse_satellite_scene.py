@@ -448,13 +448,22 @@ def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "tp.json"
-    assert bench.main(["--device", "cpu", "--size", "96", "--tile", "64", "--overlap", "16",
-                       "--iters", "2", "--samples", "3", "--model", str(tmp_path / "tiny.pt"),
-                       "--json", str(out)]) == 0
+    from inverse.satellite import demo_tile_path
+
+    demo = str(demo_tile_path())
+    assert bench.main(["--device", "cpu", "--image", demo, "--size", "96", "--tile", "64",
+                       "--overlap", "16", "--iters", "2", "--samples", "3", "--model",
+                       str(tmp_path / "tiny.pt"), "--json", str(out)]) == 0
     row = json.loads(out.read_text())
-    assert row["tiles_done"] == row["tiles_total"] == 4
-    assert row["mpx_per_s"] > 0 and 0 <= row["coverage_2std"] <= 1
-    assert np.isfinite(row["psnr_restored"])
+    assert set(row["modes"]) == {"old", "new"} and row["cli_defaults"] is False
+    for mode in row["modes"].values():
+        assert mode["n_tiles"] == 4
+        assert mode["mpx_per_s"] > 0 and 0 <= mode["coverage_2std"] <= 1
+        assert np.isfinite(mode["psnr"])
+    assert row["modes"]["old"]["tile_batch"] == 1 and row["modes"]["new"]["tile_batch"] == 4
+    # 2 iterations: the stopping rule cannot act, so new = old up to rounding (batching only)
+    assert abs(row["psnr_diff_db"]) < 1e-3 and abs(row["coverage_diff"]) < 1e-3
+    assert row["speedup"] > 0
 
 
 def test_cog_output_is_a_cloud_optimized_geotiff(tmp_path):

@@ -14,6 +14,7 @@ from inverse.vble._posterior import (
     B_BOUNDS,
     VBLEOptions,
     _sample,
+    _stalled,
     _Variational,
     bounded_exp,
     initial_estimate,
@@ -431,3 +432,73 @@ def test_satellite_eval_example_quick(tmp_path):
     again = mod["main"](["--quick", "--tiny-random-cae", "--settings", names[0], "--json",
                          str(parts[0])])
     assert again["records"] == first["records"]
+
+
+# ------------------------------------------------------------ batches and the stopping rule
+def _xz_cae() -> CompressiveAutoencoder:
+    torch.manual_seed(0)
+    return CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval().double()
+
+
+@pytest.mark.parametrize("conditional", ["exact", "variational"])
+def test_a_batch_gives_the_results_of_its_images_restored_one_by_one(conditional):
+    """Each image of a batch has its own random streams and stops on its own (float64, tight CG:
+    the batched and one-by-one results agree to rounding)."""
+    from inverse.satellite import PleiadesDegradation
+
+    cae = _xz_cae()
+    deg = PleiadesDegradation(mtf=0.2, noise_a=1e-4, noise_b=1e-3)
+    op = deg.operator((1, 32, 32)).double()
+    gen = torch.Generator().manual_seed(1)
+    y = (0.3 + 0.2 * torch.rand(3, 1, 32, 32, generator=gen, dtype=torch.float64))
+    y[1] = y[1] * 0.5  # different images, different losses
+    opts = VBLEOptions(steps=30, n_samples=5, sample_batch=3, conditional=conditional,
+                       cg_rtol=1e-12, cg_max_iter=2000, stop_rtol=0.3, stop_window=4,
+                       return_samples=2)
+    batched = vble_restore(y, op, deg.noise_model(), cae, opts)
+    for b in range(3):
+        one = vble_restore(y[b:b + 1], op, deg.noise_model(), cae, opts)
+        assert one.iterations == [batched.iterations[b]]
+        torch.testing.assert_close(one.x_mmse[0], batched.x_mmse[b], rtol=0, atol=1e-9)
+        torch.testing.assert_close(one.x_std[0], batched.x_std[b], rtol=0, atol=1e-9)
+        torch.testing.assert_close(one.samples[:, 0], batched.samples[:, b], rtol=0, atol=1e-9)
+    assert min(batched.iterations) < opts.steps  # the rule stopped some image early
+
+
+def test_stopping_rule_on_a_linear_loss_stops_at_the_closed_form_iteration():
+    """For a loss decreasing linearly, the window decrease is W * slope and the decrease since
+    the first window (t - W) * slope: the rule stops at the first window end t >= W (1 + 1/rtol).
+    """
+    w, rtol = 5, 0.06
+    losses = [torch.tensor([10.0 - 0.01 * t, 3.0]) for t in range(25 * w)]
+    first = None
+    for t in range(1, len(losses) + 1):
+        s = _stalled(losses[:t], w, rtol)
+        assert (s is None) == (t < 2 * w or t % w != 0)
+        if s is not None and first is None and bool(s[0]):
+            first = t
+        if s is not None:
+            assert bool(s[1])  # a flat loss has stalled at once
+    assert first == w * math.ceil(1 + 1 / rtol) == 90
+    assert _stalled(losses[: 4 * w], w, 0.0) is None  # rtol 0: the rule is off
+
+
+def test_stopping_early_equals_running_that_many_iterations(cae):
+    """The rule only truncates the optimization: same random streams, same result."""
+    _, op, y = _blur_problem(seed=3)
+    noise = GaussianNoise(0.02)
+    opts = VBLEOptions(method="vble_z", steps=200, n_samples=4, stop_rtol=0.2, stop_window=5)
+    res = vble_restore(y, op, noise, cae, opts)
+    k = res.iterations[0]
+    assert 10 <= k < 200 and k % 5 == 0 and len(res.history["loss"]) == k
+    ref = vble_restore(y, op, noise, cae, VBLEOptions(method="vble_z", steps=k, n_samples=4))
+    assert ref.iterations == [k]
+    torch.testing.assert_close(res.x_mmse, ref.x_mmse, rtol=0, atol=0)
+    torch.testing.assert_close(res.x_std, ref.x_std, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("kw", "match"), [(dict(stop_rtol=-0.1), "stop_rtol"),
+                                           (dict(stop_window=0), "stop_window")])
+def test_stopping_rule_options_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        VBLEOptions(**kw)

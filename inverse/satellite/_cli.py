@@ -66,6 +66,8 @@ def _mtf(text: str) -> float:
 
 #: Values of ``restore --method`` (underscores are accepted too).
 METHODS = ("vble-xz", "vble-z", "map-z", "tikhonov", "tv")
+#: ``--stop-rtol`` default (the stopping rule of :class:`inverse.vble.VBLEOptions`).
+DEFAULT_STOP_RTOL = 0.05
 
 
 def _method(text: str) -> str:
@@ -249,6 +251,10 @@ def _register_restore(subparsers) -> None:
     m.add_argument("--iters", type=_int_at_least(0), default=300,
                    help="optimization iterations per tile (default 300)")
     m.add_argument("--lr", type=_positive_float, default=0.1)
+    m.add_argument("--stop-rtol", type=_nonneg_float, default=DEFAULT_STOP_RTOL,
+                   help="stop a tile's optimization when its windowed loss decrease falls "
+                        f"below this fraction of its total decrease (default "
+                        f"{DEFAULT_STOP_RTOL}; 0: always --iters iterations)")
     m.add_argument("--rate-scale", type=_positive_float, default=1.0,
                    help="bitrate modulation s (< 1: stronger prior)")
     m.add_argument("--seed", type=_int_at_least(0), default=0)
@@ -268,6 +274,8 @@ def _register_restore(subparsers) -> None:
     t.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="run the tiles on an existing dask.distributed cluster, e.g. "
                         "tcp://10.0.0.1:8786 (the model is sent to each worker once)")
+    t.add_argument("--tile-batch", type=_int_at_least(1), default=4,
+                   help="tiles restored per network call (default 4; same results as 1)")
     t.add_argument("--threads", type=_int_at_least(1), default=None,
                    help="torch intra-op threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -338,6 +346,7 @@ def _vble_options(args: argparse.Namespace):
     return VBLEOptions(method=method, steps=args.iters, lr=args.lr,
                        rate_scale=args.rate_scale, n_samples=args.samples,
                        return_samples=min(args.save_samples, args.samples), seed=args.seed,
+                       stop_rtol=args.stop_rtol,
                        conditional=args.conditional if method == "vble_xz" else "variational")
 
 
@@ -407,7 +416,7 @@ def _restore_impl(args: argparse.Namespace) -> int:
                                 dask_scheduler=args.dask_scheduler,
                                 progress=not args.quiet, device=device, model_name=model_name,
                                 attrs={"command": command, **noise_attrs}, check=False,
-                                keep_nodata=not args.fill_nodata)
+                                keep_nodata=not args.fill_nodata, tile_batch=args.tile_batch)
         msg = (f"restored {args.input} ({result.tiled.n_tiles} tiles, "
                f"{result.tiled.n_computed} computed, {result.tiled.seconds:.1f} s) -> {out}")
         if args.png:

@@ -457,7 +457,8 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                   work_dir: str | os.PathLike | None = None, resume_key: str | None = None,
                   dask: bool = False, dask_batch: int | None = None,
                   dask_scheduler: str | None = None, progress: bool = True,
-                  sink: TileSink | None = None, keep_nodata: bool = False) -> TiledResult:
+                  sink: TileSink | None = None, keep_nodata: bool = False,
+                  tile_batch: int = 1) -> TiledResult:
     """Restore a large scene tile by tile with overlap and smooth blending.
 
     Parameters
@@ -516,6 +517,11 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         (:func:`~inverse.satellite.restore_scene`); only a strip of about ``tile`` rows is
         kept in memory. Default: an :class:`ArraySink` (outputs in memory, or memory-mapped in
         ``work_dir``), returned in the result.
+    tile_batch : int, default 1
+        Tiles handed to ``restore_fn.restore_batch(list of (obs, mask))`` at once (one network
+        call for several tiles, e.g. :meth:`VBLETileRestorer.restore_batch`; it returns the
+        list of outputs) when ``restore_fn`` has that method and ``dask`` is off; tiles are
+        still saved one by one (resume) and blended in row-major order.
 
     Returns
     -------
@@ -568,8 +574,10 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
 
     bar = tqdm(total=n_tiles, desc="tiles", unit="tile", disable=not progress)
 
-    def todo() -> Iterator[tuple]:
-        """The tiles to compute; empty tiles are skipped and finished ones loaded, in order."""
+    def items() -> Iterator[tuple]:
+        """The tiles in row-major order: ``(key, region, w, obs, mask, digest, tshape,
+        loaded)``, ``loaded`` the saved output of a finished tile (else None); empty tiles are
+        skipped."""
         nonlocal n_valid
         for region, w in blend_weights(shape[1:], tile, overlap, margin, f):
             rs, cs = region
@@ -592,14 +600,28 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
                 digest = _digest(obs if mask is None else np.where(mask, obs, np.nan))
                 loaded = store.load(*key, digest)
                 if loaded is not None:
-                    acc.add(region, w, _check_output(loaded, tshape))
-                    bar.update(1)
+                    yield key, region, w, obs, mask, digest, tshape, _check_output(loaded,
+                                                                                  tshape)
                     continue
-            yield key, region, w, obs, mask, digest, tshape
+            yield key, region, w, obs, mask, digest, tshape, None
+
+    def todo() -> Iterator[tuple]:
+        """The tiles to compute; finished ones are loaded and blended on the way."""
+        for *item, loaded in items():
+            if loaded is not None:
+                acc.add(item[1], item[2], loaded)
+                bar.update(1)
+                continue
+            yield tuple(item)
 
     dask = dask or _is_address(dask_scheduler)
+    tile_batch = _check_int("tile_batch", tile_batch, 1)
+    batched = tile_batch > 1 and hasattr(restore_fn, "restore_batch") and not dask
     try:
-        if not dask:
+        if batched:
+            n_computed, tile_seconds = _run_batched(items(), restore_fn, acc, store, bar,
+                                                    tile_batch)
+        elif not dask:
             for key, region, w, obs, mask, digest, tshape in todo():
                 out, sec = _run(restore_fn, obs, mask, tshape)
                 if store is not None:
@@ -624,6 +646,50 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
     return TiledResult(restored=restored, std=std, samples=samples, n_tiles=n_tiles,
                        n_computed=n_computed, seconds=time.perf_counter() - t_start,
                        tile_seconds=tile_seconds)
+
+
+def _run_batched(items: Iterator[tuple], restore_fn: Any, acc: _StripAccumulator,
+                 store: _TileStore | None, bar: Any, batch: int) -> tuple[int, list[float]]:
+    """``batch`` tiles per ``restore_fn.restore_batch`` call; outputs (and finished tiles
+    loaded on the way) are saved and blended in row-major order."""
+    n_computed, seconds = 0, []
+    pending: list[tuple] = []
+
+    def flush() -> None:
+        nonlocal n_computed
+        todo = [it for it in pending if it[-1] is None]
+        outs: list[Any] = []
+        sec = 0.0
+        if todo:
+            t0 = time.perf_counter()
+            outs = list(restore_fn.restore_batch([(it[3], it[4]) for it in todo]))
+            sec = (time.perf_counter() - t0) / len(todo)
+            if len(outs) != len(todo):
+                raise ValueError(f"restore_batch returned {len(outs)} outputs for "
+                                 f"{len(todo)} tiles")
+        computed = iter(outs)
+        for key, region, w, _obs, _mask, digest, tshape, loaded in pending:
+            if loaded is None:
+                out = _check_output(next(computed), tshape)
+                if store is not None:
+                    store.save(*key, digest, out)
+                n_computed += 1
+                seconds.append(sec)
+            else:
+                out = loaded
+            acc.add(region, w, out)
+            bar.update(1)
+        pending.clear()
+
+    n_todo = 0
+    for item in items:
+        pending.append(item)
+        n_todo += item[-1] is None
+        if n_todo >= batch:
+            flush()
+            n_todo = 0
+    flush()
+    return n_computed, seconds
 
 
 def _n_workers() -> int:

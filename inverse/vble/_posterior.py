@@ -133,6 +133,17 @@ class VBLEOptions:
         mean (moment matching of the residual, :math:`\sigma_\theta` as a floor).
     cg_rtol, cg_max_iter : float, int
         Tolerance and iteration cap of the conjugate-gradient solves of the exact conditional.
+    stop_rtol : float, default 0.0
+        Stopping rule of the optimization (0 disables it: ``steps`` iterations always). The
+        per-image loss is averaged over windows of ``stop_window`` iterations; after each
+        window (from the second on) an image stops when the decrease of its window mean since
+        the previous window is at most ``stop_rtol`` times its decrease since the first window
+        (the objective has stalled: Adam only wanders in the Monte-Carlo noise). ``steps``
+        stays the cap. Scale-free (the loss may be negative); an image of a batch that stops
+        is frozen while the others go on, so a batch gives the result of its images run one
+        by one.
+    stop_window : int, default 25
+        Window of the stopping rule, in iterations.
 
     Raises
     ------
@@ -157,6 +168,8 @@ class VBLEOptions:
     decoder_error_scale: float | None = None
     cg_rtol: float = 1e-4
     cg_max_iter: int = 300
+    stop_rtol: float = 0.0
+    stop_window: int = 25
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -173,6 +186,8 @@ class VBLEOptions:
         _check_float("cg_rtol", self.cg_rtol, positive=True)
         _check_int("cg_max_iter", self.cg_max_iter, 1)
         _check_int("steps", self.steps, 0)
+        _check_float("stop_rtol", self.stop_rtol, positive=False)
+        _check_int("stop_window", self.stop_window, 1)
         _check_float("lr", self.lr, positive=True)
         _check_float("lam", self.lam, positive=False)
         _check_float("rate_scale", self.rate_scale, positive=True)
@@ -218,6 +233,9 @@ class VBLEResult:
     params : dict of Tensor
         Final variational parameters (detached): ``"y_bar"``, ``"z_bar"`` and, for VBLE,
         ``"a_y"``, ``"a_z"``; for VBLE-xz ``"b"`` (``(B, C, H, W)``).
+    iterations : list of int
+        Optimization iterations done per image (``steps`` unless the stopping rule
+        ``VBLEOptions.stop_rtol`` ended it earlier).
     """
 
     x_mmse: Tensor
@@ -229,6 +247,70 @@ class VBLEResult:
     seconds_optimization: float = 0.0
     seconds_sampling: float = 0.0
     params: dict[str, Tensor] = field(default_factory=dict)
+    iterations: list[int] = field(default_factory=list)
+
+
+class _ImageRNG:
+    """One generator per image of a batch, each seeded with ``seed``.
+
+    Image ``b``'s random draws come from its own stream in the order a one-image run makes
+    them, so a batch of images gives the results of its images restored one by one (and a
+    one-image batch the same draws as a single ``torch.Generator``). Draws are laid out as
+    ``(k, B, ...)`` flattened to ``(k*B, ...)``, the layout of ``tensor.repeat(k, ...)``.
+    Images marked inactive (stopped) draw nothing: their slots get ``fill``.
+    """
+
+    def __init__(self, n: int, seed: int, device: torch.device) -> None:
+        self.gens = [torch.Generator(device=device).manual_seed(seed) for _ in range(n)]
+        self.active: list[bool] | None = None
+
+    def _draw(self, fn, k: int, shape: tuple[int, ...], like: Tensor, fill: float) -> Tensor:
+        parts = []
+        for b, g in enumerate(self.gens):
+            if self.active is None or self.active[b]:
+                parts.append(fn((k, *shape), generator=g, dtype=like.dtype, device=like.device))
+            else:
+                parts.append(torch.full((k, *shape), fill, dtype=like.dtype, device=like.device))
+        return torch.stack(parts, 1).reshape(k * len(self.gens), *shape)
+
+    def rand(self, k: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Uniform ``[0, 1)`` draws ``(k*B, *shape)`` (0.5 for inactive images)."""
+        return self._draw(torch.rand, k, shape, like, 0.5)
+
+    def randn(self, k: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Standard normal draws ``(k*B, *shape)`` (0 for inactive images)."""
+        return self._draw(torch.randn, k, shape, like, 0.0)
+
+
+class _SharedRNG(_ImageRNG):
+    """One ``torch.Generator`` for the whole batch (draws of shape ``(k*B, ...)`` at once)."""
+
+    def __init__(self, gen: torch.Generator, n: int) -> None:
+        self.gens = [gen]
+        self.n = n
+        self.active = None
+
+    def _draw(self, fn, k: int, shape: tuple[int, ...], like: Tensor, fill: float) -> Tensor:
+        return fn((k * self.n, *shape), generator=self.gens[0], dtype=like.dtype,
+                  device=like.device)
+
+
+def _as_rng(gen: _ImageRNG | torch.Generator, n: int) -> _ImageRNG:
+    """Per-image streams as they are, or a plain generator shared by the ``n`` images."""
+    return gen if isinstance(gen, _ImageRNG) else _SharedRNG(gen, n)
+
+
+def _stalled(losses: list[Tensor], window: int, rtol: float) -> Tensor | None:
+    """The stopping rule of :class:`VBLEOptions` (``stop_rtol``) on per-image losses
+    (a list of ``(B,)`` tensors, one per iteration): a bool ``(B,)`` tensor after a complete
+    window from the second on, else None."""
+    t = len(losses)
+    if rtol <= 0 or t < 2 * window or t % window:
+        return None
+    hist = torch.stack(losses[:window] + losses[t - 2 * window:])
+    first = hist[:window].mean(0)
+    prev, cur = hist[window:2 * window].mean(0), hist[2 * window:].mean(0)
+    return (prev - cur) <= rtol * (first - cur)
 
 
 class _BoundedClamp(torch.autograd.Function):
@@ -420,18 +502,18 @@ class _Variational:
     def b(self) -> Tensor:
         return bounded_exp(self.log_b, B_BOUNDS)
 
-    def draw_latents(self, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    def draw_latents(self, k: int, gen: _ImageRNG) -> tuple[Tensor, Tensor]:
         """``k`` draws of (y, z) stacked along the batch: shapes ``(k*B, ...)``."""
         yb = self.y_bar.repeat(k, 1, 1, 1)
         zb = self.z_bar.repeat(k, 1, 1, 1)
         if self.method == "map_z":
             return yb, zb
         a_y, a_z = self.widths()
-        u = torch.rand(yb.shape, generator=gen, dtype=yb.dtype, device=yb.device)
-        v = torch.rand(zb.shape, generator=gen, dtype=zb.dtype, device=zb.device)
+        u = gen.rand(k, tuple(yb.shape[1:]), yb)
+        v = gen.rand(k, tuple(zb.shape[1:]), zb)
         return yb + a_y.repeat(k, 1, 1, 1) * (u - 0.5), zb + a_z.repeat(k, 1, 1, 1) * (v - 0.5)
 
-    def image_samples(self, y_t: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    def image_samples(self, y_t: Tensor, k: int, gen: _ImageRNG) -> Tensor:
         """Image-space samples ``(k*B, C, H, W)`` for latent draws ``y_t``."""
         mean = crop(self.cae.decode(y_t), self.size)
         if self.method != "vble_xz":
@@ -439,13 +521,14 @@ class _Variational:
         # stop-gradient on sigma_theta: gradients reach y only through D and the prior
         with torch.no_grad():
             sigma = crop(self.cae.decode_std(y_t), self.size)
-        eps = torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=mean.device)
+        eps = gen.randn(k, tuple(mean.shape[1:]), mean)
         return (mean + self.b().repeat(k, 1, 1, 1) * sigma * eps) / self.s
 
-    def terms(self, gen: torch.Generator) -> dict[str, Tensor]:
+    def terms(self, gen: _ImageRNG | torch.Generator) -> dict[str, Tensor]:
         """Per-image loss terms (shape ``(B,)``), all divided by ``N = C H W``."""
         k = 1 if self.method == "map_z" else self.opt.mc_samples
         bsz = self.y_bar.shape[0]
+        gen = _as_rng(gen, bsz)
         y_t, z_t = self.draw_latents(k, gen)
         x = self.image_samples(y_t, k, gen)
         ax = self.op(x.reshape(k, bsz, *x.shape[1:]))
@@ -558,18 +641,30 @@ def exact_conditional_sample(y: Tensor, op: LinearOperator, noise: NoiseModel, m
     -------
     Tensor, shape ``(B, *op.in_shape)``.
     """
+    if generator is None:
+        return _perturb_and_map(y, op, noise, mean, sigma, None, rtol=rtol, max_iter=max_iter)
+
+    def draw(shape: torch.Size) -> Tensor:
+        return torch.randn(shape, generator=generator, dtype=mean.dtype, device=mean.device)
+
+    return _perturb_and_map(y, op, noise, mean, sigma, draw, rtol=rtol, max_iter=max_iter)
+
+
+def _perturb_and_map(y: Tensor, op: LinearOperator, noise: NoiseModel, mean: Tensor,
+                     sigma: Tensor, draw, *, rtol: float, max_iter: int) -> Tensor:
+    """:func:`exact_conditional_sample` with the perturbations from ``draw(shape)`` (first the
+    observation-space one, then the image-space one; ``draw=None``: the conditional mean)."""
     from operators import Diagonal
 
     am = op(mean)
     w = noise.variance(am).clamp(min=torch.finfo(mean.dtype).tiny).rsqrt() * _observed(op, mean)
     bop = Diagonal(w, tuple(op.out_shape)) @ op @ Diagonal(sigma, tuple(op.in_shape))
     r = w * (y - am)
-    if generator is not None:
-        r = r + torch.randn(r.shape, generator=generator, dtype=r.dtype, device=r.device)
+    if draw is not None:
+        r = r + draw(r.shape)
     rhs = bop.adjoint(r)
-    if generator is not None:
-        rhs = rhs + torch.randn(rhs.shape, generator=generator, dtype=rhs.dtype,
-                                device=rhs.device)
+    if draw is not None:
+        rhs = rhs + draw(rhs.shape)
     u = bop.solve_normal(rhs, 1.0, rtol=rtol, max_iter=max_iter)
     return mean + sigma * u
 
@@ -644,20 +739,26 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     y = y.to(dtype=dtype, device=device)
     with torch.no_grad():
         x0 = initial_estimate(y, op) if x_init is None else x_init.to(dtype=dtype, device=device)
-    gen = torch.Generator(device=device).manual_seed(options.seed)
+    bsz = y.shape[0]
+    gen = _ImageRNG(bsz, options.seed, device)
 
     req = [p.requires_grad for p in cae.parameters()]
     cae.requires_grad_(False)
+    bar = None
     try:
         state = _Variational(y, op, noise, cae, options, x0)
         history: dict[str, list[float]] = {k: [] for k in ("loss", "data", "kl_z", "kl_x", "bpp")}
         adam = torch.optim.Adam(state.params, lr=options.lr)
-        steps = range(options.steps)
         if progress:
             from tqdm.auto import tqdm
 
-            steps = tqdm(steps, desc=f"{options.method} restoration", unit="it")
-        for it in steps:
+            bar = tqdm(total=options.steps, desc=f"{options.method} restoration", unit="it")
+        active = torch.ones(bsz, dtype=torch.bool)
+        iterations = torch.zeros(bsz, dtype=torch.int64)
+        losses: list[Tensor] = []
+        for it in range(options.steps):
+            all_active = bool(active.all())
+            gen.active = None if all_active else active.tolist()
             adam.zero_grad(set_to_none=False)
             terms = state.terms(gen)
             if not bool(torch.isfinite(terms["loss"]).all()):
@@ -667,13 +768,32 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
                                    f"of y (normalized units expected)")
             terms["loss"].sum().backward()
             state.clip_gradients()
+            if not all_active:  # stopped images keep their parameters
+                idle = (~active).to(device)
+                frozen = [p.detach()[idle].clone() for p in state.params]
             adam.step()
             state.project()
+            if not all_active:
+                with torch.no_grad():
+                    for p, v in zip(state.params, frozen, strict=True):
+                        p[idle] = v
+            iterations += active.to(torch.int64)
             for k, v in terms.items():
                 history[k].append(float(v.detach().mean()))
+            losses.append(terms["loss"].detach().cpu())
+            if bar is not None:
+                bar.update(1)
+            stalled = _stalled(losses, options.stop_window, options.stop_rtol)
+            if stalled is not None:
+                active &= ~stalled
+                if not bool(active.any()):
+                    break
+        gen.active = None
         t_opt = time.perf_counter()
         result = _sample(state, options, gen)
     finally:
+        if bar is not None:
+            bar.close()
         for p, r in zip(cae.parameters(), req, strict=True):
             p.requires_grad_(r)
     t_end = time.perf_counter()
@@ -691,23 +811,28 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     return VBLEResult(x_mmse=x_mmse, x_std=x_std, x_zmmse=x_zmmse, samples=samples,
                       history=history, seconds=t_end - t_start,
                       seconds_optimization=t_opt - t_start, seconds_sampling=t_end - t_opt,
-                      params=params)
+                      params=params, iterations=iterations.tolist())
 
 
 @torch.no_grad()
-def _sample(state: _Variational, options: VBLEOptions, gen: torch.Generator):
+def _sample(state: _Variational, options: VBLEOptions, gen: _ImageRNG | torch.Generator):
     x_zmmse = crop(state.cae.decode(state.y_bar), state.size) / state.s
     k_keep = options.return_samples
     if state.method == "map_z":
         samples = x_zmmse.unsqueeze(0).repeat(k_keep, 1, 1, 1, 1) if k_keep else None
         return x_zmmse.clone(), torch.zeros_like(x_zmmse), x_zmmse, samples
     bsz = state.y_bar.shape[0]
+    gen = _as_rng(gen, bsz)
     exact = options.conditional == "exact"
     if exact:
         sig0 = crop(state.cae.decode_std(state.y_bar), state.size) / state.s
-        if options.decoder_error_scale is None:
+        if options.decoder_error_scale is None and len(gen.gens) == 1:
             scale = estimate_decoder_error_scale(state.y_obs, state.op, state.noise, x_zmmse,
-                                                 sig0, generator=gen)
+                                                 sig0, generator=gen.gens[0])
+        elif options.decoder_error_scale is None:  # image by image: each with its own stream
+            scale = torch.cat([estimate_decoder_error_scale(
+                state.y_obs[b:b + 1], state.op, state.noise, x_zmmse[b:b + 1], sig0[b:b + 1],
+                generator=g) for b, g in enumerate(gen.gens)])
         else:
             scale = torch.full((bsz,), options.decoder_error_scale, dtype=x_zmmse.dtype,
                                device=x_zmmse.device)
@@ -724,9 +849,10 @@ def _sample(state: _Variational, options: VBLEOptions, gen: torch.Generator):
             mean = crop(state.cae.decode(y_t), state.size) / state.s
             sig = crop(state.cae.decode_std(y_t), state.size) / state.s
             sig = sig * scale.repeat(k).reshape(-1, *([1] * (sig.ndim - 1)))
-            x = exact_conditional_sample(
+            x = _perturb_and_map(
                 state.y_obs.repeat(k, *([1] * (state.y_obs.ndim - 1))), state.op, state.noise,
-                mean, sig, generator=gen, rtol=options.cg_rtol, max_iter=options.cg_max_iter)
+                mean, sig, lambda shape, k=k, like=mean: gen.randn(k, tuple(shape[1:]), like),
+                rtol=options.cg_rtol, max_iter=options.cg_max_iter)
             x = x.reshape(k, bsz, *x_zmmse.shape[1:])
         else:
             x = state.image_samples(y_t, k, gen).reshape(k, bsz, *x_zmmse.shape[1:])
