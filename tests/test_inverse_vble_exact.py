@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -10,10 +12,13 @@ from inverse.vble import (
     CAEConfig,
     CompressiveAutoencoder,
     VBLEOptions,
+    decoder_error_rule,
     estimate_decoder_error_scale,
     exact_conditional_sample,
+    observation_ratio,
     vble_restore,
 )
+from inverse.vble._posterior import C2_INFORMATIVE, DECODER_ERROR_RULE
 from operators import Convolution, Decimation, Dense
 
 
@@ -62,8 +67,10 @@ def test_samples_have_the_dense_posterior_covariance():
                                    atol=0.03 * cov.diagonal().max().item())
 
 
-@pytest.mark.parametrize("c_true", [1.0, 3.0])
+@pytest.mark.parametrize("c_true", [0.4, 1.0, 3.0])
 def test_decoder_error_scale_recovers_a_known_scale(c_true):
+    # x = D + c sigma u with D independent of y: the plain moment estimate (gain 1) is unbiased,
+    # also below 1 (no floor at sigma_theta any more)
     g = torch.Generator().manual_seed(0)
     shape = (1, 96, 96)
     op = Decimation(2, shape) @ Convolution(torch.ones(3, 3) / 9, shape)
@@ -73,21 +80,91 @@ def test_decoder_error_scale_recovers_a_known_scale(c_true):
     x = mean + c_true * sigma * torch.randn(batch, *shape, generator=g)
     noise = PoissonGaussianNoise(a=1e-6, b=1e-5)
     y = noise.sample(op(x), generator=g)
-    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g)
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g, gain=1.0)
     assert c.shape == (batch,)
     torch.testing.assert_close(c, torch.full_like(c, c_true), rtol=0.05, atol=0.0)
+    # the default: the same estimate times the shipped gain of rho = 1/4
+    g2 = torch.Generator().manual_seed(5)
+    c1 = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g2, gain=1.0)
+    g2 = torch.Generator().manual_seed(5)
+    cd = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g2)
+    k, _ = decoder_error_rule(0.25)
+    torch.testing.assert_close(cd, k * c1)
 
 
-def test_decoder_error_scale_floor_is_one():
+def test_decoder_error_scale_fallback_without_information():
     g = torch.Generator().manual_seed(0)
     shape = (1, 64, 64)
     op = Convolution(torch.ones(3, 3) / 9, shape)
     mean = torch.rand(2, *shape, generator=g)
     sigma = torch.full_like(mean, 0.05)
     noise = GaussianNoise(1e-3)
-    y = noise.sample(op(mean), generator=g)  # x = D exactly: no decoder error
+    y = noise.sample(op(mean), generator=g)  # x = D exactly: c_hat^2 ~ 0, below the threshold
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g, gain=1.0,
+                                     fallback=0.7)
+    assert torch.equal(c, torch.full((2,), 0.7))
+    # the shipped rule at rho = 1: its fallback
     c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g)
-    assert torch.equal(c, torch.ones(2))
+    assert torch.equal(c, torch.full((2,), decoder_error_rule(1.0)[1]))
+    # threshold 0 and a residual above the noise: the estimate itself
+    x = mean + 0.5 * sigma * torch.randn(mean.shape, generator=g)
+    y = noise.sample(op(x), generator=g)
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g, gain=2.0,
+                                     fallback=9.0, threshold=0.0)
+    torch.testing.assert_close(c, torch.full((2,), 1.0), rtol=0.05, atol=0.0)
+    assert C2_INFORMATIVE > 0
+    for kw, name in (({"gain": 0.0}, "gain"), ({"fallback": -1.0}, "fallback"),
+                     ({"threshold": -1.0}, "threshold")):
+        with pytest.raises(ValueError, match=name):
+            estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g, **kw)
+
+
+def test_observation_ratio_and_gain_table():
+    shape = (1, 32, 32)
+    blur = Convolution(torch.ones(3, 3) / 9, shape)
+    like = torch.zeros(1, *shape)
+    assert observation_ratio(blur, like) == 1.0
+    assert observation_ratio(Decimation(2, shape) @ blur, like) == 0.25
+    assert observation_ratio(Decimation(4, shape) @ blur, like) == 1 / 16
+    # the table's points are reproduced, interpolation is log-linear and constant outside
+    for r, k, f in DECODER_ERROR_RULE:
+        assert decoder_error_rule(r) == pytest.approx((k, f), rel=1e-12)
+    (r0, k0, f0), (r1, k1, f1) = sorted(DECODER_ERROR_RULE)[:2]
+    mid = decoder_error_rule(math.sqrt(r0 * r1))
+    assert mid == pytest.approx((math.sqrt(k0 * k1), math.sqrt(f0 * f1)), rel=1e-12)
+    assert decoder_error_rule(r0 / 10) == (k0, f0)
+    assert decoder_error_rule(1e3) == tuple(sorted(DECODER_ERROR_RULE)[-1][1:])
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="ratio"):
+            decoder_error_rule(bad)
+
+
+def test_calibrated_scale_gives_calibrated_samples():
+    # closed-form case: x = D + c sigma u exactly, D independent of y; with c from the plain
+    # moment estimate (gain 1) the exact conditional's samples cover x at the nominal rate
+    g = torch.Generator().manual_seed(2)
+    shape = (1, 64, 64)
+    op = Convolution(torch.ones(3, 3) / 9, shape)
+    mean = torch.rand(1, *shape, generator=g) * 0.5 + 0.2
+    sigma = 0.02 * (1 + torch.rand(1, *shape, generator=g))
+    c_true = 0.5
+    x = mean + c_true * sigma * torch.randn(1, *shape, generator=g)
+    noise = GaussianNoise(0.01)
+    y = noise.sample(op(x), generator=g)
+    c = estimate_decoder_error_scale(y, op, noise, mean, sigma, generator=g, gain=1.0)
+    k = 64
+    xs = exact_conditional_sample(y.expand(k, *shape), op, noise, mean.expand(k, *shape),
+                                  (c.reshape(1, 1, 1, 1) * sigma).expand(k, *shape),
+                                  generator=g, rtol=1e-8, max_iter=500)
+    z = (xs.mean(0) - x[0]) / xs.std(0)
+    cover = float((z.abs() <= 2).double().mean())
+    assert 0.91 <= cover <= 0.98
+    # the old floor c >= 1 over-disperses the same problem (2 sigma coverage near 1)
+    xs1 = exact_conditional_sample(y.expand(k, *shape), op, noise, mean.expand(k, *shape),
+                                   sigma.expand(k, *shape), generator=g, rtol=1e-8,
+                                   max_iter=500)
+    z1 = (xs1.mean(0) - x[0]) / xs1.std(0)
+    assert float((z1.abs() <= 2).double().mean()) > 0.99
 
 
 def test_vble_restore_exact_conditional_runs_and_reports_scale():
@@ -101,7 +178,7 @@ def test_vble_restore_exact_conditional_runs_and_reports_scale():
     assert res.x_mmse.shape == (1, *shape)
     assert bool((res.x_std > 0).all())
     assert res.params["decoder_error_scale"].shape == (1,)
-    assert float(res.params["decoder_error_scale"]) >= 1.0
+    assert float(res.params["decoder_error_scale"]) > 0
     fixed = vble_restore(y, op, GaussianNoise(0.01), cae,
                          VBLEOptions(steps=3, n_samples=4, conditional="exact",
                                      decoder_error_scale=2.5))

@@ -55,9 +55,11 @@ from ._layers import NonNegativeParametrizer as NonNegativeParametrizer
 from ._layers import lower_bound as lower_bound
 from ._posterior import VBLEOptions as VBLEOptions
 from ._posterior import VBLEResult as VBLEResult
+from ._posterior import decoder_error_rule as decoder_error_rule
 from ._posterior import estimate_decoder_error_scale as estimate_decoder_error_scale
 from ._posterior import exact_conditional_sample as exact_conditional_sample
 from ._posterior import initial_estimate as initial_estimate
+from ._posterior import observation_ratio as observation_ratio
 from ._posterior import vble_restore as vble_restore
 from ._train import TrainHistory as TrainHistory
 from ._train import TrainOptions as TrainConfig  # deprecated alias (naming scheme)
@@ -76,6 +78,8 @@ __all__ = [
     "CAEConfig",
     "exact_conditional_sample",
     "estimate_decoder_error_scale",
+    "decoder_error_rule",
+    "observation_ratio",
     "CompressiveAutoencoder",
     "pad_to_multiple",
     "crop",

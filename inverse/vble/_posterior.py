@@ -55,7 +55,8 @@ from .._noise import NoiseModel
 from ._cae import CompressiveAutoencoder, crop, pad_to_multiple
 
 __all__ = ["VBLEOptions", "VBLEResult", "vble_restore", "initial_estimate",
-           "exact_conditional_sample", "estimate_decoder_error_scale"]
+           "exact_conditional_sample", "estimate_decoder_error_scale", "decoder_error_rule",
+           "observation_ratio"]
 
 #: Bounds of the latent uniform widths ``a`` (reference: VBLE, deepinv PR #1017).
 A_BOUNDS = (1.5e-5, 20.0)
@@ -66,6 +67,16 @@ _METHODS = ("map_z", "vble_z", "vble_xz")
 _CONDITIONALS = ("variational", "exact")
 #: Rademacher probes of the Hutchinson estimate of tr(A diag(sigma^2) A^T).
 _TRACE_PROBES = 8
+#: Smallest moment estimate c_hat^2 of the decoder error scale taken as informative.
+C2_INFORMATIVE = 0.05
+#: (observation ratio rho, gain k, fallback c_0) of the decoder error scale of the exact
+#: conditional: c = k * c_hat where c_hat^2 > C2_INFORMATIVE, else c_0. Fitted by
+#: scripts/fit_vble_decoder_error.py on 128x128 blocks of the held-out validation strips of the
+#: train pan images (never the eval image; the shipped CAEs never trained on them), MTF 0.10,
+#: decimation 1 and 2, noise vlow/low/high, 14 records: k = geometric mean of c*/c_hat over the
+#: informative records, c_0 = geometric mean of c* over the others (all records at rho = 1),
+#: c* the scale whose samples have z-score std 1.
+DECODER_ERROR_RULE = ((0.25, 2.43, 1.59), (1.0, 1.53, 0.97))
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -128,9 +139,13 @@ class VBLEOptions:
         (module docstring). Needs ``method="vble_xz"``.
     decoder_error_scale : float, optional
         The factor :math:`c` of the decoder std in the exact conditional. ``None`` (default)
-        estimates it per image from the data: :math:`c^2 = \max(1, (\|y - AD\|^2 -
-        \operatorname{tr}V) / \operatorname{tr}(A\Sigma_\theta A^\top))` at the variational
-        mean (moment matching of the residual, :math:`\sigma_\theta` as a floor).
+        estimates it per image from the data: :math:`c = k(\rho)\,\hat c` with
+        :math:`\hat c^2 = (\|y - AD\|^2 - \operatorname{tr}V) /
+        \operatorname{tr}(A\Sigma_\theta A^\top)` at the variational mean (moment matching of
+        the residual) where :math:`\hat c^2 > 0.05`, else a fallback :math:`c_0(\rho)`; the
+        gain and the fallback depend on the observation ratio :math:`\rho` and were fitted on
+        held-out train crops (:func:`estimate_decoder_error_scale`,
+        :func:`decoder_error_rule`).
     cg_rtol, cg_max_iter : float, int
         Tolerance and iteration cap of the conjugate-gradient solves of the exact conditional.
     stop_rtol : float, default 0.0
@@ -572,17 +587,86 @@ def _observed(op: LinearOperator, like: Tensor) -> Tensor:
     return (op(ones).abs() > 0).to(like.dtype)
 
 
+def observation_ratio(op: LinearOperator, like: Tensor) -> float:
+    r"""Observed values per unknown, :math:`\rho = \#\{\text{seen outputs}\} / \dim x`.
+
+    1 for a full-resolution blur, :math:`1/d^2` for a decimation by :math:`d`, lower with a
+    :class:`operators.Mask` (outputs that no input reaches are not counted).
+    """
+    return float(_observed(op, like).sum()) / math.prod(op.in_shape)
+
+
+def decoder_error_rule(ratio: float) -> tuple[float, float]:
+    r"""The shipped gain :math:`k(\rho)` and fallback :math:`c_0(\rho)` of the decoder error
+    scale (:func:`estimate_decoder_error_scale`).
+
+    Linear interpolation in :math:`\log\rho` of both columns of the table
+    :data:`DECODER_ERROR_RULE` (fitted on held-out train crops by
+    ``scripts/fit_vble_decoder_error.py``), constant outside the table.
+
+    Parameters
+    ----------
+    ratio : float
+        Observation ratio :math:`\rho > 0` (:func:`observation_ratio`).
+
+    Returns
+    -------
+    (float, float)
+        ``(gain, fallback)``.
+
+    Raises
+    ------
+    ValueError
+        Non-positive or non-finite ``ratio``.
+
+    Examples
+    --------
+    >>> from inverse.vble import decoder_error_rule
+    >>> gain, fallback = decoder_error_rule(1.0)
+    >>> gain > 1.0 and fallback > 0.0
+    True
+    """
+    if (isinstance(ratio, bool) or not isinstance(ratio, numbers.Real)
+            or not math.isfinite(ratio) or ratio <= 0):
+        raise ValueError(f"ratio must be a finite number > 0, got {ratio!r}")
+    pts = sorted(DECODER_ERROR_RULE)
+    lr = math.log(ratio)
+    if lr <= math.log(pts[0][0]):
+        return pts[0][1], pts[0][2]
+    for (r0, k0, f0), (r1, k1, f1) in zip(pts, pts[1:], strict=False):
+        if lr <= math.log(r1):
+            t = (lr - math.log(r0)) / (math.log(r1) - math.log(r0))
+            return (math.exp((1 - t) * math.log(k0) + t * math.log(k1)),
+                    math.exp((1 - t) * math.log(f0) + t * math.log(f1)))
+    return pts[-1][1], pts[-1][2]
+
+
 @torch.no_grad()
 def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseModel, mean: Tensor,
                                  sigma: Tensor, *, generator: torch.Generator,
-                                 probes: int = _TRACE_PROBES) -> Tensor:
-    r"""Per-image factor :math:`c \ge 1` of the decoder std, by moment matching of the residual.
+                                 probes: int = _TRACE_PROBES, gain: float | None = None,
+                                 fallback: float | None = None,
+                                 threshold: float = C2_INFORMATIVE) -> Tensor:
+    r"""Per-image factor :math:`c` of the decoder std, from moment matching of the residual.
 
     If :math:`x = D + c\,\sigma\odot u`, :math:`u \sim \mathcal N(0, I)`, and
     :math:`y = Ax + n`, :math:`n \sim \mathcal N(0, V)`, then
     :math:`\mathbb E\|y - AD\|^2 = c^2\operatorname{tr}(A\operatorname{diag}(\sigma^2)A^\top)
-    + \operatorname{tr}V`. The trace is estimated with Rademacher probes (Hutchinson); the
-    estimate is floored at 1 (the decoder's own std is a lower bound of its error).
+    + \operatorname{tr}V`, so
+
+    .. math::
+
+        \hat c^2 = \frac{\|y - AD\|^2 - \operatorname{tr}V}
+                         {\operatorname{tr}(A\operatorname{diag}(\sigma^2)A^\top)}
+
+    (the trace by Rademacher probes, Hutchinson). The result is :math:`c = k\,\hat c` where
+    :math:`\hat c^2 >` ``threshold``, else :math:`c = c_0`. With ``gain=1`` it is the plain
+    moment estimate, unbiased when :math:`D` does not depend on :math:`y`. When :math:`D =
+    D(\bar z)` was fitted to :math:`y` the residual is too small (the fit absorbed part of the
+    decoder error, the more so the fewer values are observed) and at high noise it can fall
+    below :math:`\operatorname{tr}V` (the fit absorbed noise): :math:`\hat c` then carries no
+    information and the fallback :math:`c_0` is used. By default :math:`k` and :math:`c_0` are
+    the shipped :func:`decoder_error_rule` of the operator's :func:`observation_ratio`.
 
     Parameters
     ----------
@@ -593,11 +677,30 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
         Decoded mean :math:`D` and decoder std :math:`\sigma_\theta` (normalized units).
     generator : torch.Generator
     probes : int, default 8
+    gain, fallback : float, optional
+        :math:`k` and :math:`c_0`; default: :func:`decoder_error_rule` of
+        :func:`observation_ratio`.
+    threshold : float, default :data:`C2_INFORMATIVE`
+        Smallest :math:`\hat c^2` taken as informative.
 
     Returns
     -------
     Tensor, shape ``(B,)``.
+
+    Raises
+    ------
+    ValueError
+        Non-positive ``gain`` or ``fallback``, negative ``threshold``.
     """
+    if gain is None or fallback is None:
+        k, f = decoder_error_rule(observation_ratio(op, mean))
+        gain = k if gain is None else gain
+        fallback = f if fallback is None else fallback
+    for name, v in (("gain", gain), ("fallback", fallback), ("threshold", threshold)):
+        lower_ok = (v >= 0) if name == "threshold" else (v > 0)
+        if not (isinstance(v, numbers.Real) and math.isfinite(v) and lower_ok):
+            bound = ">= 0" if name == "threshold" else "> 0"
+            raise ValueError(f"{name} must be a finite number {bound}, got {v!r}")
     ad = op(mean)
     seen = _observed(op, mean)
     resid = ((y - ad) ** 2 * seen).flatten(1).sum(1)
@@ -608,7 +711,10 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
         eps = eps.to(sigma.dtype) * 2 - 1
         tr_s += (op(sigma * eps) ** 2).flatten(1).sum(1)
     tr_s = (tr_s / probes).clamp(min=torch.finfo(sigma.dtype).tiny)
-    return ((resid - tr_v) / tr_s).clamp(min=1.0).sqrt()
+    c2 = (resid - tr_v) / tr_s
+    informative = c2 > threshold
+    return torch.where(informative, gain * c2.clamp(min=0).sqrt(),
+                       torch.full_like(c2, fallback))
 
 
 @torch.no_grad()
