@@ -74,13 +74,13 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
             y, op, noise = E.degrade(x, s, seed=20_000 + 100 * s_idx + k)
             nstd = math.sqrt(float(noise.variance(y.mean())))
             cae = models[select_model(nstd, s.decimation, s.mtf)]
-            opts = default_options(n_iter=300, n_samples=samples, seed=0)
+            opts = default_options(steps=300, n_samples=samples, seed=0)
             gen = torch.Generator().manual_seed(0)
             t0 = time.perf_counter()
             cae.requires_grad_(False)
             st = P._Variational(y, op, noise, cae, opts, P.initial_estimate(y, op))
             adam = torch.optim.Adam(st.params, lr=opts.lr)
-            for _ in range(opts.n_iter):
+            for _ in range(opts.steps):
                 adam.zero_grad(set_to_none=False)
                 st.terms(gen)["loss"].sum().backward()
                 st.clip_gradients()
@@ -97,7 +97,7 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
                                                     / (sig0 ** 2).mean().sqrt()),
                    "seconds_optimization": time.perf_counter() - t0, "by_c": {}}
             for c in C_GRID:
-                o = default_options(n_iter=300, n_samples=samples, return_samples=samples,
+                o = default_options(steps=300, n_samples=samples, return_samples=samples,
                                     seed=0, decoder_error_scale=c)
                 xm, sd, _, smp = P._sample(st, o, torch.Generator().manual_seed(2))
                 cal = E.calibration(xm, sd, x, smp)
