@@ -39,6 +39,9 @@ class TrainPhase:
         Adam learning rate for the whole phase.
     gamma, gamma_rms : float, optional
         For ``loss="pm"`` exactly one: γ on the summed or on the RMS scale.
+    normalized : bool, default False
+        For ``loss="pm"``: the γ-normalized loss (``ProximalMatchingLoss(normalized=True)``,
+        times γ²/n: same minimiser, a gradient scale that does not jump when γ halves).
 
     Raises
     ------
@@ -51,6 +54,7 @@ class TrainPhase:
     lr: float
     gamma: float | None = None
     gamma_rms: float | None = None
+    normalized: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in _LOSSES:
@@ -65,6 +69,10 @@ class TrainPhase:
                              f"got gamma={self.gamma!r}, gamma_rms={self.gamma_rms!r}")
         if self.loss != "pm" and has:
             raise ValueError(f"gamma/gamma_rms only apply to loss='pm', not {self.loss!r}")
+        if not isinstance(self.normalized, bool):
+            raise TypeError(f"normalized must be a bool, got {type(self.normalized).__name__}")
+        if self.loss != "pm" and self.normalized:
+            raise ValueError(f"normalized only applies to loss='pm', not {self.loss!r}")
 
     def loss_fn(self) -> Callable[[Tensor, Tensor], Tensor]:
         """The loss ``(x_hat, x) -> scalar`` of this phase."""
@@ -72,24 +80,27 @@ class TrainPhase:
             return torch.nn.functional.l1_loss
         if self.loss == "l2":
             return torch.nn.functional.mse_loss
-        return ProximalMatchingLoss(self.gamma, gamma_rms=self.gamma_rms)
+        return ProximalMatchingLoss(self.gamma, gamma_rms=self.gamma_rms,
+                                    normalized=self.normalized)
 
     def describe(self) -> str:
         if self.loss != "pm":
             return self.loss
-        return f"pm(γ={self.gamma})" if self.gamma is not None else f"pm(γ_rms={self.gamma_rms})"
+        g = f"γ={self.gamma}" if self.gamma is not None else f"γ_rms={self.gamma_rms}"
+        return f"pm({g}{', normalized' if self.normalized else ''})"
 
 
 def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
                     lr_l1: float = 1e-3, lr_pm: float = 1e-4, num_stages: int = 4,
-                    gamma_min: float | None = None, gamma_min_rms: float | None = None
-                    ) -> tuple[TrainPhase, ...]:
+                    gamma_min: float | None = None, gamma_min_rms: float | None = None,
+                    normalized: bool = False) -> tuple[TrainPhase, ...]:
     """The reference schedule (``lpn/train.py``): L1 warm-up, then proximal matching stages.
 
     ``num_steps_pm`` is split into ``num_stages`` equal stages with
     :math:`\\gamma_s = \\gamma_{\\min} 2^{S-1-s}` (:func:`proximal_matching_schedule`). γ is given
     on the summed scale (``gamma_min``) or on the RMS scale (``gamma_min_rms``); with neither, the
     reference default :math:`\\gamma_{\\min} = 0.08\\sqrt n` is used, i.e. ``gamma_min_rms=0.08``.
+    ``normalized=True`` uses the γ-normalized loss in every stage (see :class:`TrainPhase`).
 
     Raises
     ------
@@ -118,9 +129,9 @@ def standard_phases(*, num_steps_l1: int = 20_000, num_steps_pm: int = 20_000,
         gmin = gamma_min if gamma_min is not None else gamma_min_rms
         for g in proximal_matching_schedule(gmin, num_stages):  # type: ignore[arg-type]
             if gamma_min is not None:
-                phases.append(TrainPhase("pm", per, lr_pm, gamma=g))
+                phases.append(TrainPhase("pm", per, lr_pm, gamma=g, normalized=normalized))
             else:
-                phases.append(TrainPhase("pm", per, lr_pm, gamma_rms=g))
+                phases.append(TrainPhase("pm", per, lr_pm, gamma_rms=g, normalized=normalized))
     return tuple(phases)
 
 
@@ -144,6 +155,8 @@ class LPNTrainOptions:
         written at the end).
     log_every : int
         Steps between entries of the returned :class:`TrainHistory` (mean loss of the window).
+    grad_clip : float, optional
+        Clip the global gradient norm to this value (``FitOptions.grad_clip``); default none.
 
     Raises
     ------
@@ -164,6 +177,7 @@ class LPNTrainOptions:
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 100
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.phases, list):
@@ -176,6 +190,7 @@ class LPNTrainOptions:
         _int("seed", self.seed, 0)
         _int("checkpoint_every", self.checkpoint_every, 1)
         _int("log_every", self.log_every, 1)
+        _num("grad_clip", self.grad_clip, allow_none=True)
 
     @property
     def num_steps(self) -> int:
@@ -228,13 +243,13 @@ class TrainHistory:
 
 
 def _schedule_until(cfg: LPNTrainOptions, step: int) -> list[tuple]:
-    """The schedule's (loss, lr, γ, γ_rms, steps) restricted to the first ``step`` steps."""
+    """The schedule's (loss, lr, γ, γ_rms, normalized, steps) over the first ``step`` steps."""
     out, left = [], step
     for p in cfg.phases:
         if left <= 0:
             break
         n = min(left, p.num_steps)
-        out.append((p.loss, p.lr, p.gamma, p.gamma_rms, n))
+        out.append((p.loss, p.lr, p.gamma, p.gamma_rms, p.normalized, n))
         left -= n
     return out
 
@@ -418,7 +433,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     options = FitOptions(steps=total, stop_after=stop_after, checkpoint=ckpt_path,
                          checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                          progress=progress, desc="train_lpn", precision=precision,  # type: ignore[arg-type]
-                         ddp=False)
+                         ddp=False, grad_clip=config.grad_clip)
     res = fit(_Task(), model, opt, None, options, generators=[gen], config=task_config,
               check_resume=check_resume)
     model.eval()
