@@ -172,5 +172,9 @@ def test_regularizer_example_quick_run(tmp_path):
     np.testing.assert_allclose(res["R_path_start"], res["R_clean"], rtol=0, atol=1e-6)
     for key in ("path", "noise", "blur"):
         assert res[key]["mean_delta_R"][0] == 0.0 and len(res[key]["spearman_per_crop"]) == 2
+    # the weak-convexity bound of the blur change: 0 at no blur, >= 0 (|k^| <= 1), growing
+    b = np.asarray(res["blur"]["bound_per_crop"])
+    assert np.all(b[:, 0] == 0) and np.all(np.diff(b, axis=1) >= -1e-12)
+    assert 0 <= res["blur"]["within_bound"] <= 2
     # white noise of std 0.08 raises R of a denoiser's prior on every crop
     assert all(row[-1] > 0 for row in res["noise"]["delta_R_per_crop"])
