@@ -289,9 +289,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr-l1", default="1e-3",
                    help="L1 warm-up learning rate(s), comma-separated: equal sub-phases")
     p.add_argument("--lr-pm", type=float, default=2e-4)
-    p.add_argument("--pm-loss", choices=("normalized", "raw"), default="normalized",
-                   help="proximal-matching loss times γ²/n (default; its gradient scale does not "
-                        "jump 4x when γ halves) or as in the reference ('raw')")
+    p.add_argument("--pm-loss", choices=("normalized", "raw"), default="raw",
+                   help="proximal-matching loss as in the reference (default) or times γ²/n "
+                        "(its gradient scale does not jump 4x when γ halves)")
+    p.add_argument("--keep-optimizer", action="store_true",
+                   help="keep Adam's moment estimates across phases (the reference; it let the "
+                        "late proximal-matching stages take ~4x larger steps); default: reset "
+                        "them at each phase")
     p.add_argument("--grad-clip", type=float, default=None,
                    help="clip the global gradient norm (default: no clipping)")
     p.add_argument("--hidden", type=int, default=48)
@@ -396,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
                    normalized=args.pm_loss == "normalized")
     tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
                           seed=args.seed, grad_clip=args.grad_clip,
+                          reset_optimizer=not args.keep_optimizer,
                           checkpoint_every=max(100, steps // 20),
                           log_every=max(1, min(100, steps // 20)))
     print("schedule: " + ", ".join(f"{p.describe()} x{p.num_steps} @ {p.lr:g}" for p in sched))
@@ -436,6 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
         "schedule": [{"loss": p.loss, "steps": p.num_steps, "lr": p.lr,
                       "gamma_rms": p.gamma_rms, "normalized": p.normalized} for p in sched],
         "grad_clip": args.grad_clip,
+        "reset_optimizer": not args.keep_optimizer,
         "batch_size": args.batch,
         "patch_size": args.patch,
         "n_patches": args.n_patches,

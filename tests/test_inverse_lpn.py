@@ -516,6 +516,41 @@ def test_training_resume_equals_uninterrupted(tmp_path):
     assert train_lpn(lpn_c, data, cfg, checkpoint=ckpt, progress=False).final_step == 7
 
 
+def _adam_steps(path) -> set[float]:
+    from sciml_inverse import load_checkpoint
+
+    state = load_checkpoint(path, kind="fit").state["optimizer"]["state"]
+    return {float(v["step"]) for v in state.values()}
+
+
+def test_training_reset_optimizer_restarts_adam_and_resumes_exactly(tmp_path):
+    lpn_a, data, cfg = _tiny_train_setup()  # phases of 3, 2 and 2 steps
+    init = {k: v.clone() for k, v in lpn_a.state_dict().items()}
+    reset = LPNTrainOptions.from_dict({**cfg.to_dict(), "reset_optimizer": True})
+    train_lpn(lpn_a, data, reset, checkpoint=tmp_path / "a.pt", progress=False)
+    assert _adam_steps(tmp_path / "a.pt") == {2.0}  # Adam restarted at the last phase
+    lpn_k, _, _ = _tiny_train_setup()
+    lpn_k.load_state_dict(init)
+    train_lpn(lpn_k, data, cfg, checkpoint=tmp_path / "k.pt", progress=False)
+    assert _adam_steps(tmp_path / "k.pt") == {7.0}  # kept across phases (reference)
+    assert not all(torch.equal(lpn_k.state_dict()[k], v) for k, v in
+                   lpn_a.state_dict().items())
+    # interrupted one step into the second phase and resumed: bitwise the same run
+    lpn_b, _, _ = _tiny_train_setup()
+    lpn_b.load_state_dict(init)
+    ckpt = tmp_path / "b.pt"
+    train_lpn(lpn_b, data, reset, checkpoint=ckpt, stop_after=4, progress=False)
+    assert _adam_steps(ckpt) == {1.0}
+    lpn_c, _, _ = _tiny_train_setup()
+    train_lpn(lpn_c, data, reset, checkpoint=ckpt, progress=False)
+    for k, v in lpn_a.state_dict().items():
+        assert torch.equal(lpn_c.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="disagrees"):  # the flag is part of the run
+        train_lpn(lpn_c, data, cfg, checkpoint=ckpt, progress=False)
+    with pytest.raises(TypeError, match="reset_optimizer"):
+        LPNTrainOptions(phases=cfg.phases, reset_optimizer=1)
+
+
 def test_training_grad_clip_is_applied():
     """With Adam, a gradient clipped to 1e-30 gives updates ~1e-22 (eps = 1e-8): no change."""
     lpn, data, cfg = _tiny_train_setup()

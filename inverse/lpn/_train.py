@@ -157,6 +157,13 @@ class LPNTrainOptions:
         Steps between entries of the returned :class:`TrainHistory` (mean loss of the window).
     grad_clip : float, optional
         Clip the global gradient norm to this value (``FitOptions.grad_clip``); default none.
+    reset_optimizer : bool, default False
+        Reset Adam's moment estimates at the first step of every phase after the first. The
+        reference keeps them (default). Each halving of γ multiplies the gradient of the raw
+        proximal-matching loss by about 4 while Adam's second-moment estimate remembers ~1000
+        steps, so without a reset the effective step grows to ~4× the learning rate in the late
+        stages (see ``docs/guide/lpn.rst``, *Why the GPU run diverged*); with it the first steps
+        of a phase are bias-corrected from that phase's own gradients. Exact on resume.
 
     Raises
     ------
@@ -178,6 +185,7 @@ class LPNTrainOptions:
     checkpoint_every: int = 1000
     log_every: int = 100
     grad_clip: float | None = None
+    reset_optimizer: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.phases, list):
@@ -191,6 +199,9 @@ class LPNTrainOptions:
         _int("checkpoint_every", self.checkpoint_every, 1)
         _int("log_every", self.log_every, 1)
         _num("grad_clip", self.grad_clip, allow_none=True)
+        if not isinstance(self.reset_optimizer, bool):
+            raise TypeError(f"reset_optimizer must be a bool, got "
+                            f"{type(self.reset_optimizer).__name__}")
 
     @property
     def num_steps(self) -> int:
@@ -397,8 +408,9 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
 
     def check_resume(saved: Mapping[str, Any], step: int) -> None:
         saved_cfg = LPNTrainOptions.from_dict(saved["train_config"])
-        if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed) != (
-                config.batch_size, config.sigma_noise, config.seed) or _schedule_until(
+        if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed,
+                saved_cfg.reset_optimizer) != (config.batch_size, config.sigma_noise, config.seed,
+                                               config.reset_optimizer) or _schedule_until(
                 saved_cfg, step) != _schedule_until(config, step) or step > total:
             raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
                              f"{saved_cfg!r}, which disagrees with {config!r} on the steps "
@@ -412,6 +424,8 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
 
         def loss(self, lpn: nn.Module, step: int) -> Tensor:
             k = config.phase_at(step)
+            if config.reset_optimizer and k > 0 and step == bounds[k - 1]:
+                opt.state.clear()  # fresh moment estimates (and bias correction) for phase k
             if k != self.phase_idx:
                 self.phase_idx, phase = k, config.phases[k]
                 self.loss_fn = phase.loss_fn()
