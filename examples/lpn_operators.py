@@ -220,7 +220,17 @@ def panel_figure(path: Path, title: str, truth, observed, tv, lpn, p_tv, p_lpn,
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=72)
     plt.close(fig)
+    shrink_png(tmp)
     tmp.replace(path)
+
+
+def shrink_png(path: Path, colors: int = 128) -> None:
+    """Requantize a PNG in place to a ``colors``-entry palette (a few times smaller)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=colors, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 # --------------------------------------------------------------------------- main
