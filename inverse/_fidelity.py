@@ -39,6 +39,22 @@ def _check_positive(name: str, c: float | Tensor) -> float | Tensor:
     return check_real(name, c, positive=True)  # type: ignore[return-value]
 
 
+def _check_real_gram(op: LinearOperator, like: Tensor) -> None:
+    """Raise unless ``A^H A`` maps a random real probe to a real image (to rounding)."""
+    dtype = like.real.dtype if like.is_complex() else like.dtype
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(op.in_shape, generator=gen, dtype=torch.float64).to(like.device, dtype)
+    g = op.adjoint(op(p))
+    if not g.is_complex():
+        return
+    eps = torch.finfo(dtype).eps
+    if float(g.imag.abs().max()) > 1e3 * eps * max(float(g.abs().max()), 1.0):
+        raise ValueError(f"real=True needs an operator whose A^H A maps real images to real "
+                         f"images, but {type(op).__name__}'s does not (for FourierSampling: make "
+                         f"the mask symmetric, mask[k] = mask[-k]); or solve for a complex x "
+                         f"with real=False")
+
+
 class AbstractDataFidelity(abc.ABC):
     r"""A differentiable data-fidelity term :math:`f(x)` with a computable proximal operator.
 
@@ -103,13 +119,22 @@ class L2DataFidelity(AbstractDataFidelity):
         without a closed form); ``None``: :func:`operators.cg`'s default (1e-6).
     cg_max_iter : int or None
         Iteration cap of that fallback; ``None``: :func:`operators.cg`'s default.
+    real : bool, default False
+        The unknown :math:`x` is real although the operator is complex (e.g. compressed sensing
+        of a real image with :class:`operators.FourierSampling`). The term is then minimised
+        over real :math:`x`: its gradient is :math:`\operatorname{Re} A^H(Ax - y)` and its prox
+        :math:`(\operatorname{Re} A^HA + \gamma^{-1}I)^{-1}(\operatorname{Re} A^Hy +
+        v/\gamma)`, which is the real part of the complex prox when :math:`A^HA` maps real
+        images to real images (for Fourier sampling: a mask symmetric under
+        :math:`k \mapsto -k`). This is checked once on a random real probe.
 
     Raises
     ------
     TypeError
         If ``op`` is not a :class:`operators.LinearOperator` or ``y`` not a tensor.
     ValueError
-        If ``y`` does not have the operator's output shape (or device).
+        If ``y`` does not have the operator's output shape (or device); with ``real=True``, if
+        :math:`A^HA` does not map real images to real images.
 
     Examples
     --------
@@ -122,7 +147,7 @@ class L2DataFidelity(AbstractDataFidelity):
     """
 
     def __init__(self, op: LinearOperator, y: Tensor, *, cg_rtol: float | None = None,
-                 cg_max_iter: int | None = None) -> None:
+                 cg_max_iter: int | None = None, real: bool = False) -> None:
         if not isinstance(op, LinearOperator):
             raise TypeError(f"op must be an operators.LinearOperator, got {type(op).__name__}")
         if not isinstance(y, Tensor):
@@ -138,6 +163,10 @@ class L2DataFidelity(AbstractDataFidelity):
             check_int("cg_max_iter", cg_max_iter, 1)
             self._cg["max_iter"] = cg_max_iter
         self._aty = op.adjoint(y)  # also validates y's shape and device
+        self.real = bool(real)
+        if self.real:
+            _check_real_gram(op, self._aty)
+            self._aty = self._aty.real if self._aty.is_complex() else self._aty
 
     @property
     def event_ndim(self) -> int:
@@ -162,13 +191,16 @@ class L2DataFidelity(AbstractDataFidelity):
         return 0.5 * (r * r).sum(dim=tuple(range(-len(self.op.out_shape), 0)))
 
     def grad(self, x: Tensor) -> Tensor:
-        return self.op.adjoint(self.residual(x))
+        return self._real(self.op.adjoint(self.residual(x)))
 
     def prox(self, v: Tensor, gamma: float | Tensor) -> Tensor:
         gamma = _check_positive("gamma", gamma)
         g = _per_sample(gamma, self.event_ndim)
         rho = 1.0 / gamma
-        return self.op.solve_normal(self._aty + v / g, rho, **self._cg)
+        return self._real(self.op.solve_normal(self._aty + v / g, rho, **self._cg))
+
+    def _real(self, x: Tensor) -> Tensor:
+        return x.real if self.real and x.is_complex() else x
 
     def lipschitz(self) -> Tensor:
         n = self.op.opnorm()

@@ -211,11 +211,12 @@ def identity_init_(model: LPN, lo: float = -0.3, hi: float = 1.3) -> None:
 
 def phases(num_steps: int, warmup_frac: float, gamma_min_rms: float,
            lr_l1: float | tuple[float, ...], lr_pm: float,
-           num_stages: int = 4) -> tuple[TrainPhase, ...]:
+           num_stages: int = 4, normalized: bool = False) -> tuple[TrainPhase, ...]:
     """L1 warm-up for ``warmup_frac`` of the steps, then ``num_stages`` PM stages (γ halving).
 
     ``lr_l1`` may be several rates: the warm-up is then split into equal phases run at them in
-    order (e.g. a fast start at 1e-2, then 1e-3).
+    order (e.g. a fast start at 1e-2, then 1e-3). ``normalized``: the γ-normalized
+    proximal-matching loss (a gradient scale that does not jump when γ halves).
     """
     rates = (lr_l1,) if isinstance(lr_l1, float) else tuple(lr_l1)
     n_l1 = int(round(num_steps * warmup_frac))
@@ -229,7 +230,7 @@ def phases(num_steps: int, warmup_frac: float, gamma_min_rms: float,
     for s in range(num_stages):
         n = per if s < num_stages - 1 else n_pm - per * (num_stages - 1)
         if n > 0:
-            out.append(TrainPhase("pm", n, lr_pm,
+            out.append(TrainPhase("pm", n, lr_pm, normalized=normalized,
                                   gamma_rms=gamma_min_rms * 2 ** (num_stages - 1 - s)))
     return tuple(out)
 
@@ -288,6 +289,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr-l1", default="1e-3",
                    help="L1 warm-up learning rate(s), comma-separated: equal sub-phases")
     p.add_argument("--lr-pm", type=float, default=2e-4)
+    p.add_argument("--pm-loss", choices=("normalized", "raw"), default="raw",
+                   help="proximal-matching loss as in the reference (default) or times γ²/n "
+                        "(its gradient scale does not jump 4x when γ halves)")
+    p.add_argument("--keep-optimizer", action="store_true",
+                   help="keep Adam's moment estimates across phases (the reference; it let the "
+                        "late proximal-matching stages take ~4x larger steps); default: reset "
+                        "them at each phase")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the global gradient norm (default: no clipping)")
     p.add_argument("--hidden", type=int, default=48)
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--dilations", default="1,2,4,2,1",
@@ -386,9 +396,12 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         steps = args.steps
     gamma_min = args.gamma_min_rms if args.gamma_min_rms is not None else args.sigma_train
-    sched = phases(steps, args.warmup_frac, gamma_min, args.lr_l1, args.lr_pm)
+    sched = phases(steps, args.warmup_frac, gamma_min, args.lr_l1, args.lr_pm,
+                   normalized=args.pm_loss == "normalized")
     tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
-                          seed=args.seed, checkpoint_every=max(100, steps // 20),
+                          seed=args.seed, grad_clip=args.grad_clip,
+                          reset_optimizer=not args.keep_optimizer,
+                          checkpoint_every=max(100, steps // 20),
                           log_every=max(1, min(100, steps // 20)))
     print("schedule: " + ", ".join(f"{p.describe()} x{p.steps} @ {p.lr:g}" for p in sched))
 
@@ -426,7 +439,9 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": args.precision,
         "torch_threads": torch.get_num_threads(),
         "schedule": [{"loss": p.loss, "steps": p.steps, "lr": p.lr,
-                      "gamma_rms": p.gamma_rms} for p in sched],
+                      "gamma_rms": p.gamma_rms, "normalized": p.normalized} for p in sched],
+        "grad_clip": args.grad_clip,
+        "reset_optimizer": not args.keep_optimizer,
         "batch_size": args.batch,
         "patch_size": args.patch,
         "n_patches": args.n_patches,

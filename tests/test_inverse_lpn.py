@@ -316,6 +316,46 @@ def test_proximal_matching_loss_values():
     assert torch.isfinite(xh2.grad).all()
 
 
+def test_normalized_proximal_matching_loss_scale_and_gradient():
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 6, 6, dtype=torch.float64)
+    n = 36
+    for g_rms in (0.24, 0.06):
+        raw = ProximalMatchingLoss(gamma_rms=g_rms)
+        norm = ProximalMatchingLoss(gamma_rms=g_rms, normalized=True)
+        xh = (x + 0.03 * torch.randn_like(x)).requires_grad_(True)
+        # the same function up to the constant γ²/n = γ_rms² (hence the same minimiser)
+        torch.testing.assert_close(norm(xh, x), g_rms**2 * raw(xh, x))
+        # its gradient is exp(-mse/γ_rms²) times the gradient of the per-sample MSE
+        (g,) = torch.autograd.grad(norm(xh, x), xh)
+        mse = (xh - x).detach().pow(2).flatten(1).mean(1)
+        w = torch.exp(-mse / g_rms**2).reshape(-1, 1, 1, 1)
+        torch.testing.assert_close(g, w * 2 * (xh.detach() - x) / (n * x.shape[0]))
+    # the raw loss's gradient grows by ~4 when γ halves at a fixed residual; the normalized one
+    # by less than 1 (the exponential weight only shrinks)
+    xh = (x + 0.01 * torch.randn_like(x)).requires_grad_(True)
+
+    def gnorm(**kw):
+        (g,) = torch.autograd.grad(ProximalMatchingLoss(**kw)(xh, x), xh)
+        return float(g.norm())
+
+    assert 3.5 < gnorm(gamma_rms=0.06) / gnorm(gamma_rms=0.12) <= 4.0
+    assert gnorm(gamma_rms=0.06, normalized=True) / gnorm(gamma_rms=0.12,
+                                                          normalized=True) <= 1.0
+    # the summed scale normalizes by γ²/n too
+    torch.testing.assert_close(ProximalMatchingLoss(gamma=0.6, normalized=True)(xh, x),
+                               0.01 * ProximalMatchingLoss(gamma_rms=0.1)(xh, x))
+    assert "normalized=True" in repr(ProximalMatchingLoss(gamma=1.0, normalized=True))
+    with pytest.raises(TypeError, match="normalized must be a bool"):
+        ProximalMatchingLoss(gamma=1.0, normalized=1)
+    with pytest.raises(ValueError, match="normalized only applies"):
+        TrainPhase("l1", 10, 1e-3, normalized=True)
+    ph = standard_phases(steps_l1=2, steps_pm=4, num_stages=2, normalized=True)
+    assert [p.normalized for p in ph] == [False, True, True]
+    assert ph[1].describe() == "pm(γ_rms=0.16, normalized)"
+    assert ph[1].loss_fn().normalized
+
+
 def test_schedule_and_standard_phases():
     assert proximal_matching_schedule(2.24, 4) == pytest.approx((17.92, 8.96, 4.48, 2.24))
     assert proximal_matching_schedule(0.16, 1) == (0.16,)
@@ -474,6 +514,58 @@ def test_training_resume_equals_uninterrupted(tmp_path):
     assert hist_2.loss == hist_a.loss
     # a finished run resumes to a no-op
     assert train_lpn(lpn_c, data, cfg, checkpoint=ckpt, progress=False).final_step == 7
+
+
+def _adam_steps(path) -> set[float]:
+    from sciml_inverse import load_checkpoint
+
+    state = load_checkpoint(path, kind="fit").state["optimizer"]["state"]
+    return {float(v["step"]) for v in state.values()}
+
+
+def test_training_reset_optimizer_restarts_adam_and_resumes_exactly(tmp_path):
+    lpn_a, data, cfg = _tiny_train_setup()  # phases of 3, 2 and 2 steps
+    init = {k: v.clone() for k, v in lpn_a.state_dict().items()}
+    reset = LPNTrainOptions.from_dict({**cfg.to_dict(), "reset_optimizer": True})
+    train_lpn(lpn_a, data, reset, checkpoint=tmp_path / "a.pt", progress=False)
+    assert _adam_steps(tmp_path / "a.pt") == {2.0}  # Adam restarted at the last phase
+    lpn_k, _, _ = _tiny_train_setup()
+    lpn_k.load_state_dict(init)
+    train_lpn(lpn_k, data, cfg, checkpoint=tmp_path / "k.pt", progress=False)
+    assert _adam_steps(tmp_path / "k.pt") == {7.0}  # kept across phases (reference)
+    assert not all(torch.equal(lpn_k.state_dict()[k], v) for k, v in
+                   lpn_a.state_dict().items())
+    # interrupted one step into the second phase and resumed: bitwise the same run
+    lpn_b, _, _ = _tiny_train_setup()
+    lpn_b.load_state_dict(init)
+    ckpt = tmp_path / "b.pt"
+    train_lpn(lpn_b, data, reset, checkpoint=ckpt, stop_after=4, progress=False)
+    assert _adam_steps(ckpt) == {1.0}
+    lpn_c, _, _ = _tiny_train_setup()
+    train_lpn(lpn_c, data, reset, checkpoint=ckpt, progress=False)
+    for k, v in lpn_a.state_dict().items():
+        assert torch.equal(lpn_c.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="disagrees"):  # the flag is part of the run
+        train_lpn(lpn_c, data, cfg, checkpoint=ckpt, progress=False)
+    with pytest.raises(TypeError, match="reset_optimizer"):
+        LPNTrainOptions(phases=cfg.phases, reset_optimizer=1)
+
+
+def test_training_grad_clip_is_applied():
+    """With Adam, a gradient clipped to 1e-30 gives updates ~1e-22 (eps = 1e-8): no change."""
+    lpn, data, cfg = _tiny_train_setup()
+    lpn.project_()
+    init = {k: v.clone() for k, v in lpn.state_dict().items()}
+    clipped = LPNTrainOptions.from_dict({**cfg.to_dict(), "grad_clip": 1e-30})
+    assert clipped.grad_clip == 1e-30
+    train_lpn(lpn, data, clipped, progress=False)
+    assert all(torch.allclose(lpn.state_dict()[k], v, atol=1e-12) for k, v in init.items())
+    lpn2, _, _ = _tiny_train_setup()
+    lpn2.load_state_dict(init)
+    train_lpn(lpn2, data, cfg, progress=False)
+    assert not all(torch.allclose(lpn2.state_dict()[k], v, atol=1e-6) for k, v in init.items())
+    with pytest.raises(ValueError, match="grad_clip"):
+        LPNTrainOptions(phases=cfg.phases, grad_clip=0.0)
 
 
 def test_training_with_callable_data_and_checkpoint_mismatch(tmp_path):

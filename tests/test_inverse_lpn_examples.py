@@ -11,6 +11,7 @@ import math
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,3 +88,93 @@ def test_lpn_benchmark_quick(tmp_path, capsys):
     assert data["ours"]["converged"] == data["meta"]["n_images"]
     assert data["agreement"]["max_rel_diff_R"] < 1e-6  # both solve the same problem
     assert not list(out.parent.glob(".lpn-bench-*"))
+
+
+# ---------------------------------------------------------------- lpn_operators / lpn_regularizer
+SHARED = ROOT.parent / "shared" / "data" / "satellite"
+needs_data = pytest.mark.skipif(not (SHARED / "eval").is_dir(),
+                                reason=f"shared data not found at {SHARED}")
+
+
+@pytest.fixture(scope="module")
+def operators_example() -> dict:
+    return runpy.run_path(str(ROOT / "examples" / "lpn_operators.py"), run_name="lpn_operators")
+
+
+@pytest.mark.parametrize("n", [32, 64, 128])
+def test_cs_masks_are_symmetric_and_reach_the_fraction(operators_example, n):
+    ex = operators_example
+    m, lines = ex["radial_mask"](n, 0.25)
+    assert ex["is_symmetric"](m) and float(m.mean()) >= 0.25
+    assert float(ex["radial_lines"](n, lines - 1).mean()) < 0.25  # the fewest lines
+    assert m[0, 0] == 1
+    r = ex["random_lines_mask"](n, 0.25, seed=3)
+    assert ex["is_symmetric"](r)
+    rows = r.sum(1)
+    assert set(rows.unique().tolist()) <= {0.0, float(n)}  # whole lines only
+    assert all(r[k % n].all() for k in range(-4, 5))  # the low frequencies are kept
+    assert 0.25 <= float(r.mean()) < 0.25 + 2.0 / n + 1e-9
+    asym = r.clone()
+    asym[5] = 1 - asym[5]
+    assert not ex["is_symmetric"](asym)
+    with pytest.raises(ValueError, match="fraction"):
+        ex["radial_mask"](n, 0.0)
+
+
+def test_operators_example_problems(operators_example):
+    ex = operators_example
+    x = torch.rand(2, 1, 16, 16)
+    fid, x0, obs = ex["make_problem"]("sr2_noise0.01", x, seed=0)
+    assert fid.op.out_shape == (1, 8, 8) and x0.shape == x.shape
+    assert torch.equal(x0[..., ::2, ::2], fid.y)  # pixel replication of the data
+    fid, x0, _ = ex["make_problem"]("cs_lines25_noise0.01", x, seed=0)
+    assert fid.real and not x0.is_complex()
+    # noiseless CS data: the real prox at a huge weight on the data returns the
+    # least-squares image, which for a full mask is the image itself
+    full = ex["FourierSampling"](torch.ones(16, 16), (1, 16, 16))
+    f = ex["L2DataFidelity"](full, full(x), real=True)
+    torch.testing.assert_close(f.prox(torch.zeros_like(x), 1e8), x, atol=1e-5, rtol=0)
+
+
+@needs_data
+def test_operators_example_quick_run(tmp_path, operators_example):
+    out, figs = tmp_path / "ops.json", tmp_path / "figs"
+    res = operators_example["main"](["--quick", "--json", str(out), "--figures", str(figs),
+                                     "--tasks", "sr2_noise0.01,cs_radial25_noise0.01"])
+    saved = json.loads(out.read_text())
+    assert set(saved["tasks"]) == {"sr2_noise0.01", "cs_radial25_noise0.01"}
+    for rec in saved["tasks"].values():
+        for key in ("psnr_lpn", "psnr_tv", "psnr_tikhonov", "ssim_lpn", "psnr_start"):
+            assert _finite(rec[key])
+        assert rec["lam_lpn"] == pytest.approx((rec["noise"] / 0.03) ** 2)
+        assert rec["rho_lpn"] == pytest.approx(rec["lam_lpn"])  # ADMM penalty = MAP weight
+        assert rec["tuning"]["tv"]["lam"] in rec["tuning"]["tv"]["grid"]
+        assert rec["psnr_tv"] > rec["psnr_start"] and rec["psnr_lpn"] > rec["psnr_start"]
+        png = Path(rec["figure"])
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cs = saved["tasks"]["cs_radial25_noise0.01"]
+    assert cs["mask_symmetric"] and cs["sampling_fraction"] >= 0.25
+    assert saved["lpn_minus_tv_db"] == pytest.approx(res["lpn_minus_tv_db"])
+    with pytest.raises(SystemExit):
+        operators_example["main"](["--tasks", "denoise"])
+
+
+@needs_data
+def test_regularizer_example_quick_run(tmp_path):
+    mod = runpy.run_path(str(ROOT / "examples" / "lpn_regularizer.py"), run_name="lpn_reg")
+    assert mod["spearman"]([1, 2, 3, 4], [0.1, 0.5, 0.4, 2.0]) == pytest.approx(0.8)
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    res = mod["main"](["--quick", "--json", str(out), "--plot", str(png)])
+    assert json.loads(out.read_text())["noise"]["levels"] == list(mod["NOISE_LEVELS"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert res["inversions_not_converged"] == 0
+    # the path starts at the clean image: the same R as noise level 0 (float64 inversions)
+    np.testing.assert_allclose(res["R_path_start"], res["R_clean"], rtol=0, atol=1e-6)
+    for key in ("path", "noise", "blur"):
+        assert res[key]["mean_delta_R"][0] == 0.0 and len(res[key]["spearman_per_crop"]) == 2
+    # the weak-convexity bound of the blur change: 0 at no blur, >= 0 (|k^| <= 1), growing
+    b = np.asarray(res["blur"]["bound_per_crop"])
+    assert np.all(b[:, 0] == 0) and np.all(np.diff(b, axis=1) >= -1e-12)
+    assert 0 <= res["blur"]["within_bound"] <= 2
+    # white noise of std 0.08 raises R of a denoiser's prior on every crop
+    assert all(row[-1] > 0 for row in res["noise"]["delta_R_per_crop"])

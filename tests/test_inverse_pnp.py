@@ -30,7 +30,7 @@ from inverse import (
     total_variation,
     tv_prox,
 )
-from operators import Convolution, Dense, FiniteDifference, Identity, Mask
+from operators import Convolution, Dense, FiniteDifference, FourierSampling, Identity, Mask
 
 SHAPE = (1, 10, 10)
 N = math.prod(SHAPE)
@@ -133,6 +133,67 @@ def test_l2_fidelity_prox_satisfies_optimality(kind):
     (gx,) = torch.autograd.grad(f.value(x).sum(), x)
     assert torch.allclose(gx, f.grad(x.detach()), atol=1e-10)
     assert f.initial_point().shape == (3, *SHAPE)
+
+
+def _symmetric_mask(shape, seed=0) -> torch.Tensor:
+    """A random k-space mask with mask[k] = mask[-k] (unshifted layout)."""
+    g = torch.Generator().manual_seed(seed)
+    m = (torch.rand(shape, generator=g) < 0.4).to(F64)
+    flip = torch.roll(torch.flip(m, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
+    m = torch.maximum(m, flip)
+    m[0, 0] = 1.0  # the mean is measured (else ½‖Ax−y‖² + λ/2‖Dx‖² is not strictly convex)
+    return m
+
+
+def test_l2_fidelity_real_unknown_with_fourier_sampling():
+    """real=True: the prox and gradient of ½‖Ax − y‖² over *real* x (complex A and y)."""
+    op = FourierSampling(_symmetric_mask(SHAPE[-2:]), SHAPE)
+    x_true = torch.rand(2, *SHAPE, dtype=F64)
+    g = torch.Generator().manual_seed(1)
+    noise = torch.complex(torch.randn(2, *SHAPE, generator=g, dtype=F64),
+                          torch.randn(2, *SHAPE, generator=g, dtype=F64))
+    y = op(x_true) + 0.05 * op.mask * noise
+    f = L2DataFidelity(op, y, real=True)
+    assert not f.initial_point().is_complex()
+    # the real-restricted normal matrix, column by column: M e_j = Re Aᴴ A e_j
+    eye = torch.eye(N, dtype=F64).reshape(-1, *SHAPE)
+    m = op.adjoint(op(eye)).real.reshape(N, N).T
+    aty = op.adjoint(y).real.reshape(2, N)
+    v = torch.randn(2, *SHAPE, dtype=F64)
+    for gamma in (0.5, torch.tensor([0.2, 3.0], dtype=F64)):
+        x = f.prox(v, gamma)
+        assert not x.is_complex()
+        gv = torch.full((2,), gamma, dtype=F64) if isinstance(gamma, float) else gamma
+        ref = torch.stack([torch.linalg.solve(m + torch.eye(N, dtype=F64) / gv[i],
+                                              aty[i] + v[i].reshape(-1) / gv[i])
+                           for i in range(2)]).reshape(2, *SHAPE)
+        assert torch.allclose(x, ref, atol=1e-10)
+    # the gradient over real x is the autograd gradient of the value
+    xr = torch.randn(2, *SHAPE, dtype=F64, requires_grad=True)
+    (gx,) = torch.autograd.grad(f.value(xr).sum(), xr)
+    assert torch.allclose(gx, f.grad(xr.detach()), atol=1e-10)
+    # ADMM with a Tikhonov prior reaches the real minimiser of ½‖Ax−y‖² + λ/2‖Dx‖²
+    d, q = _laplacian()
+    lam = 0.1
+    ref = torch.linalg.solve(m + lam * q, aty.T).T.reshape(2, *SHAPE)
+    res = admm(f, TikhonovPrior(d), lam=lam,
+               options=ADMMOptions(rho=0.5, max_iter=500, tol=1e-12))
+    assert not res.x.is_complex() and torch.allclose(res.x, ref, atol=1e-7)
+
+
+def test_l2_fidelity_real_rejects_a_gram_that_mixes_real_and_imaginary():
+    m = torch.zeros(*SHAPE[-2:], dtype=F64)
+    m[0, 1] = 1.0  # k = (0, 1) without its mirror (0, -1): Aᴴ A x is complex for real x
+    op = FourierSampling(m, SHAPE)
+    y = op(torch.rand(1, *SHAPE, dtype=F64))
+    with pytest.raises(ValueError, match="symmetric"):
+        L2DataFidelity(op, y, real=True)
+    L2DataFidelity(op, y)  # complex unknown: fine
+    # real operators are accepted as they are
+    f = L2DataFidelity(Mask(torch.ones(SHAPE, dtype=F64)), torch.ones(1, *SHAPE, dtype=F64),
+                       real=True)
+    assert torch.equal(f.prox(torch.zeros(1, *SHAPE, dtype=F64), 1.0),
+                       torch.full((1, *SHAPE), 0.5, dtype=F64))
 
 
 def test_l2_fidelity_lipschitz_is_squared_opnorm():

@@ -118,3 +118,23 @@ def test_example_rejects_bad_arguments(example):
         example["main"](["--tasks", "denoise"])
     with pytest.raises(SystemExit):
         example["main"](["--iters", "0"])
+
+
+def test_pm_stability_script_runs_both_variants(tmp_path, train_script):
+    rng = np.random.default_rng(4)
+    cache = tmp_path / "c.npz"
+    train_script["write_cache"](cache, {"pan/a": rng.random((60, 60)),
+                                        "natural/b": rng.random((40, 50))})
+    mod = runpy.run_path(str(ROOT / "scripts" / "lpn_pm_stability.py"), run_name="stab")
+    out = tmp_path / "s.json"
+    res = mod["main"](["--data-cache", str(cache), "--steps", "8", "--json", str(out)])
+    assert json.loads(out.read_text())["steps"] == 8
+    assert res["noisy_rmse"] == pytest.approx(0.03, rel=0.1)  # 65k noise samples
+    for key in ("keep", "reset"):
+        after = res[key]["val_rmse_after_each_phase"]
+        assert len(after) == 5 and all(np.isfinite(after))  # l1 + four PM stages
+    keep, reset = (res[k]["val_rmse_after_each_phase"] for k in ("keep", "reset"))
+    assert keep[0] == reset[0]  # the same run until the first reset
+    assert keep[1:] != reset[1:]
+    with pytest.raises(SystemExit):
+        mod["main"](["--data-cache", str(cache), "--steps", "2"])

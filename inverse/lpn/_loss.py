@@ -37,12 +37,23 @@ class ProximalMatchingLoss(nn.Module):
       :math:`r_i/\\sqrt n`; equivalently :math:`\\gamma = \\gamma_{\\rm rms}\\sqrt n` with ``n``
       the number of entries per sample, so the same ``gamma_rms`` fits every image size.
 
+    With ``normalized=True`` the loss is multiplied by :math:`\\gamma^2/n`
+    (:math:`= \\gamma_{\\rm rms}^2`): the same minimiser, but a gradient whose scale does not
+    depend on γ — near a perfect fit it is the gradient of the mean squared error,
+    :math:`\\nabla = e^{-r^2/\\gamma^2}\\,\\nabla \\tfrac1n r^2`. Without it each halving of γ
+    multiplies the gradient by about 4, which Adam's slowly adapting second-moment estimate
+    (β₂ = 0.999, a memory of ~1000 steps) turns into a larger effective step right where the loss
+    is flat beyond ~2γ (a step that throws the outputs out of the basin is not undone: see
+    ``docs/guide/lpn.rst``, *Why the GPU run diverged*).
+
     Parameters
     ----------
     gamma : float, optional
         γ on the summed scale.
     gamma_rms : float, optional
         γ on the RMS scale.
+    normalized : bool, default False
+        Multiply by :math:`\\gamma^2/n` (a γ-independent gradient scale).
 
     Raises
     ------
@@ -66,13 +77,17 @@ class ProximalMatchingLoss(nn.Module):
     2.0
     """
 
-    def __init__(self, gamma: float | None = None, *, gamma_rms: float | None = None) -> None:
+    def __init__(self, gamma: float | None = None, *, gamma_rms: float | None = None,
+                 normalized: bool = False) -> None:
         super().__init__()
         if (gamma is None) == (gamma_rms is None):
             raise ValueError(f"give exactly one of gamma (summed scale) and gamma_rms (RMS scale), "
                              f"got gamma={gamma!r}, gamma_rms={gamma_rms!r}")
         self.gamma = None if gamma is None else _positive("gamma", gamma)
         self.gamma_rms = None if gamma_rms is None else _positive("gamma_rms", gamma_rms)
+        if not isinstance(normalized, bool):
+            raise TypeError(f"normalized must be a bool, got {type(normalized).__name__}")
+        self.normalized = normalized
 
     def gamma_for(self, n: int) -> float:
         """γ on the summed scale for samples of ``n`` entries."""
@@ -98,13 +113,16 @@ class ProximalMatchingLoss(nn.Module):
     def forward(self, x_hat: Tensor, x: Tensor) -> Tensor:
         """The mean over the batch of :math:`m_\\gamma(\\|\\hat x_i - x_i\\|_2)` (a scalar)."""
         d2 = self._sq_distances(x_hat, x)  # no sqrt: its gradient at 0 is not finite
-        gamma = self.gamma_for(x[0].numel())
-        return (1 - torch.exp(-d2 / gamma**2)).mean()
+        n = x[0].numel()
+        gamma = self.gamma_for(n)
+        loss = (1 - torch.exp(-d2 / gamma**2)).mean()
+        return loss * (gamma**2 / n) if self.normalized else loss
 
     def extra_repr(self) -> str:
+        norm = ", normalized=True" if self.normalized else ""
         if self.gamma is not None:
-            return f"gamma={self.gamma}"
-        return f"gamma_rms={self.gamma_rms}"
+            return f"gamma={self.gamma}{norm}"
+        return f"gamma_rms={self.gamma_rms}{norm}"
 
 
 def proximal_matching_schedule(gamma_min: float, num_stages: int) -> tuple[float, ...]:

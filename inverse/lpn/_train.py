@@ -43,6 +43,9 @@ class TrainPhase:
         Adam learning rate for the whole phase.
     gamma, gamma_rms : float, optional
         For ``loss="pm"`` exactly one: γ on the summed or on the RMS scale.
+    normalized : bool, default False
+        For ``loss="pm"``: the γ-normalized loss (``ProximalMatchingLoss(normalized=True)``,
+        times γ²/n: same minimiser, a gradient scale that does not jump when γ halves).
 
     Raises
     ------
@@ -55,6 +58,7 @@ class TrainPhase:
     lr: float
     gamma: float | None = None
     gamma_rms: float | None = None
+    normalized: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in _LOSSES:
@@ -69,6 +73,10 @@ class TrainPhase:
                              f"got gamma={self.gamma!r}, gamma_rms={self.gamma_rms!r}")
         if self.loss != "pm" and has:
             raise ValueError(f"gamma/gamma_rms only apply to loss='pm', not {self.loss!r}")
+        if not isinstance(self.normalized, bool):
+            raise TypeError(f"normalized must be a bool, got {type(self.normalized).__name__}")
+        if self.loss != "pm" and self.normalized:
+            raise ValueError(f"normalized only applies to loss='pm', not {self.loss!r}")
 
     def loss_fn(self) -> Callable[[Tensor, Tensor], Tensor]:
         """The loss ``(x_hat, x) -> scalar`` of this phase."""
@@ -76,25 +84,28 @@ class TrainPhase:
             return torch.nn.functional.l1_loss
         if self.loss == "l2":
             return torch.nn.functional.mse_loss
-        return ProximalMatchingLoss(self.gamma, gamma_rms=self.gamma_rms)
+        return ProximalMatchingLoss(self.gamma, gamma_rms=self.gamma_rms,
+                                    normalized=self.normalized)
 
     def describe(self) -> str:
         if self.loss != "pm":
             return self.loss
-        return f"pm(γ={self.gamma})" if self.gamma is not None else f"pm(γ_rms={self.gamma_rms})"
+        g = f"γ={self.gamma}" if self.gamma is not None else f"γ_rms={self.gamma_rms}"
+        return f"pm({g}{', normalized' if self.normalized else ''})"
 
 
 @renamed_arguments(num_steps_l1="steps_l1", num_steps_pm="steps_pm")
 def standard_phases(*, steps_l1: int = 20_000, steps_pm: int = 20_000,
                     lr_l1: float = 1e-3, lr_pm: float = 1e-4, num_stages: int = 4,
-                    gamma_min: float | None = None, gamma_min_rms: float | None = None
-                    ) -> tuple[TrainPhase, ...]:
+                    gamma_min: float | None = None, gamma_min_rms: float | None = None,
+                    normalized: bool = False) -> tuple[TrainPhase, ...]:
     """The reference schedule (``lpn/train.py``): L1 warm-up, then proximal matching stages.
 
     ``steps_pm`` is split into ``num_stages`` equal stages with
     :math:`\\gamma_s = \\gamma_{\\min} 2^{S-1-s}` (:func:`proximal_matching_schedule`). γ is given
     on the summed scale (``gamma_min``) or on the RMS scale (``gamma_min_rms``); with neither, the
     reference default :math:`\\gamma_{\\min} = 0.08\\sqrt n` is used, i.e. ``gamma_min_rms=0.08``.
+    ``normalized=True`` uses the γ-normalized loss in every stage (see :class:`TrainPhase`).
 
     Raises
     ------
@@ -128,9 +139,9 @@ def standard_phases(*, steps_l1: int = 20_000, steps_pm: int = 20_000,
         gmin = gamma_min if gamma_min is not None else gamma_min_rms
         for g in proximal_matching_schedule(gmin, num_stages):  # type: ignore[arg-type]
             if gamma_min is not None:
-                phases.append(TrainPhase("pm", per, lr_pm, gamma=g))
+                phases.append(TrainPhase("pm", per, lr_pm, gamma=g, normalized=normalized))
             else:
-                phases.append(TrainPhase("pm", per, lr_pm, gamma_rms=g))
+                phases.append(TrainPhase("pm", per, lr_pm, gamma_rms=g, normalized=normalized))
     return tuple(phases)
 
 
@@ -154,6 +165,15 @@ class LPNTrainOptions:
         written at the end).
     log_every : int
         Steps between entries of the returned :class:`TrainHistory` (mean loss of the window).
+    grad_clip : float, optional
+        Clip the global gradient norm to this value (``FitOptions.grad_clip``); default none.
+    reset_optimizer : bool, default False
+        Reset Adam's moment estimates at the first step of every phase after the first. The
+        reference keeps them (default). Each halving of γ multiplies the gradient of the raw
+        proximal-matching loss by about 4 while Adam's second-moment estimate remembers ~1000
+        steps, so without a reset the effective step grows to ~4× the learning rate in the late
+        stages (see ``docs/guide/lpn.rst``, *Why the GPU run diverged*); with it the first steps
+        of a phase are bias-corrected from that phase's own gradients. Exact on resume.
 
     Raises
     ------
@@ -174,6 +194,8 @@ class LPNTrainOptions:
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 100
+    grad_clip: float | None = None
+    reset_optimizer: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.phases, list):
@@ -186,6 +208,10 @@ class LPNTrainOptions:
         _int("seed", self.seed, 0)
         _int("checkpoint_every", self.checkpoint_every, 1)
         _int("log_every", self.log_every, 1)
+        _num("grad_clip", self.grad_clip, allow_none=True)
+        if not isinstance(self.reset_optimizer, bool):
+            raise TypeError(f"reset_optimizer must be a bool, got "
+                            f"{type(self.reset_optimizer).__name__}")
 
     @property
     def steps(self) -> int:
@@ -249,13 +275,13 @@ class TrainHistory:
 
 
 def _schedule_until(cfg: LPNTrainOptions, step: int) -> list[tuple]:
-    """The schedule's (loss, lr, γ, γ_rms, steps) restricted to the first ``step`` steps."""
+    """The schedule's (loss, lr, γ, γ_rms, normalized, steps) over the first ``step`` steps."""
     out, left = [], step
     for p in cfg.phases:
         if left <= 0:
             break
         n = min(left, p.steps)
-        out.append((p.loss, p.lr, p.gamma, p.gamma_rms, n))
+        out.append((p.loss, p.lr, p.gamma, p.gamma_rms, p.normalized, n))
         left -= n
     return out
 
@@ -403,8 +429,9 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
 
     def check_resume(saved: Mapping[str, Any], step: int) -> None:
         saved_cfg = LPNTrainOptions.from_dict(saved["train_config"])
-        if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed) != (
-                config.batch_size, config.sigma_noise, config.seed) or _schedule_until(
+        if (saved_cfg.batch_size, saved_cfg.sigma_noise, saved_cfg.seed,
+                saved_cfg.reset_optimizer) != (config.batch_size, config.sigma_noise, config.seed,
+                                               config.reset_optimizer) or _schedule_until(
                 saved_cfg, step) != _schedule_until(config, step) or step > total:
             raise ValueError(f"checkpoint {ckpt_path} (step {step}) was trained with "
                              f"{saved_cfg!r}, which disagrees with {config!r} on the steps "
@@ -418,6 +445,8 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
 
         def loss(self, lpn: nn.Module, step: int) -> Tensor:
             k = config.phase_at(step)
+            if config.reset_optimizer and k > 0 and step == bounds[k - 1]:
+                opt.state.clear()  # fresh moment estimates (and bias correction) for phase k
             if k != self.phase_idx:
                 self.phase_idx, phase = k, config.phases[k]
                 self.loss_fn = phase.loss_fn()
@@ -439,7 +468,7 @@ def train_lpn(model: LPN, data: Tensor | Callable[[int, torch.Generator], Tensor
     options = FitOptions(steps=total, stop_after=stop_after, checkpoint=ckpt_path,
                          checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                          progress=progress, desc="train_lpn", precision=precision,  # type: ignore[arg-type]
-                         ddp=False)
+                         ddp=False, grad_clip=config.grad_clip)
     res = fit(_Task(), model, opt, None, options, generators=[gen], config=task_config,
               check_resume=check_resume)
     model.eval()
