@@ -208,6 +208,52 @@ def test_odeint_event_gradient_of_event_time():
     assert abs(float(y0.grad) - 0.5) < 1e-6
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("method", "options"), [
+    ("dopri5", {}), ("bosh3", {}), ("euler", {"step_size": 0.01, "interp": "cubic"}),
+    ("midpoint", {"step_size": 0.01, "interp": "cubic"}),
+    ("rk4", {"step_size": 0.01, "interp": "cubic"})])
+def test_event_in_reverse_time_and_on_fixed_grids_equals_torchdiffeq(reverse, method, options):
+    # y' = cos t, y(0) = 1: the event y = 1 + sin(±0.5) happens at t = ±0.5
+    sign = -1.0 if reverse else 1.0
+    t01 = torch.tensor([0.0, sign], dtype=F64)
+    y0 = torch.tensor([1.0], dtype=F64)
+
+    def ev(t, y):
+        return (y - 1 - math.sin(0.5 * sign)).sum()
+
+    out = [solver(lambda t, y: torch.cos(t) * torch.ones_like(y), y0, t01, event_fn=ev,
+                  method=method, options=options)
+           for solver in (odeint, torchdiffeq.odeint)]
+    (et, sol), (et2, sol2) = out
+    assert abs(float(et) - 0.5 * sign) < (5e-3 if method == "euler" else 1e-4)
+    torch.testing.assert_close(et, et2, rtol=0, atol=1e-9)
+    torch.testing.assert_close(sol, sol2, rtol=0, atol=1e-9)
+
+
+def test_odeint_adjoint_event_time_is_in_the_graph_without_gradient():
+    # as torchdiffeq: event_t.backward() runs and adds nothing; y(t_e) is differentiated at
+    # the fixed event time: y = 1 + a sin t, so dy(t_e)/da = sin(t_e)
+    class Sine(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor(1.0, dtype=F64))
+
+        def forward(self, t, y):
+            return self.a * torch.cos(t) * torch.ones_like(y)
+
+    grads = []
+    for solver in (odeint_adjoint, torchdiffeq.odeint_adjoint):
+        f = Sine()
+        et, sol = solver(f, torch.tensor([1.0], dtype=F64), torch.tensor([0.0, 1.0], dtype=F64),
+                         event_fn=lambda t, y: (y - 1 - math.sin(0.5)).sum())
+        et.backward(retain_graph=True)
+        assert f.a.grad is None or float(f.a.grad) == 0.0
+        sol[-1].sum().backward()
+        grads.append(float(f.a.grad))
+    assert abs(grads[0] - math.sin(0.5)) < 1e-6 and abs(grads[0] - grads[1]) < 1e-6
+
+
 # ---------------------------------------------------------------------------------------------
 # adjoint
 # ---------------------------------------------------------------------------------------------

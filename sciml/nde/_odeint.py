@@ -778,6 +778,21 @@ def _rms(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x) / math.sqrt(max(x.numel(), 1))
 
 
+class _EventTimeOutput(torch.autograd.Function):
+    """The event time of :func:`odeint_adjoint`, in the graph of the solve as torchdiffeq's (so
+    ``event_t.backward()`` runs) but, as there, not backpropagated: its gradient is dropped.
+    :func:`odeint_event` gives the event time its gradient."""
+
+    @staticmethod
+    def forward(ctx, event_t, *solution):  # noqa: ANN001, ANN205
+        del ctx, solution
+        return event_t.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return (None,) * len(ctx.needs_input_grad)
+
+
 def _torchdiffeq_adjoint_norm(user_norm: Callable, flat: _Problem) -> Callable:
     """A user's ``adjoint_options["norm"]`` sees torchdiffeq's augmented state: ``(t, y, adj_y,
     *adj_params)`` for a tensor state, ``(t, *y, *adj_y, *adj_params)`` for a tuple state, in the
@@ -907,7 +922,8 @@ def odeint_adjoint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7,
                              adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
                              adjoint_method=adjoint_method, adjoint_options=adjoint_options,
                              adjoint_params=adjoint_params, recorder=recorder)
-        return ev_t, sol
+        parts = sol if isinstance(sol, tuple) else (sol,)
+        return _EventTimeOutput.apply(ev_t, *parts), sol
     params = tuple(func.parameters()) if adjoint_params is None else tuple(adjoint_params)
     if not all(isinstance(p, Tensor) for p in params):
         raise TypeError("adjoint_params must be a sequence of tensors")
