@@ -53,12 +53,10 @@ import torch
 
 from sciml.neural_operators import (
     DGNO,
-    BernoulliLikelihood,
     CNNEncoder,
     DeepONet,
     DGNOLossOptions,
     DGNOObjective,
-    GaussianLikelihood,
     Interpolation,
     InverseOptions,
     MLPEncoder,
@@ -74,6 +72,7 @@ from sciml.neural_operators import (
     TrainOptions,
     WeakFormOptions,
     add_noise_snr,
+    darcy_dgno,
     evaluate,
     fit,
     invert_darcy,
@@ -134,24 +133,7 @@ def build_supervised(model: str, case: str, seed: int) -> MultiONet | DeepONet:
 
 def build_dgno(case: str, seed: int) -> DGNO:
     torch.manual_seed(seed)
-    if case == "piecewise":
-        enc = MLPEncoder(GRID, (512, 256), 128, bounded=True)
-
-        def dec() -> MultiONet:
-            return MultiONet(2, 128, [100] * 5, [100] * 5, activation_trunk=TanhSin(),
-                             activation_branch=TanhSin())
-
-        a_dec = MultiONet(2, 128, [100] * 5, [100] * 5, activation_trunk=SiLUSin(),
-                          activation_branch=SiLUId())
-        return DGNO(enc, dec(), a_dec, BernoulliLikelihood(5.0, 10.0), flux_decoders=(dec(), dec()))
-    enc = CNNEncoder(GRID, channels=(64, 64, 64), hidden=(128, 128), out_size=128, kernel=3,
-                     bounded=True)
-
-    def dec6(act_t, act_b) -> MultiONet:
-        return MultiONet(2, 128, [100] * 6, [100] * 6, activation_trunk=act_t,
-                         activation_branch=act_b)
-
-    return DGNO(enc, dec6(TanhSin(), SiLUId()), dec6(SiLUSin(), SiLUId()), GaussianLikelihood())
+    return darcy_dgno(case, grid=GRID)
 
 
 def dgno_loss_options(case: str, n_centres: int, flux_weight: float = 1.0) -> DGNOLossOptions:

@@ -1,5 +1,5 @@
-"""Stokes flow around a cylinder with neural operators: supervised MultiONet.
-==========================================================================
+"""Stokes flow around a cylinder with neural operators: supervised MultiONet and label-free DGNO.
+================================================================================================
 
 :math:`-\\mu\\Delta\\mathbf u + \\nabla p = 0`, :math:`\\nabla\\cdot\\mathbf u = 0` on
 :math:`(0,2)\\times(0,1)` minus the disk of radius 0.1 at :math:`(0.5, 0.6)`, :math:`\\mu = 0.01`,
@@ -8,41 +8,64 @@ cylinder, do-nothing outflow (the DGNO benchmark of Zang & Koutsourelakis, arXiv
 Data: :func:`sciml.pde.generate_stokes` (Taylor–Hood P2/P1 with scikit-fem on a 1708-node gmsh
 mesh), cached as HDF5.
 
-Model (``--models multionet``): one supervised MultiONet per output field (``u``, ``v``, ``p``),
-branch = the inflow profile at 256 points, trunk = the node coordinates, [100]×5. Results are
-keyed ``rel_l2.multionet.<field>`` (mean relative L2 error over the test set at the mesh nodes);
-figures (reference | prediction | error on the mesh) go to ``--fig-dir``.
+Models (``--models``, comma separated):
 
-Not here (yet): the label-free DGNO for Stokes, which needs a stream-function decoder with
-second derivatives and stress decoders (reference notes §2); see the docs.
+``multionet``
+    Supervised: one MultiONet per output field (``u``, ``v``, ``p``), branch = the inflow
+    profile at 256 points, trunk = the node coordinates, [100]×5.
+``dgno``
+    No solution labels: MLP encoder of the inflow profile to β ∈ (−1, 1)^128, one MultiONet
+    decoder per field (velocity-pressure form, not the reference's stream function), trained on
+    the weak momentum residuals :math:`\\overline{\\mu\\nabla u_i\\cdot\\nabla\\phi_j -
+    p\\,\\partial_i\\phi_j}` and the weak continuity residual :math:`\\overline{(\\nabla\\cdot
+    \\mathbf u)\\phi_j}` (Wendland test functions, centres outside the cylinder, residuals
+    times ``R``), plus soft boundary conditions: inflow ``u = a``, ``v = 0`` (the likelihood of
+    ``a``), no slip on walls and cylinder, do-nothing outflow :math:`\\mu\\partial_x\\mathbf u
+    - p\\,\\mathbf e_x = 0`. Validated on labelled fields (model selection only).
+
+Results are keyed ``rel_l2.<model>.<field>`` (mean relative L2 error over the test set at the
+mesh nodes); figures (reference | prediction | error on the mesh) go to ``--fig-dir``.
 
 Usage::
 
     python examples/stokes_neural_operators.py --json bench_output/stokes.json
+    python examples/stokes_neural_operators.py --models dgno --dgno-epochs 30 \\
+        --json bench_output/stokes.json
     python examples/stokes_neural_operators.py --quick --json /tmp/s.json   # smoke test
+
+Measured numbers are in ``docs/guide/neural_operators.rst``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
 
 import torch
+from torch import nn
 
 from sciml.neural_operators import (
+    AbstractNeuralOperator,
+    AbstractObjective,
+    Box,
+    MLPEncoder,
     MultiONet,
     SiLU,
     SupervisedObjective,
     TanhSin,
     TrainOptions,
+    WeakFormOptions,
     evaluate,
     fit,
+    relative_l2,
+    sample_test_functions,
 )
 
-ALL_MODELS = ("multionet",)
+ALL_MODELS = ("multionet", "dgno")
 FIELDS = ("u", "v", "p")
 
 
@@ -57,7 +80,7 @@ def load_data(n: int, cache_dir: str, h: float, seed: int = 0):
     return load_stokes(path)
 
 
-def figure(data, field, ref, pred, path):
+def figure(data, field, ref, pred, path, model="MultiONet"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,7 +90,7 @@ def figure(data, field, ref, pred, path):
     tri = Triangulation(data.gridx[:, 0], data.gridx[:, 1], data.cells)
     fig, ax = plt.subplots(1, 3, figsize=(15, 2.8), constrained_layout=True)
     for k, (title, val, cmap) in enumerate((
-            (f"reference {field}", ref, "viridis"), (f"MultiONet {field}", pred, "viridis"),
+            (f"reference {field}", ref, "viridis"), (f"{model} {field}", pred, "viridis"),
             ("|error|", (pred - ref).abs(), "magma"))):
         lim = dict(vmin=float(ref.min()), vmax=float(ref.max())) if k < 2 else {}
         im = ax[k].tripcolor(tri, val.numpy(), shading="gouraud", cmap=cmap, **lim)
@@ -131,14 +154,172 @@ def run_multionet(args, res):
         save_results(res, args.json)
 
 
+# ------------------------------------------------------------------------------ DGNO
+# the geometry and viscosity of sciml.pde.solve_stokes / generate_stokes
+MU = 0.01
+CENTRE, RADIUS = (0.5, 0.6), 0.1
+LENGTH, HEIGHT = 2.0, 1.0
+BOX = Box((0.0, 0.0), (LENGTH, HEIGHT), ("x", "y"))
+
+
+class StokesDGNO(AbstractNeuralOperator):
+    """Encoder of the inflow profile to β and one MultiONet decoder per field (u, v, p).
+
+    ``forward(a, x)`` returns the three fields side by side, ``(B, 3N)`` (validation compares
+    them with the labelled ``[u, v, p]``); :meth:`fields` returns them apart.
+    """
+
+    def __init__(self, n_inflow: int, width: int, latent: int = 128) -> None:
+        super().__init__()
+        self.encoder = MLPEncoder(n_inflow, (256, 128), latent, bounded=True, ndim=1)
+        self.decoders = nn.ModuleDict({
+            f: MultiONet(2, latent, [width] * 5, [width] * 5, activation_trunk=TanhSin(),
+                         activation_branch=TanhSin()) for f in FIELDS})
+
+    def fields(self, a, x):
+        beta = self.encoder(a)
+        return {f: self.decoders[f](beta, x) for f in FIELDS}
+
+    def forward(self, a, x):
+        return torch.cat(list(self.fields(a, x).values()), -1)
+
+
+def boundary_points(y_inflow, n: int):
+    """Walls (y = 0, 1), cylinder and outflow (x = 2) points; inflow = the data's nodes."""
+    s = torch.linspace(0.0, 1.0, n)
+    walls = torch.cat([torch.stack([LENGTH * s, torch.zeros(n)], -1),
+                       torch.stack([LENGTH * s, torch.full((n,), HEIGHT)], -1)])
+    th = 2 * math.pi * torch.arange(n // 2) / (n // 2)
+    cyl = torch.stack([CENTRE[0] + RADIUS * torch.cos(th), CENTRE[1] + RADIUS * torch.sin(th)],
+                      -1)
+    y_out = torch.linspace(0.0, HEIGHT, n // 2 + 2)[1:-1]
+    out = torch.stack([torch.full_like(y_out, LENGTH), y_out], -1)
+    inflow = torch.stack([torch.zeros(len(y_inflow)), torch.as_tensor(y_inflow).float()], -1)
+    return {"noslip": torch.cat([walls, cyl]), "outflow": out, "inflow": inflow}
+
+
+class StokesWeakObjective(AbstractObjective):
+    """Weak Stokes residuals (momentum and continuity) and soft boundary conditions.
+
+    Test-function centres: ``n_centres`` per step, 3/4 uniform in the channel and 1/4 in
+    ``[0.3, 0.7] × [0.4, 0.8]`` around the cylinder (as the reference), kept ``R`` away from the
+    walls and the cylinder (those closer are dropped). The momentum residuals are multiplied by
+    ``R`` (``∇φ`` scales as ``1/R``), so their size does not depend on the radius.
+    """
+
+    def __init__(self, boundary, weak: WeakFormOptions, bc_weight: float, pde_weight: float):
+        self.boundary = boundary
+        self.weak = weak
+        self.bc_weight = bc_weight
+        self.pde_weight = pde_weight
+
+    def centres(self, generator):
+        r, n = float(self.weak.radius), int(self.weak.n_centres)
+        k = n - n // 4
+        u = torch.rand(k, 2, generator=generator)
+        c1 = torch.stack([r + (LENGTH - 2 * r) * u[:, 0], r + (HEIGHT - 2 * r) * u[:, 1]], -1)
+        w = torch.rand(n - k, 2, generator=generator)
+        c2 = torch.stack([0.3 + 0.4 * w[:, 0], 0.4 + 0.4 * w[:, 1]], -1)
+        c = torch.cat([c1, c2])
+        far = (c - torch.tensor(CENTRE)).norm(dim=-1) > RADIUS + r
+        return c[far]
+
+    def residuals(self, model, beta, generator):
+        tf = sample_test_functions(self.weak, centres=self.centres(generator), domain=BOX)
+        jets = {f: model.decoders[f].jet(beta, tf.points) for f in FIELDS}
+        b, nc, q = beta.shape[0], tf.n_centres, tf.n_quadrature
+        gu = jets["u"].grad.reshape(b, nc, q, 2)
+        gv = jets["v"].grad.reshape(b, nc, q, 2)
+        p = jets["p"].value.reshape(b, nc, q)
+        dphi, phi, r = tf.grad_v, tf.v, tf.radius
+        mom_x = r * (MU * (gu * dphi).sum(-1) - p * dphi[:, 0]).mean(-1)
+        mom_y = r * (MU * (gv * dphi).sum(-1) - p * dphi[:, 1]).mean(-1)
+        div = ((gu[..., 0] + gv[..., 1]) * phi).mean(-1)
+        return mom_x, mom_y, div
+
+    def boundary_loss(self, model, beta, a):
+        ns, out, inflow = (self.boundary[k] for k in ("noslip", "outflow", "inflow"))
+        dec = model.decoders
+        noslip = dec["u"](beta, ns).pow(2).mean() + dec["v"](beta, ns).pow(2).mean()
+        inlet = (dec["u"](beta, inflow) - a).pow(2).mean() + dec["v"](beta, inflow).pow(2).mean()
+        ju, jv = dec["u"].jet(beta, out), dec["v"].jet(beta, out)
+        p_out = dec["p"](beta, out)
+        outlet = ((MU * ju.grad[..., 0] - p_out).pow(2).mean()
+                  + (MU * jv.grad[..., 0]).pow(2).mean())
+        return noslip, inlet, outlet
+
+    def loss(self, model, batch, generator):
+        (a,) = batch
+        beta = model.encoder(a)
+        mom_x, mom_y, div = self.residuals(model, beta, generator)
+        pde = mom_x.pow(2).mean() + mom_y.pow(2).mean() + div.pow(2).mean()
+        noslip, inlet, outlet = self.boundary_loss(model, beta, a)
+        bc = noslip + inlet + outlet
+        loss = self.bc_weight * bc + self.pde_weight * pde
+        return loss, {"loss": float(loss.detach()), "pde": float(pde.detach()),
+                      "inlet": float(inlet.detach()), "noslip": float(noslip.detach()),
+                      "outlet": float(outlet.detach())}
+
+
+def run_dgno(args, res):
+    n_tr, n_va, n_te = args.sizes
+    settings = {"epochs": args.dgno_epochs, "batch": args.batch, "sizes": list(args.sizes),
+                "width": args.width, "seed": args.seed, "h": args.h,
+                "n_centres": args.n_centres, "radius": args.radius,
+                "bc_weight": args.bc_weight, "pde_weight": args.pde_weight}
+    runs = res["runs"].setdefault("dgno", {})
+    if runs.get("u", {}).get("settings") == settings:
+        return
+    data = load_data(n_tr + n_va + n_te, args.cache_dir, args.h)
+    a = torch.tensor(data.a, dtype=torch.float32)
+    x = torch.tensor(data.gridx, dtype=torch.float32)
+    labels = {f: torch.tensor(getattr(data, f), dtype=torch.float32) for f in FIELDS}
+    tr, va, te = slice(0, n_tr), slice(n_tr, n_tr + n_va), slice(n_tr + n_va, None)
+    torch.manual_seed(args.seed)
+    model = StokesDGNO(a.shape[1], args.width)
+    model.encoder.fit_normalization(a[tr])
+    weak = WeakFormOptions(n_centres=args.n_centres, radius=args.radius, quadrature_points=8)
+    objective = StokesWeakObjective(boundary_points(data.y_inflow, 100), weak, args.bc_weight,
+                                    args.pde_weight)
+    opts = TrainOptions(epochs=args.dgno_epochs, batch_size=args.batch, lr=1e-3,
+                        step_size=max(1, args.dgno_epochs // 4), gamma=0.5, seed=args.seed,
+                        weight_decay=1e-4, validate_every=max(1, min(5, args.dgno_epochs)))
+    val = torch.cat([labels[f][va] for f in FIELDS], -1)
+    ckpt = os.path.join(args.run_dir, f"stokes_dgno_e{args.dgno_epochs}_w{args.width}_"
+                                      f"c{args.n_centres}_s{args.seed}.pt")
+    t0 = time.perf_counter()
+    result = fit(model, objective, (a[tr],), opts, validation=(a[va], val, x), checkpoint=ckpt,
+                 progress=args.progress)
+    secs = time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        pred = model.fields(a[te], x)
+    for f in FIELDS:
+        err = float(relative_l2(pred[f], labels[f][te]).mean())
+        runs[f] = {"settings": settings, "rel_l2": err, "val_rel_l2": result.best_val,
+                   "best_epoch": result.best_epoch, "seconds": secs,
+                   "n_parameters": model.n_parameters(),
+                   "history_last": result.history[-1] if result.history else None}
+        print(f"dgno {f}: test rel L2 {err:.4f}, {secs:.0f} s", flush=True)
+        if args.fig_dir:
+            figure(data, f, labels[f][te][0], pred[f][0],
+                   os.path.join(args.fig_dir, f"stokes_dgno_{f}.png"), model="DGNO")
+    save_results(res, args.json)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", help="results file")
-    p.add_argument("--models", default="multionet")
+    p.add_argument("--models", default="multionet,dgno")
     p.add_argument("--n-train", type=int, default=400)
     p.add_argument("--n-val", type=int, default=50)
     p.add_argument("--n-test", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=300, help="MultiONet epochs")
+    p.add_argument("--dgno-epochs", type=int, default=30)
+    p.add_argument("--n-centres", type=int, default=100, help="DGNO test functions per step")
+    p.add_argument("--radius", type=float, default=0.03, help="DGNO test-function radius")
+    p.add_argument("--bc-weight", type=float, default=1.0)
+    p.add_argument("--pde-weight", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=25)
     p.add_argument("--width", type=int, default=100)
     p.add_argument("--h", type=float, default=0.04, help="mesh size (0.04: 1708 nodes)")
@@ -155,6 +336,7 @@ def main(argv=None):
     if args.quick:
         args.n_train, args.n_val, args.n_test = 6, 2, 2
         args.epochs, args.width, args.batch, args.h = 1, 16, 3, 0.15
+        args.dgno_epochs, args.n_centres = 1, 12
         for key, prefix in (("cache_dir", "stokes_quick_"), ("run_dir", "stokes_runs_"),
                             ("fig_dir", "stokes_figs_")):
             if getattr(args, key) == p.get_default(key):
@@ -163,13 +345,15 @@ def main(argv=None):
     models = [m for m in args.models.split(",") if m]
     bad = sorted(set(models) - set(ALL_MODELS))
     if bad:
-        p.error(f"unknown models {bad}; choose from {ALL_MODELS} (the Stokes DGNO is not "
-                f"implemented yet)")
+        p.error(f"unknown models {bad}; choose from {ALL_MODELS}")
     res = {"runs": {}}
     if args.json and os.path.exists(args.json):
         with open(args.json) as fh:
             res = json.load(fh)
-    run_multionet(args, res)
+    if "multionet" in models:
+        run_multionet(args, res)
+    if "dgno" in models:
+        run_dgno(args, res)
     save_results(res, args.json)
     print(json.dumps(res["rel_l2"], indent=1))
     return res

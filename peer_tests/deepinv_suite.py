@@ -113,7 +113,9 @@ def _outcomes(xml_path: Path) -> dict[str, dict]:
     return out
 
 
-def run_mode(mode: str, dest: Path, workers: int) -> dict:
+def run_mode(mode: str, dest: Path, workers: int, deselect: str | None = None) -> dict:
+    """Run the selected tests of ``dest`` in ``mode``; ``deselect`` is a pytest ``-k``
+    expression of tests to leave out (e.g. the CI selection's ``"not inpainting_clone"``)."""
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "report.xml"
         env = dict(os.environ)
@@ -127,6 +129,8 @@ def run_mode(mode: str, dest: Path, workers: int) -> dict:
                str(dest / "test_physics.py"), str(dest / "test_optim.py")]
         if workers > 0:
             cmd += ["-n", str(workers)]
+        if deselect:
+            cmd += ["-k", deselect]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0

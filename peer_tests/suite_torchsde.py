@@ -9,7 +9,9 @@ parametrizations whose ``method`` this project implements (plus tests without a 
 parameter); ``test_reversibility`` (reversible Heun only) is left out. By default (quick) the
 adaptive cases are reduced to one per problem, SDE type and method of
 ``test_sdeint_run_shape_method``: at torchsde's default tolerances each adaptive solve takes up
-to tens of thousands of steps (as slow with the original). ``--full`` runs them all.
+to tens of thousands of steps (as slow with the original). ``--full`` runs them all. ``--ci``
+(``ci=True``): the quick selection without its two slowest groups (see
+``torchsde_support/conftest.py``), for CI.
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ def prepare(cache: Path) -> Path:
     return root
 
 
-def run(cache: Path, mode: str, workers: int, timeout: int, full: bool = False) -> dict:
+def run(cache: Path, mode: str, workers: int, timeout: int, full: bool = False,
+        ci: bool = False) -> dict:
     root = prepare(cache)
     env = {"PEER_TESTS_MODE": mode, "PEER_TESTS_METHODS": ",".join(METHODS),
-           "PEER_TESTS_EXCLUDE": ",".join(EXCLUDE), "PEER_TESTS_QUICK": "0" if full else "1"}
+           "PEER_TESTS_EXCLUDE": ",".join(EXCLUDE), "PEER_TESTS_QUICK": "0" if full else "1",
+           "PEER_TESTS_CI": "1" if ci else "0"}
     return run_pytest(root / "tests", FILES, env=env, workers=workers,
                       xml=cache / f"torchsde-{mode}.xml", timeout=timeout)

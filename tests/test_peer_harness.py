@@ -6,6 +6,7 @@ The harness itself downloads torchsde's sdist; these tests use no network.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -47,6 +48,52 @@ def test_quick_selection_keeps_one_adaptive_case(monkeypatch):
                                                  "logqp": False})
     assert not keep("test_sdeint_run_shape_method", {"adaptive": True, "use_bm": True,
                                                      "logqp": False})
+
+
+def test_ci_selection_drops_the_two_slowest_groups_only(monkeypatch):
+    monkeypatch.setenv("PEER_TESTS_MODE", "original")
+    conf = _load("peer_torchsde_conftest_ci", ROOT / "torchsde_support" / "conftest.py")
+    general = type("NeuralGeneral", (), {})
+    diagonal = type("NeuralDiagonal", (), {})
+    keep = conf._ci_keep
+    assert not keep("test_against_numerical", {"sde_cls": general})
+    assert keep("test_against_numerical", {"sde_cls": diagonal})
+    assert not keep("test_against_sdeint", {"sde_cls": diagonal, "len_ts": 9})
+    assert keep("test_against_sdeint", {"sde_cls": general, "len_ts": 2})
+    assert keep("test_sdeint_run_shape_method", {"adaptive": False})
+
+
+def test_documented_differences_are_regular_expressions():
+    run = _load("peer_run_doc", ROOT / "run.py")
+    known = [re.compile(r"test_operators_norm\[.*-(inpainting|denoising)\]$")]
+    assert run._documented("test_physics.py::test_operators_norm[device0-True-inpainting]", known)
+    assert not run._documented("test_physics.py::test_operators_norm[device0-True-deblur_valid]",
+                               known)
+    assert not run._documented("test_physics.py::test_pseudo_inverse[device0-True-inpainting]",
+                               known)
+
+
+def test_ours_only_run_fails_on_an_undocumented_failure(tmp_path, monkeypatch, capsys):
+    run = _load("peer_run_status", ROOT / "run.py")
+
+    class Fake:
+        NAME = "fake"
+        KNOWN_DIFFERENCES = [r"::documented\["]
+
+        def __init__(self, failed):
+            self.failed = failed
+
+        def run(self, cache, mode, workers, timeout, **kw):
+            assert kw == {"ci": True}
+            return {"selected": 3, "passed": 3 - len(self.failed), "failed": len(self.failed),
+                    "skipped": 0, "failed_ids": self.failed, "skipped_ids": []}
+
+    argv = ["--suite", "fake", "--mode", "ours", "--ci", "--cache", str(tmp_path)]
+    monkeypatch.setattr(run, "_suites", lambda: {"fake": Fake(["t::documented[a]"])})
+    assert run.main(argv) == 0
+    monkeypatch.setattr(run, "_suites", lambda: {"fake": Fake(["t::documented[a]", "t::other"])})
+    assert run.main(argv) == 1
+    assert "t::other" in capsys.readouterr().out
 
 
 def test_cache_inside_repository_is_refused(capsys):

@@ -208,6 +208,52 @@ def test_odeint_event_gradient_of_event_time():
     assert abs(float(y0.grad) - 0.5) < 1e-6
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("method", "options"), [
+    ("dopri5", {}), ("bosh3", {}), ("euler", {"step_size": 0.01, "interp": "cubic"}),
+    ("midpoint", {"step_size": 0.01, "interp": "cubic"}),
+    ("rk4", {"step_size": 0.01, "interp": "cubic"})])
+def test_event_in_reverse_time_and_on_fixed_grids_equals_torchdiffeq(reverse, method, options):
+    # y' = cos t, y(0) = 1: the event y = 1 + sin(±0.5) happens at t = ±0.5
+    sign = -1.0 if reverse else 1.0
+    t01 = torch.tensor([0.0, sign], dtype=F64)
+    y0 = torch.tensor([1.0], dtype=F64)
+
+    def ev(t, y):
+        return (y - 1 - math.sin(0.5 * sign)).sum()
+
+    out = [solver(lambda t, y: torch.cos(t) * torch.ones_like(y), y0, t01, event_fn=ev,
+                  method=method, options=options)
+           for solver in (odeint, torchdiffeq.odeint)]
+    (et, sol), (et2, sol2) = out
+    assert abs(float(et) - 0.5 * sign) < (5e-3 if method == "euler" else 1e-4)
+    torch.testing.assert_close(et, et2, rtol=0, atol=1e-9)
+    torch.testing.assert_close(sol, sol2, rtol=0, atol=1e-9)
+
+
+def test_odeint_adjoint_event_time_is_in_the_graph_without_gradient():
+    # as torchdiffeq: event_t.backward() runs and adds nothing; y(t_e) is differentiated at
+    # the fixed event time: y = 1 + a sin t, so dy(t_e)/da = sin(t_e)
+    class Sine(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor(1.0, dtype=F64))
+
+        def forward(self, t, y):
+            return self.a * torch.cos(t) * torch.ones_like(y)
+
+    grads = []
+    for solver in (odeint_adjoint, torchdiffeq.odeint_adjoint):
+        f = Sine()
+        et, sol = solver(f, torch.tensor([1.0], dtype=F64), torch.tensor([0.0, 1.0], dtype=F64),
+                         event_fn=lambda t, y: (y - 1 - math.sin(0.5)).sum())
+        et.backward(retain_graph=True)
+        assert f.a.grad is None or float(f.a.grad) == 0.0
+        sol[-1].sum().backward()
+        grads.append(float(f.a.grad))
+    assert abs(grads[0] - math.sin(0.5)) < 1e-6 and abs(grads[0] - grads[1]) < 1e-6
+
+
 # ---------------------------------------------------------------------------------------------
 # adjoint
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +288,86 @@ def test_odeint_adjoint_contract_and_regularizers():
     pen = ErrorRegularizer(1.0)(local_step(f, 0.7, sol[3].detach(), rtol=1e-6, atol=1e-6))
     (sol.pow(2).mean() + pen).backward()
     assert f.w.grad is not None and bool(torch.isfinite(f.w.grad).all())
+
+
+def test_norm_sees_the_state_structure_as_torchdiffeq():
+    # torchdiffeq calls options["norm"] with the state as given: a tensor, or a tuple of tensors
+    # of their own shapes (0-d included)
+    t01 = torch.tensor([0.0, 1.0])
+    for y0 in (torch.tensor(1.0), (torch.tensor(1.0),),
+               (torch.tensor(1.0), torch.tensor([[0.5, 0.5], [0.1, 0.1]]))):
+        seen = {}
+        for name, solver in (("ours", odeint), ("torchdiffeq", torchdiffeq.odeint)):
+            shapes = set()
+
+            def norm(state, shapes=shapes):
+                shapes.add(tuple(s.shape for s in state) if isinstance(state, tuple)
+                           else state.shape)
+                first = state[0] if isinstance(state, tuple) else state
+                return first.pow(2).mean().sqrt()
+
+            solver(lambda t, y: y, y0, t01, options={"norm": norm})
+            seen[name] = shapes
+        assert seen["ours"] == seen["torchdiffeq"] and len(seen["ours"]) == 1
+
+
+def test_user_adjoint_norm_sees_torchdiffeqs_augmented_state():
+    # (t, y, adj_y, *adj_params) for a tensor state, (t, *y, *adj_y, *adj_params) for a tuple
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p1 = nn.Parameter(torch.rand(7, generator=torch.Generator().manual_seed(0)))
+            self.p2 = nn.Parameter(torch.tensor(0.7))
+
+        def forward(self, t, y):
+            return tuple(v * self.p2 for v in y) if isinstance(y, tuple) else y * self.p2
+
+    t01 = torch.tensor([0.0, 1.0])
+    for y0 in (torch.tensor(1.0), (torch.tensor(1.0), torch.tensor([[0.5, 0.5], [0.1, 0.1]]))):
+        seen = {}
+        for name, solver in (("ours", odeint_adjoint),
+                             ("torchdiffeq", torchdiffeq.odeint_adjoint)):
+            shapes = set()
+
+            def adjoint_norm(state, shapes=shapes):
+                shapes.add(tuple(s.shape for s in state))
+                return max(s.abs().max() for s in state)
+
+            out = solver(Scale(), y0, t01, adjoint_options={"norm": adjoint_norm})
+            (out[0] if isinstance(out, tuple) else out).sum().backward()
+            seen[name] = shapes
+        assert seen["ours"] == seen["torchdiffeq"] and len(seen["ours"]) == 1
+
+
+class _Oscillating(nn.Module):
+    def __init__(self, width: int, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 2), nn.Tanh())
+        self.nfe = 0
+
+    def forward(self, t, x):
+        self.nfe += 1
+        return self.net(x) * torch.sin(20 * t)
+
+
+def test_larger_norm_costs_more_steps_and_seminorm_fewer():
+    t01 = torch.tensor([0.0, 1.0])
+    x0 = torch.tensor([1.0, 2.0])
+    small, large = _Oscillating(10, 3), _Oscillating(10, 3)
+    odeint(small, x0, t01, options={"norm": lambda y: y.abs().max()})
+    odeint(large, x0, t01, options={"norm": lambda y: 10 * y.abs().max()})
+    assert small.nfe < large.nfe
+    # the seminorm ignores the parameter adjoints in the backward error control
+    nfe = {}
+    for norm in (None, "seminorm"):
+        f = _Oscillating(64, 4)
+        out = odeint_adjoint(f, x0, t01, atol=1e-6,
+                             adjoint_options=None if norm is None else {"norm": norm})
+        f.nfe = 0
+        out.sum().backward()
+        nfe[norm] = f.nfe
+    assert nfe["seminorm"] < nfe[None]
 
 
 def test_delegated_torchdiffeq_method():

@@ -62,7 +62,7 @@ def test_benchmark_quick_reports_speedups(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name,cases", [
     ("burgers", {"multionet": {"full", "final"}, "dgno": {"full", "final"}}),
-    ("stokes", {"multionet": {"u", "v", "p"}}),
+    ("stokes", {"multionet": {"u", "v", "p"}, "dgno": {"u", "v", "p"}}),
 ])
 def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monkeypatch):
     ex = _load(ROOT / "examples" / f"{name}_neural_operators.py", f"_ex_{name}", monkeypatch)

@@ -779,6 +779,39 @@ def _rms(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x) / math.sqrt(max(x.numel(), 1))
 
 
+class _EventTimeOutput(torch.autograd.Function):
+    """The event time of :func:`odeint_adjoint`, in the graph of the solve as torchdiffeq's (so
+    ``event_t.backward()`` runs) but, as there, not backpropagated: its gradient is dropped.
+    :func:`odeint_event` gives the event time its gradient."""
+
+    @staticmethod
+    def forward(ctx, event_t, *solution):  # noqa: ANN001, ANN205
+        del ctx, solution
+        return event_t.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return (None,) * len(ctx.needs_input_grad)
+
+
+def _torchdiffeq_adjoint_norm(user_norm: Callable, flat: _Problem) -> Callable:
+    """A user's ``adjoint_options["norm"]`` sees torchdiffeq's augmented state: ``(t, y, adj_y,
+    *adj_params)`` for a tensor state, ``(t, *y, *adj_y, *adj_params)`` for a tuple state, in the
+    state's own shapes. ``t`` (torchdiffeq's time adjoint, which this solver does not integrate)
+    is a zero 0-d tensor."""
+
+    def parts(x: Tensor) -> tuple:
+        y = flat.unflatten(x)
+        return tuple(y) if flat.is_tuple else (y,)
+
+    def norm(st: tuple) -> Tensor:
+        y, a, *ap = st
+        t0 = torch.zeros((), dtype=y.dtype, device=y.device)
+        return torch.as_tensor(user_norm((t0, *parts(y), *parts(a), *ap))).abs()
+
+    return norm
+
+
 class _AdjointSolve(torch.autograd.Function):
     """Forward: :func:`odeint` under ``no_grad``. Backward: the adjoint system, solved backwards
     between consecutive output times with :func:`odeint` (Chen et al. 2018, appendix B)."""
@@ -890,7 +923,8 @@ def odeint_adjoint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7,
                              adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
                              adjoint_method=adjoint_method, adjoint_options=adjoint_options,
                              adjoint_params=adjoint_params, recorder=recorder)
-        return ev_t, sol
+        parts = sol if isinstance(sol, tuple) else (sol,)
+        return _EventTimeOutput.apply(ev_t, *parts), sol
     params = tuple(func.parameters()) if adjoint_params is None else tuple(adjoint_params)
     if not all(isinstance(p, Tensor) for p in params):
         raise TypeError("adjoint_params must be a sequence of tensors")
@@ -914,6 +948,8 @@ def odeint_adjoint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7,
         adjoint_options = dict(adjoint_options)
     if adjoint_options.get("norm") == "seminorm":
         adjoint_options["norm"] = lambda st: torch.maximum(_rms(st[0]), _rms(st[1]))
+    elif callable(adjoint_options.get("norm")):
+        adjoint_options["norm"] = _torchdiffeq_adjoint_norm(adjoint_options["norm"], flat)
     user_norm = (options or {}).get("norm")
     fwd_options = dict(options or {})
     if user_norm is not None:

@@ -13,7 +13,8 @@
   hard boundary conditions, coefficient, weak/strong residual); :func:`darcy_pde`,
   :func:`burgers_pde`;
 * :func:`fit` with :class:`TrainOptions` (validation selection, checkpoints, resume, torchrun);
-  :func:`save`, :func:`load` and :func:`predict` for trained operators;
+  :func:`save`, :func:`load` and :func:`predict` for trained operators, and
+  :func:`darcy_dgno` (the examples' Darcy DGNO, to load its checkpoints into);
 * :func:`invert_darcy`: coefficients from noisy sensors (an :class:`operators.PointSampling`).
 
 See ``docs/guide/neural_operators.rst``.
@@ -54,6 +55,7 @@ from ._pde import Fields as Fields
 from ._pde import burgers_pde as burgers_pde
 from ._pde import cosine_mollifier as cosine_mollifier
 from ._pde import darcy_pde as darcy_pde
+from ._presets import darcy_dgno as darcy_dgno
 from ._strong_form import PhysicsInformedOperator as PhysicsInformedOperator
 from ._strong_form import StrongFormObjective as StrongFormObjective
 from ._strong_form import StrongFormOptions as StrongFormOptions
@@ -87,5 +89,5 @@ __all__ = [
     "TestFunctions", "Interpolation", "wendland", "wendland_grad", "quadrature_rule",
     "sample_test_functions", "weak_residual", "coefficient_at", "InverseOptions",
     "InverseResult", "invert_darcy", "add_noise_snr", "save", "load", "predict", "PDE", "Box",
-    "Fields", "darcy_pde", "burgers_pde", "cosine_mollifier",
+    "Fields", "darcy_pde", "burgers_pde", "cosine_mollifier", "darcy_dgno",
 ]
