@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import numbers
 
+import torch
 from torch import Tensor
 
 from operators import LinearOperator

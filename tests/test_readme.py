@@ -37,7 +37,7 @@ def test_neural_operator_forward_and_inverse_block(tmp_path, monkeypatch):
 
     def short(model, sensors, y, options=None, **kw):
         calls.append(model)
-        return real(model, sensors, y, no.InverseOptions(iterations=3, estimate_samples=0), **kw)
+        return real(model, sensors, y, no.InverseOptions(steps=3, estimate_samples=0), **kw)
 
     monkeypatch.setattr(no, "invert_darcy", short)
     a = 1.0 + torch.rand(29, 29, generator=gen)

@@ -616,6 +616,8 @@ def decoder_error_rule(ratio: float) -> tuple[float, float]:
 
     Raises
     ------
+    TypeError
+        ``ratio`` is not a real number.
     ValueError
         Non-positive or non-finite ``ratio``.
 
@@ -626,9 +628,7 @@ def decoder_error_rule(ratio: float) -> tuple[float, float]:
     >>> gain > 1.0 and fallback > 0.0
     True
     """
-    if (isinstance(ratio, bool) or not isinstance(ratio, numbers.Real)
-            or not math.isfinite(ratio) or ratio <= 0):
-        raise ValueError(f"ratio must be a finite number > 0, got {ratio!r}")
+    ratio = check_real("ratio", ratio, positive=True)
     pts = sorted(DECODER_ERROR_RULE)
     lr = math.log(ratio)
     if lr <= math.log(pts[0][0]):
@@ -697,10 +697,7 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
         gain = k if gain is None else gain
         fallback = f if fallback is None else fallback
     for name, v in (("gain", gain), ("fallback", fallback), ("threshold", threshold)):
-        lower_ok = (v >= 0) if name == "threshold" else (v > 0)
-        if not (isinstance(v, numbers.Real) and math.isfinite(v) and lower_ok):
-            bound = ">= 0" if name == "threshold" else "> 0"
-            raise ValueError(f"{name} must be a finite number {bound}, got {v!r}")
+        check_real(name, v, positive=name != "threshold")
     ad = op(mean)
     seen = _observed(op, mean)
     resid = ((y - ad) ** 2 * seen).flatten(1).sum(1)
