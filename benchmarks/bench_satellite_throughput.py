@@ -16,8 +16,8 @@ with the exact conditional, in each mode:
 
 * ``old``: the settings before issue 11's throughput work: one tile per network call,
   ``--iters`` iterations always (``stop_rtol=0``);
-* ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4), the stopping rule
-  ``stop_rtol`` (0.05, ``--iters`` the cap).
+* ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4) and the CLI's
+  ``--stop-rtol`` (0, i.e. off, unless ``--stop-rtol`` is given here; ``--iters`` the cap).
 
 Both use ``--iters`` (300) and ``--samples`` (100), the CLI defaults, unless told otherwise
 (the JSON's ``cli_defaults`` says whether they were). Printed and written to JSON, per mode:

@@ -134,9 +134,11 @@ def test_observation_ratio_and_gain_table():
     assert mid == pytest.approx((math.sqrt(k0 * k1), math.sqrt(f0 * f1)), rel=1e-12)
     assert decoder_error_rule(r0 / 10) == (k0, f0)
     assert decoder_error_rule(1e3) == tuple(sorted(DECODER_ERROR_RULE)[-1][1:])
-    for bad in (0.0, -1.0, float("nan"), True):
+    for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="ratio"):
             decoder_error_rule(bad)
+    with pytest.raises(TypeError, match="ratio must be a real number"):
+        decoder_error_rule(True)
 
 
 def test_calibrated_scale_gives_calibrated_samples():

@@ -66,8 +66,9 @@ def _mtf(text: str) -> float:
 
 #: Values of ``restore --method`` (underscores are accepted too).
 METHODS = ("vble-xz", "vble-z", "map-z", "tikhonov", "tv")
-#: ``--stop-rtol`` default (the stopping rule of :class:`inverse.vble.VBLEOptions`).
-DEFAULT_STOP_RTOL = 0.05
+#: ``--stop-rtol`` default (the stopping rule of :class:`inverse.vble.VBLEOptions`): off until
+#: a value is chosen on train crops (the evaluation's ``cli_default`` runs every iteration).
+DEFAULT_STOP_RTOL = 0.0
 
 
 def _method(text: str) -> str:
@@ -254,7 +255,7 @@ def _register_restore(subparsers) -> None:
     m.add_argument("--stop-rtol", type=_nonneg_float, default=DEFAULT_STOP_RTOL,
                    help="stop a tile's optimization when its windowed loss decrease falls "
                         f"below this fraction of its total decrease (default "
-                        f"{DEFAULT_STOP_RTOL}; 0: always --iters iterations)")
+                        f"{DEFAULT_STOP_RTOL}: always --iters iterations; e.g. 0.05 to opt in)")
     m.add_argument("--rate-scale", type=_positive_float, default=1.0,
                    help="bitrate modulation s (< 1: stronger prior)")
     m.add_argument("--seed", type=_int_at_least(0), default=0)

@@ -280,6 +280,8 @@ class _ImageRNG:
         self.active: list[bool] | None = None
 
     def _draw(self, fn, k: int, shape: tuple[int, ...], like: Tensor, fill: float) -> Tensor:
+        if not self.gens:  # an empty batch draws nothing
+            return torch.empty((0, *shape), dtype=like.dtype, device=like.device)
         parts = []
         for b, g in enumerate(self.gens):
             if self.active is None or self.active[b]:
