@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import time
 from pathlib import Path
@@ -337,7 +338,9 @@ def main(argv: list[str] | None = None) -> dict:
                          [rec["psnr_tv_per_crop"][i] for i in idx],
                          [rec["psnr_lpn_per_crop"][i] for i in idx],
                          [EVAL_CROPS[i][0] for i in idx])
-            rec["figure"] = str(fig_path)
+            # relative to the JSON's folder (or the file name alone), never a machine's path
+            base = args.json.parent if args.json is not None else args.figures
+            rec["figure"] = os.path.relpath(fig_path, base)
             print(f"  wrote {fig_path}")
     for key in ("lpn", "tv", "tikhonov"):
         out[f"psnr_{key}_mean"] = float(np.mean([r[f"psnr_{key}"] for r in
