@@ -150,7 +150,8 @@ def test_operators_example_quick_run(tmp_path, operators_example):
         assert rec["rho_lpn"] == pytest.approx(rec["lam_lpn"])  # ADMM penalty = MAP weight
         assert rec["tuning"]["tv"]["lam"] in rec["tuning"]["tv"]["grid"]
         assert rec["psnr_tv"] > rec["psnr_start"] and rec["psnr_lpn"] > rec["psnr_start"]
-        png = Path(rec["figure"])
+        png = out.parent / rec["figure"]  # relative to the JSON's folder
+        assert not Path(rec["figure"]).is_absolute()
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cs = saved["tasks"]["cs_radial25_noise0.01"]
     assert cs["mask_symmetric"] and cs["sampling_fraction"] >= 0.25
