@@ -24,7 +24,8 @@ The posterior (Biquard et al., arXiv 2412.04130 and 2311.17744):
 Training (the commands that made the shipped weights are in ``inverse/vble/weights/README.md``):
 
 * :func:`train_cae` (rate-distortion) and :func:`train_std_decoder` (the variance decoder) with
-  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
+  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``
+  (:func:`upgrade_training_checkpoint` rewrites training checkpoints of the older layout);
 * :func:`load_satellite_train` / :class:`PatchSampler` (of :class:`PatchSource` images):
   random patches of the training images with flips and rotations; :func:`evaluate_cae` and
   :func:`fit_decoder` (the decoder-fit ceiling).
@@ -69,6 +70,7 @@ from ._train import fit_decoder as fit_decoder
 from ._train import load_training_checkpoint as load_training_checkpoint
 from ._train import train_cae as train_cae
 from ._train import train_std_decoder as train_std_decoder
+from ._train import upgrade_training_checkpoint as upgrade_training_checkpoint
 
 __all__ = [
     "AutoRule",
@@ -105,6 +107,7 @@ __all__ = [
     "train_cae",
     "train_std_decoder",
     "load_training_checkpoint",
+    "upgrade_training_checkpoint",
     "evaluate_cae",
     "fit_decoder",
     "PatchSampler",
