@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sciml_inverse import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 import vble_satellite_eval as E  # noqa: E402
@@ -105,7 +107,7 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
                                        "coverage_2sigma": cal["coverage_2sigma"],
                                        "zscore_std": cal["zscore_std"]}
             recs.append(rec)
-            out.write_text(json.dumps(recs, indent=1))
+            write_json(out, recs)
             print(s.name, cname, f"c_hat={c_hat:.3f}", {c: round(v["zscore_std"], 2)
                                                           for c, v in rec["by_c"].items()},
                   flush=True)
@@ -149,7 +151,7 @@ def main(argv=None) -> None:
     if a.fit:
         recs = [r for f in a.fit for r in json.loads(f.read_text())]
         res = fit(recs)
-        a.out.write_text(json.dumps(res, indent=1))
+        write_json(a.out, res)
         for t in res["table"]:
             print(t)
     elif a.decimation:
