@@ -675,5 +675,13 @@ def test_deprecated_config_names_are_aliases():
     import inverse.lpn
     import inverse.vble
 
-    assert inverse.lpn.LPNTrainConfig is inverse.lpn.LPNTrainOptions
-    assert inverse.vble.TrainConfig is inverse.vble.TrainOptions
+    with pytest.warns(DeprecationWarning, match=r"inverse.lpn.LPNTrainConfig is deprecated, "
+                                                r"use inverse.lpn.LPNTrainOptions"):
+        assert inverse.lpn.LPNTrainConfig is inverse.lpn.LPNTrainOptions
+    with pytest.warns(DeprecationWarning, match=r"inverse.vble.TrainConfig is deprecated"):
+        from inverse.vble import TrainConfig
+    assert TrainConfig is inverse.vble.TrainOptions
+    assert "TrainConfig" not in inverse.vble.__all__
+    assert "LPNTrainConfig" not in inverse.lpn.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'TrainConfg'"):
+        inverse.vble.TrainConfg  # noqa: B018

@@ -31,6 +31,8 @@ Training (the commands that made the shipped weights are in ``inverse/vble/weigh
   :func:`fit_decoder` (the decoder-fit ceiling).
 """
 
+from sciml_inverse._deprecation import deprecated_aliases as _deprecated_aliases
+
 from ._auto import AutoRule as AutoRule
 from ._auto import default_options as default_options
 from ._auto import load_auto_rule as load_auto_rule
@@ -63,7 +65,6 @@ from ._posterior import initial_estimate as initial_estimate
 from ._posterior import observation_ratio as observation_ratio
 from ._posterior import vble_restore as vble_restore
 from ._train import TrainHistory as TrainHistory
-from ._train import TrainOptions as TrainConfig  # deprecated alias (naming scheme)
 from ._train import TrainOptions as TrainOptions
 from ._train import evaluate_cae as evaluate_cae
 from ._train import fit_decoder as fit_decoder
@@ -102,7 +103,6 @@ __all__ = [
     "vble_restore",
     "initial_estimate",
     "TrainOptions",
-    "TrainConfig",
     "TrainHistory",
     "train_cae",
     "train_std_decoder",
@@ -114,3 +114,6 @@ __all__ = [
     "PatchSource",
     "load_satellite_train",
 ]
+
+# former names (naming scheme: ...Options for how a call runs), with a DeprecationWarning
+__getattr__ = _deprecated_aliases("inverse.vble", {"TrainConfig": ("TrainOptions", TrainOptions)})
