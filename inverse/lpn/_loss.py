@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 __all__ = ["ProximalMatchingLoss", "proximal_matching_schedule"]
 
 
@@ -142,6 +144,5 @@ def proximal_matching_schedule(gamma_min: float, num_stages: int) -> tuple[float
     (17.92, 8.96, 4.48, 2.24)
     """
     gamma_min = _positive("gamma_min", gamma_min)
-    if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 1:
-        raise ValueError(f"num_stages must be an int >= 1, got {num_stages!r}")
+    check_int("num_stages", num_stages, 1)
     return tuple(gamma_min * 2.0 ** (num_stages - 1 - s) for s in range(num_stages))

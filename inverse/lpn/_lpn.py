@@ -8,6 +8,8 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 from ._icnn import ConvICNN, ImageLPNConfig, VectorICNN, VectorLPNConfig, build_icnn
 
 __all__ = ["AbstractLPN", "LPN", "InversionResult"]
@@ -275,8 +277,7 @@ class AbstractLPN(nn.Module, abc.ABC):
             raise ValueError("atol and rtol cannot both be 0")
         for name, v in (("max_iter", max_iter), ("history_size", history_size),
                         ("chunk_size", 1 if chunk_size is None else chunk_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(name, v, 1)
         xf, batch = self._flat_batch(x.detach())
         if chunk_size is None:
             per = max(1, xf[0].numel()) if xf.shape[0] else 1

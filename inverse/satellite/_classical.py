@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sciml_inverse import check_int
+
 from ._degradation import PleiadesDegradation
 
 __all__ = ["TikhonovOptions", "TVOptions", "TikhonovTileRestorer", "TVTileRestorer"]
@@ -82,9 +84,7 @@ class TVOptions:
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
                 or not self.weight > 0:
             raise ValueError(f"weight must be a positive number, got {self.weight!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        check_int("max_iter", self.max_iter, 1)
         if not isinstance(self.tol, (int, float)) or self.tol < 0:
             raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
 
