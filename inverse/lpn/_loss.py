@@ -7,16 +7,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_number
 
 __all__ = ["ProximalMatchingLoss", "proximal_matching_schedule"]
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    check_number(name, value)
+    return float(value)  # type: ignore[arg-type]
 
 
 class ProximalMatchingLoss(nn.Module):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_number
 
 __all__ = [
     "read_gray",
@@ -190,10 +190,7 @@ class PatchSource:
             raise ValueError(f"PatchSource {self.name!r}: image has NaN or infinite values")
         object.__setattr__(self, "image", img)
         w = self.weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (
-                math.isfinite(w) and w > 0):
-            raise ValueError(f"PatchSource {self.name!r}: weight must be a finite number > 0, "
-                             f"got {w!r}")
+        check_number(f"PatchSource {self.name!r}: weight", w)
         g = tuple(self.gain)
         if len(g) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                   for v in g) or g[0] > g[1]:
