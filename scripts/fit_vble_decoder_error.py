@@ -33,6 +33,7 @@ Run (two processes by decimation, ~20 min each on a busy 2-core machine, then th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -45,8 +46,20 @@ import torch
 from sciml_inverse import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-import vble_satellite_eval as E  # noqa: E402
+
+
+def _example(name: str):
+    """The example script ``examples/<name>.py`` as a module (no sys.path edit)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the example look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+E = _example("vble_satellite_eval")
 
 BLOCKS = (("rotterdam1_pan_0p5m", 224), ("rotterdam1_pan_0p5m", 64),
           ("rotterdam2_pan_0p5m", 448), ("atlanta_pan_0p5m", 160))

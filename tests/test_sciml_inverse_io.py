@@ -29,7 +29,9 @@ ALLOWED = {
     ("examples/vble_satellite_eval.py", "os.replace("): "pending: panel cache of the eval",
 }
 PATTERNS = ("torch.load(", "os.replace(", "tempfile.mkstemp(", "NamedTemporaryFile(",
-            "json.dump(")
+            "json.dump(",
+            # and no script works around module shadowing by editing the import path
+            "sys.path.insert(", "sys.path.append(")
 
 
 def _sources() -> list[Path]:
@@ -39,7 +41,7 @@ def _sources() -> list[Path]:
 def test_no_copy_of_the_writers_or_of_the_checkpoint_reader():
     """Outside :mod:`sciml_inverse`, no file replaces files by hand, makes its own temporary
     files, dumps JSON to a file or calls ``torch.load``: they use ``atomic_path``,
-    ``write_json``, ``write_atomic`` and ``load_checkpoint``."""
+    ``write_json``, ``write_atomic`` and ``load_checkpoint``; none edits ``sys.path``."""
     files = _sources()
     assert len(files) > 100
     found = []
