@@ -228,7 +228,8 @@ def upgrade_training_checkpoint(path: str | os.PathLike,
     the configurations and the history. This writes them as a ``kind="fit"`` checkpoint, which
     :func:`train_cae` / :func:`train_std_decoder` resume exactly (the next steps are those the
     older loop would have taken: same weights, optimizer moments, learning rate, batches and
-    noise). The numpy and Python global RNGs, which the older layout did not store and CAE
+    noise; the older layout stored no CUDA RNG state, so on a GPU the noise drawn there
+    differs). The numpy and Python global RNGs, which the older layout did not store and CAE
     training does not use, are stored as they are at the time of the call.
 
     :func:`train_cae` and :func:`train_std_decoder` call this themselves when asked to resume
