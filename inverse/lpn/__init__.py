@@ -49,3 +49,4 @@ __all__ = [
 # former names (naming scheme: ...Options for how a call runs), with a DeprecationWarning
 __getattr__ = _deprecated_aliases("inverse.lpn", {"LPNTrainConfig": ("LPNTrainOptions",
                                                                      LPNTrainOptions)})
+del _deprecated_aliases

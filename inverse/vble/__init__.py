@@ -117,3 +117,4 @@ __all__ = [
 
 # former names (naming scheme: ...Options for how a call runs), with a DeprecationWarning
 __getattr__ = _deprecated_aliases("inverse.vble", {"TrainConfig": ("TrainOptions", TrainOptions)})
+del _deprecated_aliases
