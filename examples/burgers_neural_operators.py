@@ -60,6 +60,7 @@ from sciml.neural_operators import (
     fit,
     relative_l2,
 )
+from sciml_inverse import atomic_path, write_json
 
 ALL_MODELS = ("multionet", "dgno")
 
@@ -139,8 +140,8 @@ def figure(name, x_mesh, t_mesh, ref, pred, path):
                           vmin=None if lim is None else -lim, vmax=lim)
         ax[k].set(title=title, xlabel="x", ylabel="t")
         fig.colorbar(im, ax=ax[k])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -156,12 +157,7 @@ def save_results(res, path):
     res["seconds"] = {k: v["seconds"] for k, v in res["runs"].items()}
     if not path:
         return
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(tmp, path)
+    write_json(path, res)
 
 
 def run(name, args, res):

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 
@@ -53,7 +52,7 @@ import numpy as np
 import torch
 
 from inverse.lpn import LPN, LPNTrainOptions, TrainPhase, VectorLPNConfig, train_lpn
-from sciml_inverse import write_json
+from sciml_inverse import atomic_path, write_json
 
 #: (loss, steps at full scale, lr, gamma)
 L2_SCHEDULE = [("l2", 10_000, 1e-3, None), ("l2", 10_000, 1e-4, None)]
@@ -264,8 +263,8 @@ def plot(result: dict, path: str) -> None:
     ax.set_title("proximal matching: γ ↓ → soft-threshold")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 

@@ -46,6 +46,7 @@ from inverse import ADMMOptions, L2DataFidelity, LPNPrior, Prior, admm
 from inverse.lpn import load_lpn
 from inverse.metrics import psnr, ssim
 from operators import Convolution, Decimation, FourierSampling
+from sciml_inverse import atomic_path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -217,12 +218,10 @@ def panel_figure(path: Path, title: str, truth, observed, tv, lpn, p_tv, p_lpn,
         axes[i, 0].set_ylabel(labels[i], fontsize=6)
     fig.suptitle(title + f"  (error colour scale 0–{emax})", fontsize=8)
     fig.tight_layout(pad=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=72)
-    plt.close(fig)
-    shrink_png(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=72, format="png")
+        plt.close(fig)
+        shrink_png(tmp)
 
 
 def shrink_png(path: Path, colors: int = 128) -> None:
@@ -231,7 +230,7 @@ def shrink_png(path: Path, colors: int = 128) -> None:
 
     with Image.open(path) as im:
         small = im.convert("RGB").quantize(colors=colors, dither=Image.Dither.NONE)
-    small.save(path, optimize=True)
+    small.save(path, format="PNG", optimize=True)
 
 
 # --------------------------------------------------------------------------- main

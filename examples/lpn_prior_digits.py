@@ -37,7 +37,6 @@ digit, hence the lower blur correlation.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 
 from inverse.lpn import LPN, ImageLPNConfig, LPNTrainOptions, standard_phases, train_lpn
-from sciml_inverse import write_json
+from sciml_inverse import atomic_path, write_json
 
 NOISE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3)
 BLUR_LEVELS = (0.0, 0.5, 1.0, 2.0)
@@ -165,8 +164,8 @@ def plot(res: dict, pert_examples: dict, path: str) -> None:
         ax.set_title(f"{name}: Spearman {res[f'spearman_{name}']:.3f}")
         ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 

@@ -43,6 +43,7 @@ import torch
 
 from inverse.lpn import load_lpn
 from operators import Convolution
+from sciml_inverse import atomic_path
 
 HERE = Path(__file__).resolve().parent
 DEBLUR = runpy.run_path(str(HERE / "lpn_deblur.py"), run_name="lpn_deblur")
@@ -126,11 +127,9 @@ def plot(res: dict, path: Path) -> None:
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -83,10 +83,19 @@ import torch
 from torch import nn
 
 from sciml.nde import ErrorRegularizer, Recorder, sdeint
-from sciml_inverse import FitOptions, write_atomic, write_json
+from sciml_inverse import (
+    FitOptions,
+    atomic_path,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    write_json,
+)
 from sciml_inverse import fit as run_fit
 
 HIDDEN, LATENT = 64, 32
+#: ``kind`` of the trained classifiers saved beside the results (``--json``).
+MODEL_KIND = "nde-sde-classifier"
 
 
 class NeuralSDE(nn.Module):
@@ -279,7 +288,8 @@ def _plot(sweep: dict, vanilla: dict, no_sde: dict, chosen: float | None, path: 
     ax.set_title("Neural SDE on digits: ERNSDE λ sweep (mean ± std)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -324,14 +334,16 @@ def main(argv: list[str] | None = None) -> dict:
         model_file = os.path.join(model_dir, key.replace("|", "_") + ".pt") if model_dir else None
         if key in cache["runs"] and model_file and os.path.exists(model_file):
             models[key] = Classifier(use_sde=use_sde)
-            models[key].load_state_dict(torch.load(model_file, weights_only=True))
+            ckpt = load_checkpoint(model_file, kind=MODEL_KIND, what="classifier checkpoint")
+            load_weights(models[key], ckpt.state, model_file)
         else:
             t0 = time.perf_counter()
             cache["runs"][key], models[key] = train_one(data, lam=lam, seed=seed, args=args,
                                                         use_sde=use_sde)
             if model_file:
                 os.makedirs(model_dir, exist_ok=True)
-                write_atomic(models[key].state_dict(), model_file)
+                save_checkpoint(model_file, kind=MODEL_KIND, config={"use_sde": use_sde},
+                                state=models[key].state_dict())
             r = cache["runs"][key]
             print(f"  {name:8s} λ={lam:<5g} seed={seed}: acc {r['metric']:.2f}%  val "
                   f"{r['val_accuracy']:.2f}%  NFE {r['nfe']}  ({time.perf_counter() - t0:.0f} s)",

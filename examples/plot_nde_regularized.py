@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from sciml.nde import ErrorRegularizer, Recorder, odeint
+from sciml_inverse import FitOptions, fit
 
 t_start = time.perf_counter()
 F64 = torch.float64
@@ -55,19 +56,18 @@ class Spiral(nn.Module):
 
 
 def train(model, iters, lr, lam):
-    """Adam on MSE + lam * sum_j E_j |h_j| (lam = 0: vanilla)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    """Adam on MSE + lam * sum_j E_j |h_j| (lam = 0: vanilla), on the library's training loop
+    :func:`sciml_inverse.fit`."""
     penalty = ErrorRegularizer(lam) if lam > 0 else None
-    for _ in range(iters):
-        opt.zero_grad()
+
+    def loss_fn(model, _step):
         rec = Recorder()
         pred = odeint(model, u0, t_train, rtol=1e-6, atol=1e-6, recorder=rec)
-        stats = rec.stats
         loss = (pred - y_train).pow(2).mean()
-        if penalty is not None:
-            loss = loss + penalty(stats)
-        loss.backward()
-        opt.step()
+        return loss if penalty is None else loss + penalty(rec.stats)
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    fit(loss_fn, model, opt, options=FitOptions(steps=iters, progress=False))
     return model
 
 

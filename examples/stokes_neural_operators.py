@@ -64,6 +64,7 @@ from sciml.neural_operators import (
     relative_l2,
     sample_test_functions,
 )
+from sciml_inverse import atomic_path, write_json
 
 ALL_MODELS = ("multionet", "dgno")
 FIELDS = ("u", "v", "p")
@@ -96,8 +97,8 @@ def figure(data, field, ref, pred, path, model="MultiONet"):
         im = ax[k].tripcolor(tri, val.numpy(), shading="gouraud", cmap=cmap, **lim)
         ax[k].set(title=title, aspect="equal")
         fig.colorbar(im, ax=ax[k])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -108,12 +109,7 @@ def save_results(res, path):
                       for m, runs in res["runs"].items()}
     if not path:
         return
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-    os.replace(tmp, path)
+    write_json(path, res)
 
 
 def run_multionet(args, res):

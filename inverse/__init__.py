@@ -26,8 +26,7 @@ The subpackages :mod:`inverse.lpn`, :mod:`inverse.vble` and :mod:`inverse.satell
 imported explicitly (``from inverse.vble import vble_restore``).
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+from sciml_inverse import library_version as _library_version
 
 from . import metrics as metrics
 from ._deepinv import to_deepinv_denoiser as to_deepinv_denoiser
@@ -53,10 +52,7 @@ from ._tv import TVProxResult as TVProxResult
 from ._tv import total_variation as total_variation
 from ._tv import tv_prox as tv_prox
 
-try:
-    __version__ = _version("sciml-inverse")
-except _PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+__version__ = _library_version()  # the distribution's (sciml_inverse.library_version)
 
 __all__ = [
     "AbstractDataFidelity", "L2DataFidelity",

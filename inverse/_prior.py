@@ -57,8 +57,7 @@ class Prior(abc.ABC):
     cheap_value: ClassVar[bool] = False
 
     def __init__(self, event_ndim: int = 3) -> None:
-        if isinstance(event_ndim, bool) or not isinstance(event_ndim, int) or event_ndim < 1:
-            raise ValueError(f"event_ndim must be a positive int, got {event_ndim!r}")
+        check_int("event_ndim", event_ndim, 1)
         self.event_ndim = event_ndim
 
     @abc.abstractmethod

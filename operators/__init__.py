@@ -7,8 +7,7 @@ structure allows, batched implicit-gradient CG otherwise) and ``opnorm`` (the sp
 See ``docs/guide/operators.rst`` for the conventions.
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+from sciml_inverse import library_version as _library_version
 
 from ._algebra import Adjoint as Adjoint
 from ._algebra import Composition as Composition
@@ -35,10 +34,7 @@ from .solvers import cg as cg
 from .solvers import lsqr as lsqr
 from .solvers import power_method as power_method
 
-try:
-    __version__ = _version("sciml-inverse")
-except _PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+__version__ = _library_version()  # the distribution's (sciml_inverse.library_version)
 
 __all__ = [
     "LinearOperator", "Identity", "Adjoint", "Composition", "Sum", "Scaled",

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.fft import fft2, ifft2
 
+from sciml_inverse import check_int
+
 from ._base import LinearOperator, _as_shape
 
 __all__ = ["Decimation"]
@@ -50,8 +52,8 @@ class Decimation(LinearOperator):
 
     def __init__(self, factor: int, in_shape: Sequence[int]) -> None:
         in_shape = _as_shape(in_shape, "in_shape")
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"factor must be a positive int, got {factor!r}")
+        check_int("factor", factor, 1)
+        factor = int(factor)
         if len(in_shape) < 2:
             raise ValueError(f"in_shape must have at least two dims (..., H, W), got {in_shape}")
         h, w = in_shape[-2:]

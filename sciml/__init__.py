@@ -16,12 +16,14 @@ Subpackages (import them explicitly; ``import sciml`` alone loads nothing heavy)
   (ICML 2021).
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
 
-try:
-    __version__ = _version("sciml-inverse")
-except _PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+def __getattr__(name: str) -> str:
+    # lazy, so that ``import sciml`` stays light: the one version helper of the runtime layer
+    if name == "__version__":
+        from sciml_inverse import library_version
+
+        return library_version()
+    raise AttributeError(f"module 'sciml' has no attribute {name!r}")
+
 
 __all__ = ["__version__"]

@@ -179,7 +179,8 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
     Warns
     -----
     UserWarning
-        If another version of sciml-inverse wrote it.
+        If another version of sciml-inverse wrote it (files that record no version, e.g. the
+        foreign ones read through a converter, are not warned about).
     """
     path = Path(path)
     if not path.is_file():
@@ -230,7 +231,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | Sequence[str] | None
     if kinds is not None and ckpt.kind not in kinds:
         raise ValueError(f"{path} is not {article} {what}: it holds a {ckpt.kind!r} checkpoint"
                          f"{hint}")
-    if ckpt.library_version != library_version():
+    if raw.get("library_version") is not None and ckpt.library_version != library_version():
         warnings.warn(f"{path} was written by sciml-inverse {ckpt.library_version}, this is "
                       f"{library_version()}", UserWarning, stacklevel=stacklevel + 1)
     if finite_state:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["renamed_arguments"]
+__all__ = ["renamed_arguments", "deprecated_aliases"]
 
 T = TypeVar("T")
 
@@ -73,3 +73,31 @@ def renamed_arguments(**renames: str) -> Callable[[T], T]:
         return wrapper
 
     return decorate
+
+
+def deprecated_aliases(module: str, aliases: Mapping[str, tuple[str, Any]]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) serving renamed public names with a warning.
+
+    ``aliases`` maps a former name to ``(new_name, object)``; reading ``module.former`` returns
+    the object and emits a ``DeprecationWarning`` naming the new name. The former names are
+    not in ``__all__`` (``from module import *`` does not warn).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> getattr_ = deprecated_aliases("pkg", {"OldOptions": ("NewOptions", int)})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     getattr_("OldOptions") is int, w[0].category.__name__
+    (True, 'DeprecationWarning')
+    """
+
+    def __getattr__(name: str) -> Any:  # noqa: N807
+        if name in aliases:
+            new, obj = aliases[name]
+            warnings.warn(f"{module}.{name} is deprecated, use {module}.{new} (the same class)",
+                          DeprecationWarning, stacklevel=2)
+            return obj
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -33,6 +33,7 @@ Run (two processes by decimation, ~20 min each on a busy 2-core machine, then th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -42,9 +43,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sciml_inverse import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-import vble_satellite_eval as E  # noqa: E402
+
+
+def _example(name: str):
+    """The example script ``examples/<name>.py`` as a module (no sys.path edit)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the example look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+E = _example("vble_satellite_eval")
 
 BLOCKS = (("rotterdam1_pan_0p5m", 224), ("rotterdam1_pan_0p5m", 64),
           ("rotterdam2_pan_0p5m", 448), ("atlanta_pan_0p5m", 160))
@@ -105,7 +120,7 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
                                        "coverage_2sigma": cal["coverage_2sigma"],
                                        "zscore_std": cal["zscore_std"]}
             recs.append(rec)
-            out.write_text(json.dumps(recs, indent=1))
+            write_json(out, recs)
             print(s.name, cname, f"c_hat={c_hat:.3f}", {c: round(v["zscore_std"], 2)
                                                           for c, v in rec["by_c"].items()},
                   flush=True)
@@ -149,7 +164,7 @@ def main(argv=None) -> None:
     if a.fit:
         recs = [r for f in a.fit for r in json.loads(f.read_text())]
         res = fit(recs)
-        a.out.write_text(json.dumps(res, indent=1))
+        write_json(a.out, res)
         for t in res["table"]:
             print(t)
     elif a.decimation:

@@ -35,11 +35,11 @@ What is stored (all float32 on CPU, computed in float32):
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from sciml_inverse import atomic_path
 
 
 def build(seed: int = 0):
@@ -130,12 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"eval bits {bits.tolist()}, continuous bits {cont_bits.tolist()}")
     print(f"min likelihood y {lik_y.min():.3g}, z {lik_z.min():.3g}")
     out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
         # the legacy (non-zip) format has no per-tensor alignment padding: 192 kB instead of 208
         torch.save(golden, fh, _use_new_zipfile_serialization=False)
-    os.replace(tmp, out_path)
     print(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} kB)")
 
 

@@ -50,7 +50,7 @@ from inverse.lpn import (
     save_lpn,
     train_lpn,
 )
-from sciml_inverse import write_json
+from sciml_inverse import atomic_path, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -122,10 +122,8 @@ def write_cache(path: Path, images: dict[str, np.ndarray]) -> None:
     arrays = {k.replace("/", "__"): np.round(v * 65535).astype(np.uint16)
               for k, v in images.items()}
     meta = {"format": CACHE_FORMAT, "keys": list(images), "scale": 65535}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, __meta__=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, __meta__=np.array(json.dumps(meta)), **arrays)
 
 
 def read_cache(path: Path) -> dict[str, np.ndarray]:

@@ -429,7 +429,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match=r"\(\*batch, 4\), got last dimension 3"):
         vec(torch.rand(5, 3))
     x = torch.rand(2, 3, 8, 8)
-    with pytest.raises(ValueError, match="max_iter must be a positive int"):
+    with pytest.raises(ValueError, match="max_iter must be an int >= 1"):
         lpn.invert(x, max_iter=0)
     with pytest.raises(ValueError, match="atol and rtol cannot both be 0"):
         lpn.invert(x, atol=0, rtol=0)
@@ -461,7 +461,7 @@ def test_configs_and_wrappers_reject_bad_types():
     img = LPN(ImageLPNConfig(hidden=4, num_layers=1))
     with pytest.raises(ValueError, match="must divide"):
         PatchLPN(img, 8, 3)
-    with pytest.raises(ValueError, match="patch_size must be a positive int"):
+    with pytest.raises(ValueError, match="patch_size must be an int >= 1"):
         PatchLPN(img, 0, 1)
 
 
@@ -666,7 +666,7 @@ def test_inverse_chunking_gives_the_same_result():
     a = lpn.invert(x, atol=1e-10, rtol=1e-10, chunk_size=2)
     b = lpn.invert(x, atol=1e-10, rtol=1e-10, chunk_size=5)
     torch.testing.assert_close(a.solution, b.solution, atol=1e-9, rtol=0)
-    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1"):
         lpn.invert(x, chunk_size=0)
 
 
@@ -675,5 +675,13 @@ def test_deprecated_config_names_are_aliases():
     import inverse.lpn
     import inverse.vble
 
-    assert inverse.lpn.LPNTrainConfig is inverse.lpn.LPNTrainOptions
-    assert inverse.vble.TrainConfig is inverse.vble.TrainOptions
+    with pytest.warns(DeprecationWarning, match=r"inverse.lpn.LPNTrainConfig is deprecated, "
+                                                r"use inverse.lpn.LPNTrainOptions"):
+        assert inverse.lpn.LPNTrainConfig is inverse.lpn.LPNTrainOptions
+    with pytest.warns(DeprecationWarning, match=r"inverse.vble.TrainConfig is deprecated"):
+        from inverse.vble import TrainConfig
+    assert TrainConfig is inverse.vble.TrainOptions
+    assert "TrainConfig" not in inverse.vble.__all__
+    assert "LPNTrainConfig" not in inverse.lpn.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'TrainConfg'"):
+        inverse.vble.TrainConfg  # noqa: B018

@@ -233,9 +233,9 @@ def test_calibration_errors():
         metrics.sample_coverage(a, torch.full((3, 2, 3), float("inf")))
     with pytest.raises(TypeError, match="x and samples must be torch tensors"):
         metrics.sample_coverage(a, [0.0])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="n_bins must be a positive int"):
+    with pytest.raises(ValueError, match="n_bins must be an int >= 1"):
         metrics.uce(a, a, one, n_bins=0)
-    with pytest.raises(ValueError, match="n_steps must be a positive int"):
+    with pytest.raises(ValueError, match="n_steps must be an int >= 1"):
         metrics.ause(a, one, one, n_steps=0)
     with pytest.raises(ValueError, match="exact"):
         metrics.sparsification(a, a, one)

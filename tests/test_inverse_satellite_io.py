@@ -229,3 +229,28 @@ def test_save_panel_png(tmp_path):
     save_panel_png(tmp_path / "rgb.png", rgb, rgb, rgb)
     with pytest.raises(ValueError, match="use a .png file name"):
         save_panel_png(tmp_path / "panel.jpg", observed, restored, restored)
+
+
+def test_streaming_sinks_commit_atomically_and_abort_cleanly(tmp_path):
+    """The streaming writers go through sciml_inverse.atomic_path: nothing at the path until
+    commit (then the usual permissions), and an aborted sink leaves no file at all."""
+    import os
+    import stat
+
+    from inverse.satellite import NetCDFSink, OutputGrid, read_raster
+
+    grid = OutputGrid((1, 8, 8))
+    data = np.arange(64, dtype=np.float32).reshape(1, 8, 8)
+    path = tmp_path / "out.nc"
+    with NetCDFSink(path, grid) as sink:
+        sink.write(slice(0, 4), data[:, :4], data[:, :4] * 0 + 1, None)
+        assert not path.exists() and len(list(tmp_path.iterdir())) == 1  # the temporary file
+        sink.write(slice(4, 8), data[:, 4:], data[:, 4:] * 0 + 1, None)
+    np.testing.assert_array_equal(read_raster(path, variable="restored").values, data)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    with pytest.raises(RuntimeError, match="tile failed"), NetCDFSink(tmp_path / "b.nc", grid) as s:
+        s.write(slice(0, 4), data[:, :4], data[:, :4], None)
+        raise RuntimeError("tile failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]

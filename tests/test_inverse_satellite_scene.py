@@ -5,6 +5,8 @@ classical restorers (Tikhonov's exact posterior std against a dense computation,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from inverse.satellite import (
     PleiadesDegradation,
     TikhonovOptions,
     TikhonovTileRestorer,
+    TVOptions,
     TVTileRestorer,
     georeferenced,
     open_raster,
@@ -96,8 +99,16 @@ def test_tikhonov_mean_and_std_are_the_exact_gaussian_posterior(f):
     # a fixed rho is used as given
     fixed = TikhonovTileRestorer(deg, TikhonovOptions(rho=0.5))
     assert fixed.rho(yt, sigma2) == 0.5
-    with pytest.raises(ValueError, match="rho must be a positive number"):
+    with pytest.raises(ValueError, match="rho must be a finite number > 0"):
         TikhonovOptions(rho=-1.0)
+    # non-finite options are rejected (a NaN tolerance would never stop, inf weights/rho are
+    # meaningless), through the shared validators
+    with pytest.raises(ValueError, match="rho must be a finite number > 0, got inf"):
+        TikhonovOptions(rho=math.inf)
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0, got nan"):
+        TVOptions(tol=math.nan)
+    with pytest.raises(ValueError, match="weight must be a finite number > 0, got inf"):
+        TVOptions(weight=math.inf)
 
 
 def test_tikhonov_std_is_calibrated_on_its_own_model():

@@ -84,7 +84,7 @@ def test_pad_reflect_values():
 
 
 def test_pad_crop_errors():
-    with pytest.raises(ValueError, match="multiple must be a positive int"):
+    with pytest.raises(ValueError, match="multiple must be an int >= 1"):
         pad_to_multiple(torch.rand(1, 1, 4, 4), 0)
     with pytest.raises(ValueError, match="at least 3"):
         pad_to_multiple(torch.rand(4, 4), 8)
@@ -366,8 +366,8 @@ def test_config_widths_and_param_counts():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(N=0), "N must be a positive int"),
-    (dict(in_channels=1.5), "in_channels must be a positive int"),
+    (dict(N=0), "N must be an int >= 1"),
+    (dict(in_channels=1.5), "in_channels must be an int >= 1"),
     (dict(n_bits=20), "n_bits"),
     (dict(alpha=-1.0), "alpha"),
     (dict(std_decoder=1), "std_decoder"),

@@ -307,6 +307,76 @@ def test_train_cae_resume_equals_uninterrupted(sampler, tmp_path):
     assert train_cae(c, sampler, longer, checkpoint=ck, progress=False).final_step == 8
 
 
+def _as_older_layout(new: Path, old: Path, lr_before: float) -> None:
+    """Write the run state of a ``fit`` training checkpoint as the older loop stored it
+    (format ``sciml-inverse/vble-train-checkpoint``): the CAE's own state dict, the optimizer
+    with the learning rate of the step just taken, one generator and one global torch RNG
+    state per rank, the history without fit's extra entries."""
+    from inverse.vble._train import LEGACY_FORMAT
+
+    raw = torch.load(new, weights_only=True)
+    task, st, ex = raw["config"]["task"], raw["state"], raw["extra"]
+    opt = st["optimizer"]
+    opt = {"state": opt["state"], "param_groups": [
+        {k: v for k, v in g.items() if k != "initial_lr"} | {"lr": lr_before}
+        for g in opt["param_groups"]]}
+    history = dict(ex["history"])
+    if task["phase"] == "std":
+        history.pop("loss")
+    torch.save({"format": LEGACY_FORMAT[0], "format_version": LEGACY_FORMAT[1],
+                "library_version": raw["library_version"], "phase": task["phase"],
+                "model_config": task["model_config"],
+                "model_state": {k[4:]: v for k, v in st["model"].items()},
+                "optimizer": opt, "step": ex["step"], "train_config": task["train_config"],
+                "generators": [r["generators"][0] for r in st["rng"]],
+                "rng_states": [r["torch"] for r in st["rng"]], "history": history,
+                "total_wall_time": ex["total_wall_time"], "world_size": ex["world_size"]}, old)
+
+
+def test_older_training_checkpoints_resume_exactly(sampler, tmp_path):
+    """A training checkpoint of the layout before sciml_inverse.fit resumes (upgraded in
+    place, the original kept) and continues exactly as the uninterrupted run, across a
+    learning-rate milestone at the resumed step; both phases."""
+    import warnings
+
+    from inverse.vble import upgrade_training_checkpoint
+
+    cfg = TrainOptions(steps=6, batch_size=2, lr=1e-3, lr_milestones=(3,), log_every=1)
+    ref = tiny_cae()
+    h_ref = train_cae(ref, sampler, cfg, progress=False)
+    b = tiny_cae()
+    train_cae(b, sampler, cfg, checkpoint=tmp_path / "new.ckpt", stop_after=3, progress=False)
+    old = tmp_path / "old.ckpt"
+    _as_older_layout(tmp_path / "new.ckpt", old, lr_before=cfg.lr_at(2))
+    raw = old.read_bytes()
+    _, info = load_training_checkpoint(old)  # readable as before
+    assert info["step"] == 3 and info["phase"] == "cae"
+    c = tiny_cae(seed=99)
+    with pytest.warns(UserWarning, match="older layout: rewritten in the common format"):
+        h = train_cae(c, sampler, cfg, checkpoint=old, progress=False)
+    assert h.final_step == 6 and _state_equal(c, ref)
+    assert h.metrics["loss"] == h_ref.metrics["loss"]
+    assert (tmp_path / "old.ckpt.legacy").read_bytes() == raw
+    assert torch.load(old, weights_only=True)["kind"] == "fit"
+
+    # the std phase, through the explicit converter (to another file)
+    cfg2 = TrainOptions(steps=4, batch_size=2, lr=1e-3, lr_milestones=(2,), log_every=1)
+    a, d = tiny_cae(), tiny_cae()
+    d.load_state_dict(a.state_dict())
+    train_std_decoder(a, sampler, cfg2, progress=False)
+    train_std_decoder(d, sampler, cfg2, checkpoint=tmp_path / "s.ckpt", stop_after=2,
+                      progress=False)
+    _as_older_layout(tmp_path / "s.ckpt", tmp_path / "s_old.ckpt", lr_before=cfg2.lr_at(1))
+    up = upgrade_training_checkpoint(tmp_path / "s_old.ckpt", tmp_path / "s_up.ckpt")
+    e = tiny_cae(seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checkpoint of the common format: no upgrade
+        train_std_decoder(e, sampler, cfg2, checkpoint=up, progress=False)
+    assert _state_equal(e, a)
+    with pytest.raises(ValueError, match="holds a 'fit' checkpoint of the older layout"):
+        upgrade_training_checkpoint(up)
+
+
 def test_train_std_decoder_lowers_nll_and_resumes(sampler, tmp_path):
     model = tiny_cae()
     train_cae(model, sampler, TrainOptions(steps=20, batch_size=4, lr=3e-3), progress=False)

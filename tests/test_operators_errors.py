@@ -147,7 +147,7 @@ def test_scaled_with_a_non_number(c):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("factor", [0, -2, 2.0, True, "2"])
 def test_decimation_factor(factor):
-    _raises(ValueError, "factor must be a positive int, got", lambda: Decimation(factor, (8, 8)))
+    _raises(ValueError, "factor must be an int >= 1, got", lambda: Decimation(factor, (8, 8)))
 
 
 def test_decimation_needs_an_image():

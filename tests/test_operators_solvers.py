@@ -206,11 +206,11 @@ def test_cg_on_operator_with_images():
         ({"rtol": 0.0, "atol": 0.0}, ValueError, "need rtol >= 0 and atol >= 0, not both zero"),
         ({"rtol": -1e-3}, ValueError, "need rtol >= 0 and atol >= 0"),
         ({"atol": -1.0}, ValueError, "need rtol >= 0 and atol >= 0"),
-        ({"check_every": 0}, ValueError, "check_every must be a positive int, got 0"),
-        ({"check_every": True}, ValueError, "check_every must be a positive int, got True"),
-        ({"max_iter": 0}, ValueError, "max_iter must be a positive int, got 0"),
-        ({"max_iter": 2.5}, ValueError, "max_iter must be a positive int, got 2.5"),
-        ({"max_iter": False}, ValueError, "max_iter must be a positive int, got False"),
+        ({"check_every": 0}, ValueError, "check_every must be an int >= 1, got 0"),
+        ({"check_every": True}, ValueError, "check_every must be an int >= 1, got True"),
+        ({"max_iter": 0}, ValueError, "max_iter must be an int >= 1, got 0"),
+        ({"max_iter": 2.5}, ValueError, "max_iter must be an int >= 1, got 2.5"),
+        ({"max_iter": False}, ValueError, "max_iter must be an int >= 1, got False"),
     ],
 )
 def test_cg_bad_options(kwargs, exc, match):
@@ -468,8 +468,8 @@ def test_lsqr_gradient_wrt_operator_tensor_at_an_exact_fit_is_that_of_the_iterat
         ({"damp": -1.0}, "damp must be >= 0, got -1.0"),
         ({"atol": -1.0}, "atol and btol must be >= 0"),
         ({"btol": -1.0}, "atol and btol must be >= 0"),
-        ({"max_iter": 0}, "max_iter must be a positive int, got 0"),
-        ({"max_iter": 1.5}, "max_iter must be a positive int, got 1.5"),
+        ({"max_iter": 0}, "max_iter must be an int >= 1, got 0"),
+        ({"max_iter": 1.5}, "max_iter must be an int >= 1, got 1.5"),
     ],
 )
 def test_lsqr_bad_options(kwargs, match):

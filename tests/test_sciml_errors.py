@@ -206,6 +206,9 @@ def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
     ("WeakFormOptions", {"n_centres": 2.5}, "n_centres must be an int >= 1, got 2.5"),
     ("WeakFormOptions", {"quadrature_points": 1}, "quadrature_points must be an int >= 2"),
     ("WeakFormOptions", {"radius": "small"}, "radius must be a real number, got str"),
+    ("DGNOLossOptions", {"pde_weight": math.nan}, "pde_weight must be a finite number >= 0"),
+    ("DGNOLossOptions", {"residual_weight": -1.0}, "residual_weight must be a finite number >= 0"),
+    ("DGNOLossOptions", {"top_k": 0}, "top_k must be an int >= 1, got 0"),
 ])
 def test_neural_operator_options_bad_input(cls, kw, match):
     import sciml.neural_operators as no
@@ -242,3 +245,19 @@ def test_inverse_options_former_keyword_iterations():
         InverseOptions(steps=1, iterations=2)
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         InverseOptions(steps=0)
+
+
+def test_viscosity_and_schedule_bad_input():
+    from sciml.nde import ExponentialDecay
+    from sciml.neural_operators import burgers_pde
+
+    with pytest.raises(ValueError, match="nu must be finite, got inf"):
+        burgers_pde(math.inf)
+    with pytest.raises(ValueError, match="nu must be > 0, got 0.0"):
+        burgers_pde(0.0)
+    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+        ExponentialDecay(1.0, 0.1, 0)
+    from sciml.pde import solve_burgers
+
+    with pytest.raises(ValueError, match="nu must be finite, got nan"):
+        solve_burgers(lambda x: x, [0.0, 1.0], [0.0, 1.0], nu=math.nan)

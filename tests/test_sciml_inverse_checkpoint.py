@@ -195,3 +195,53 @@ def test_old_layout_files_roundtrip_to_the_common_format(tmp_path):
     for (k, v), (k2, v2) in zip(cae.state_dict().items(), m2.state_dict().items(), strict=True):
         assert k == k2
         torch.testing.assert_close(v2, v, rtol=0, atol=0)
+
+
+#: How each checkpoint file shipped in the repository is read (its package's public reader).
+_READERS = {
+    "inverse/lpn/weights": lambda p: __import__("inverse.lpn", fromlist=["x"]).load_lpn(p),
+    "inverse/vble/weights": lambda p: __import__("inverse.vble", fromlist=["x"]).load_cae(p),
+    # the CompressAI reference outputs of the likelihood tests: a foreign (CompressAI) file
+    "tests/data": lambda p: __import__("inverse.vble", fromlist=["x"]).cae_from_compressai(
+        p, alpha=0.0067),
+}
+
+
+def _checkpoint_files() -> list[Path]:
+    skip = {".git", ".venv", "node_modules", "_build", "build", "dist"}
+    found = []
+    for pattern in ("*.pt", "*.pth", "*.ckpt", "*.tar"):
+        found += [p for p in ROOT.rglob(pattern)
+                  if not skip & set(p.relative_to(ROOT).parts)
+                  and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    return sorted(found)
+
+
+def test_every_checkpoint_in_the_repository_loads_through_the_one_reader(monkeypatch):
+    """Each ``*.pt``/``*.pth``/``*.ckpt`` file of the repository loads with its package's
+    reader, and every ``torch.load`` on the way is the one in :mod:`sciml_inverse` with
+    ``weights_only=True`` (a new file, or a reader that calls ``torch.load`` itself, fails)."""
+    import inspect
+
+    files = _checkpoint_files()
+    assert len(files) >= 4  # the LPN, the two CAEs, the CompressAI reference
+    calls: list[tuple[str, object]] = []
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        caller = inspect.stack()[1].filename
+        calls.append((caller, kwargs.get("weights_only")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    for f in files:
+        folder = f.parent.relative_to(ROOT).as_posix()
+        assert folder in _READERS, (f"{f.relative_to(ROOT)}: no reader known for checkpoints in "
+                                    f"{folder}; add one to _READERS")
+        calls.clear()
+        model = _READERS[folder](f)
+        assert isinstance(model, torch.nn.Module)
+        assert calls, f"{f} was read without torch.load?"
+        for caller, weights_only in calls:
+            assert Path(caller).as_posix().endswith("sciml_inverse/_checkpoint.py"), (f, caller)
+            assert weights_only is True, (f, caller)

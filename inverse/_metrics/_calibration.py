@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int
+
 __all__ = [
     "ZScoreStats", "SparsificationCurve", "CalibrationReport",
     "default_levels", "zscore_stats", "gaussian_coverage", "sample_coverage", "auce",
@@ -217,8 +219,7 @@ def auce(coverage: Tensor, levels: Tensor | None = None) -> Tensor:
 
 
 def _bins(std: Tensor, n_bins: int, equal_width: bool) -> list[Tensor]:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    check_int("n_bins", n_bins, 1)
     if equal_width:
         lo, hi = float(std.min()), float(std.max())
         if hi == lo:
@@ -336,8 +337,7 @@ def sparsification(x: Tensor, x_hat: Tensor, std: Tensor, *, n_steps: int = 100
         Shape mismatch, negative ``std``, ``n_steps < 1`` or an exact estimate (zero MSE).
     """
     x, x_hat, std = _check_triplet(x, x_hat, std, positive=False)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    check_int("n_steps", n_steps, 1)
     e2 = (x_hat - x) ** 2
     n = e2.numel()
     full = e2.mean()

@@ -17,6 +17,8 @@ operator of the regularizer :math:`R = \\psi^* - \\tfrac12\\|\\cdot\\|^2`
 * :func:`save_lpn` / :func:`load_lpn`.
 """
 
+from sciml_inverse._deprecation import deprecated_aliases as _deprecated_aliases
+
 from ._checkpoint import library_version as library_version
 from ._checkpoint import load_lpn as load_lpn
 from ._checkpoint import save_lpn as save_lpn
@@ -30,7 +32,6 @@ from ._lpn import LPN as LPN
 from ._lpn import AbstractLPN as AbstractLPN
 from ._lpn import InversionResult as InversionResult
 from ._patch import PatchLPN as PatchLPN
-from ._train import LPNTrainOptions as LPNTrainConfig  # deprecated alias (naming scheme)
 from ._train import LPNTrainOptions as LPNTrainOptions
 from ._train import TrainHistory as TrainHistory
 from ._train import TrainPhase as TrainPhase
@@ -40,7 +41,12 @@ from ._train import train_lpn as train_lpn
 __all__ = [
     "LPN", "AbstractLPN", "VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN",
     "InversionResult", "PatchLPN", "ProximalMatchingLoss", "proximal_matching_schedule",
-    "LPNTrainOptions", "LPNTrainConfig", "TrainPhase", "TrainHistory", "standard_phases",
+    "LPNTrainOptions", "TrainPhase", "TrainHistory", "standard_phases",
     "train_lpn", "save_lpn",
     "load_lpn", "library_version",
 ]
+
+# former names (naming scheme: ...Options for how a call runs), with a DeprecationWarning
+__getattr__ = _deprecated_aliases("inverse.lpn", {"LPNTrainConfig": ("LPNTrainOptions",
+                                                                     LPNTrainOptions)})
+del _deprecated_aliases

@@ -7,14 +7,14 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_number
+
 __all__ = ["ProximalMatchingLoss", "proximal_matching_schedule"]
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    check_number(name, value)
+    return float(value)  # type: ignore[arg-type]
 
 
 class ProximalMatchingLoss(nn.Module):
@@ -142,6 +142,5 @@ def proximal_matching_schedule(gamma_min: float, num_stages: int) -> tuple[float
     (17.92, 8.96, 4.48, 2.24)
     """
     gamma_min = _positive("gamma_min", gamma_min)
-    if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 1:
-        raise ValueError(f"num_stages must be an int >= 1, got {num_stages!r}")
+    check_int("num_stages", num_stages, 1)
     return tuple(gamma_min * 2.0 ** (num_stages - 1 - s) for s in range(num_stages))

@@ -8,6 +8,8 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_number
+
 from ._icnn import ConvICNN, ImageLPNConfig, VectorICNN, VectorLPNConfig, build_icnn
 
 __all__ = ["AbstractLPN", "LPN", "InversionResult"]
@@ -269,14 +271,12 @@ class AbstractLPN(nn.Module, abc.ABC):
         atol = _default_tol(x.dtype) if atol is None else atol
         rtol = _default_tol(x.dtype) if rtol is None else rtol
         for name, v in (("atol", atol), ("rtol", rtol)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+            check_number(name, v, positive=False)
         if atol == 0 and rtol == 0:
             raise ValueError("atol and rtol cannot both be 0")
         for name, v in (("max_iter", max_iter), ("history_size", history_size),
                         ("chunk_size", 1 if chunk_size is None else chunk_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(name, v, 1)
         xf, batch = self._flat_batch(x.detach())
         if chunk_size is None:
             per = max(1, xf[0].numel()) if xf.shape[0] else 1

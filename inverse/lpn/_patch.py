@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from sciml_inverse import check_int
+
 from ._lpn import LPN, AbstractLPN
 
 __all__ = ["PatchLPN"]
@@ -71,8 +73,7 @@ class PatchLPN(AbstractLPN):
                             f"{type(lpn).__name__}")
         stride = patch_size // 2 if stride is None and isinstance(patch_size, int) else stride
         for name, v in (("patch_size", patch_size), ("stride", stride), ("max_batch", max_batch)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(name, v, 1)
         if patch_size % stride:
             raise ValueError(f"stride ({stride}) must divide patch_size ({patch_size}) so every "
                              f"pixel lies in the same number of patches")

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sciml_inverse import check_int, check_number
+
 from ._degradation import PleiadesDegradation
 
 __all__ = ["TikhonovOptions", "TVOptions", "TikhonovTileRestorer", "TVTileRestorer"]
@@ -54,9 +56,7 @@ class TikhonovOptions:
     rho: float | None = None
 
     def __post_init__(self) -> None:
-        if self.rho is not None and not (isinstance(self.rho, (int, float))
-                                         and not isinstance(self.rho, bool) and self.rho > 0):
-            raise ValueError(f"rho must be a positive number or None, got {self.rho!r}")
+        check_number("rho", self.rho, allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,9 @@ class TVOptions:
     tol: float = 1e-4
 
     def __post_init__(self) -> None:
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) \
-                or not self.weight > 0:
-            raise ValueError(f"weight must be a positive number, got {self.weight!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not isinstance(self.tol, (int, float)) or self.tol < 0:
-            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
+        check_number("weight", self.weight)
+        check_int("max_iter", self.max_iter, 1)
+        check_number("tol", self.tol, positive=False)
 
 
 def _check_degradation(degradation: Any) -> PleiadesDegradation:

@@ -38,13 +38,6 @@ GeoTransform = tuple[float, float, float, float, float, float]
 
 
 # ------------------------------------------------------------------------ atomic writes
-def _umask() -> int:
-    """The process umask (read without changing it for longer than the call)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
     """:func:`sciml_inverse.atomic_path` into an existing folder (a missing one is an error)."""
     return atomic_path(path, mkdir=False)

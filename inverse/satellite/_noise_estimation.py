@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from sciml_inverse import check_int
+
 __all__ = ["NoiseEstimate", "estimate_noise"]
 
 
@@ -139,8 +141,7 @@ def estimate_noise(image: Any, *, n_bits: int = 12, band: int | None = None, n_b
     from ._restore import _as_source
     from ._source import RasterSource
 
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-        raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
+    check_int("n_bins", n_bins, 2)
     if isinstance(n_bits, bool) or not isinstance(n_bits, int) or not 1 <= n_bits <= 32:
         raise ValueError(f"n_bits must be an integer in [1, 32], got {n_bits!r}")
     if isinstance(image, np.ndarray):

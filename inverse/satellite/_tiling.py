@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, write_json
 
 from ._io import _atomic_path
 
@@ -422,8 +422,7 @@ class _TileStore:
                                  f"(differences (old, new): {diff}); use a fresh work_dir or "
                                  "delete it")
         else:
-            with _atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            write_json(path, manifest, indent=1)
 
     def _path(self, i: int, j: int) -> Path:
         return self.dir / f"tile_{i:04d}_{j:04d}.npz"

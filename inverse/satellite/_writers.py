@@ -1,6 +1,7 @@
 """Streaming writers of a restoration: rows are written as the tiles finish (region writes into a
 pre-created NetCDF-4 file or a tiled, compressed GeoTIFF), and the file appears at its final
-path only when it is complete (written under a temporary name, then :func:`os.replace`).
+path only when it is complete (:func:`sciml_inverse.atomic_path`: a temporary name, then
+:func:`os.replace`).
 
 Both are :class:`~inverse.satellite.TileSink` objects for
 :func:`~inverse.satellite.restore_tiled`, used as context managers::
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import GeoTransform, _check_attr, _gt_string, _umask
+from ._io import GeoTransform, _atomic_path, _check_attr, _gt_string
 
 __all__ = ["OutputGrid", "NetCDFSink", "GeoTIFFSink", "MultiSink"]
 
@@ -75,14 +75,6 @@ class OutputGrid:
                 y0 + (np.arange(h) + 0.5) * e + 0.5 * d)
 
 
-def _temporary(path: Path) -> Path:
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the output directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 class _FileSink:
     """Buffers rows into blocks of ``_BLOCK`` rows (chunk/strip aligned), writes them with
     ``_write_rows``, and moves the temporary file onto ``path`` on :meth:`commit`."""
@@ -90,7 +82,10 @@ class _FileSink:
     def __init__(self, path: str | os.PathLike, grid: OutputGrid) -> None:
         self.path = Path(path)
         self.grid = grid
-        self.tmp = _temporary(self.path)
+        # the one atomic writer, held open across calls: commit() leaves it normally (the
+        # temporary file moves onto path), abort() with an error (it is deleted)
+        self._atomic = contextlib.ExitStack()
+        self.tmp = self._atomic.enter_context(_atomic_path(self.path))
         self._pending: list[tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
         self._next = 0
         self.closed = False
@@ -131,8 +126,7 @@ class _FileSink:
         self._flush(sum(p[1].shape[1] for p in self._pending))
         self._close_file()
         self.closed = True
-        os.chmod(self.tmp, 0o666 & ~_umask())
-        os.replace(self.tmp, self.path)
+        self._atomic.close()
         return self.path
 
     def abort(self) -> None:
@@ -141,8 +135,7 @@ class _FileSink:
             with contextlib.suppress(Exception):
                 self._close_file()
             self.closed = True
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)  # removes self.tmp
 
     def __enter__(self):
         return self

@@ -24,11 +24,14 @@ The posterior (Biquard et al., arXiv 2412.04130 and 2311.17744):
 Training (the commands that made the shipped weights are in ``inverse/vble/weights/README.md``):
 
 * :func:`train_cae` (rate-distortion) and :func:`train_std_decoder` (the variance decoder) with
-  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``;
+  :class:`TrainOptions`, checkpoints and resume, DistributedDataParallel under ``torchrun``
+  (:func:`upgrade_training_checkpoint` rewrites training checkpoints of the older layout);
 * :func:`load_satellite_train` / :class:`PatchSampler` (of :class:`PatchSource` images):
   random patches of the training images with flips and rotations; :func:`evaluate_cae` and
   :func:`fit_decoder` (the decoder-fit ceiling).
 """
+
+from sciml_inverse._deprecation import deprecated_aliases as _deprecated_aliases
 
 from ._auto import AutoRule as AutoRule
 from ._auto import default_options as default_options
@@ -62,13 +65,13 @@ from ._posterior import initial_estimate as initial_estimate
 from ._posterior import observation_ratio as observation_ratio
 from ._posterior import vble_restore as vble_restore
 from ._train import TrainHistory as TrainHistory
-from ._train import TrainOptions as TrainConfig  # deprecated alias (naming scheme)
 from ._train import TrainOptions as TrainOptions
 from ._train import evaluate_cae as evaluate_cae
 from ._train import fit_decoder as fit_decoder
 from ._train import load_training_checkpoint as load_training_checkpoint
 from ._train import train_cae as train_cae
 from ._train import train_std_decoder as train_std_decoder
+from ._train import upgrade_training_checkpoint as upgrade_training_checkpoint
 
 __all__ = [
     "AutoRule",
@@ -100,14 +103,18 @@ __all__ = [
     "vble_restore",
     "initial_estimate",
     "TrainOptions",
-    "TrainConfig",
     "TrainHistory",
     "train_cae",
     "train_std_decoder",
     "load_training_checkpoint",
+    "upgrade_training_checkpoint",
     "evaluate_cae",
     "fit_decoder",
     "PatchSampler",
     "PatchSource",
     "load_satellite_train",
 ]
+
+# former names (naming scheme: ...Options for how a call runs), with a DeprecationWarning
+__getattr__ = _deprecated_aliases("inverse.vble", {"TrainConfig": ("TrainOptions", TrainOptions)})
+del _deprecated_aliases

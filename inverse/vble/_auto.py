@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sciml_inverse import check_int, check_number
+
 from ._posterior import VBLEOptions
 
 __all__ = ["AutoRule", "default_options", "load_auto_rule", "select_model"]
@@ -114,10 +116,8 @@ def select_model(noise_std: float, decimation: int, mtf: float,
     >>> select_model(2e-3, 1, 0.1, rule), select_model(2e-2, 1, 0.1, rule)
     ('high', 'low')
     """
-    if not (isinstance(noise_std, (int, float)) and math.isfinite(noise_std) and noise_std > 0):
-        raise ValueError(f"noise_std must be a finite number > 0, got {noise_std!r}")
-    if isinstance(decimation, bool) or not isinstance(decimation, int) or decimation < 1:
-        raise ValueError(f"decimation must be an int >= 1, got {decimation!r}")
+    check_number("noise_std", noise_std)
+    check_int("decimation", decimation, 1)
     rule = load_auto_rule() if rule is None else rule
     d_best = min(abs(e["decimation"] - decimation) for e in rule.entries)
     cands = [e for e in rule.entries if abs(e["decimation"] - decimation) == d_best]

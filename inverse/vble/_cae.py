@@ -66,6 +66,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sciml_inverse import check_int
+
 from ._entropy import EntropyBottleneck, GaussianConditional
 from ._layers import GDN, MaskedConv2d, conv, deconv
 
@@ -76,9 +78,8 @@ STD_FLOOR = 2e-4
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"CAEConfig.{name} must be a positive int, got {value!r}")
-    return value
+    check_int(f"CAEConfig.{name}", value, 1)
+    return int(value)  # type: ignore[call-overload]
 
 
 def _int_tuple(name: str, value: object, length: int) -> tuple[int, ...] | None:
@@ -250,8 +251,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     ValueError
         If ``multiple < 1`` or ``x`` has fewer than 3 dimensions or an empty side.
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+    check_int("multiple", multiple, 1)
     if not isinstance(x, Tensor) or x.ndim < 3:
         raise ValueError("pad_to_multiple expects a tensor (..., H, W) with at least 3 "
                          f"dimensions, got {getattr(x, 'shape', type(x))}")

@@ -177,6 +177,17 @@ def default_cae(bitrate: str = "low") -> CompressiveAutoencoder:
     return load_cae(path)  # type: ignore[return-value]
 
 
+_COMPRESSAI_KIND = "compressai-mbt2018"
+
+
+def _from_compressai(raw: Any) -> dict[str, Any]:
+    """A CompressAI file: a state dict, or a dict holding one under ``"state_dict"``."""
+    if not isinstance(raw, dict):
+        raise TypeError("not a dict")
+    sd = raw["state_dict"] if isinstance(raw.get("state_dict"), dict) else raw
+    return {"kind": _COMPRESSAI_KIND, "config": {}, "state": dict(sd)}
+
+
 def cae_from_compressai(state_dict_or_path: dict | str | os.PathLike, *, alpha: float,
                         n_bits: int = 8, std_decoder: bool = False) -> CompressiveAutoencoder:
     """Build a CAE from a CompressAI ``mbt2018`` checkpoint (state dict or local file).
@@ -211,13 +222,10 @@ def cae_from_compressai(state_dict_or_path: dict | str | os.PathLike, *, alpha: 
     """
     sd = state_dict_or_path
     if not isinstance(sd, dict):
-        path = Path(sd)
-        if not path.is_file():
-            raise FileNotFoundError(f"no CompressAI checkpoint at {path}")
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{path} could not be read as a torch checkpoint: {err}") from err
+        # the one reader (weights_only=True, finite weights), through a converter of the
+        # untagged CompressAI layout
+        sd = load_checkpoint(sd, kind=_COMPRESSAI_KIND, what="CompressAI checkpoint",
+                             legacy={(None, None): _from_compressai}).state
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}

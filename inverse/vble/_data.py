@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int, check_number
+
 __all__ = [
     "read_gray",
     "PatchSource",
@@ -188,10 +190,7 @@ class PatchSource:
             raise ValueError(f"PatchSource {self.name!r}: image has NaN or infinite values")
         object.__setattr__(self, "image", img)
         w = self.weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (
-                math.isfinite(w) and w > 0):
-            raise ValueError(f"PatchSource {self.name!r}: weight must be a finite number > 0, "
-                             f"got {w!r}")
+        check_number(f"PatchSource {self.name!r}: weight", w)
         g = tuple(self.gain)
         if len(g) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                   for v in g) or g[0] > g[1]:
@@ -244,8 +243,8 @@ class PatchSampler:
 
     def __init__(self, sources: Sequence[PatchSource], patch_size: int, *,
                  augment: bool = True) -> None:
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-            raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
+        check_int("patch_size", patch_size, 1)
+        patch_size = int(patch_size)
         sources = tuple(sources)
         if not sources:
             raise ValueError("PatchSampler needs at least one PatchSource")
@@ -266,8 +265,7 @@ class PatchSampler:
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """A batch ``(batch_size, 1, P, P)`` of float32 patches in [0, 1]."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         p = self.patch_size
         idx = torch.multinomial(self.probabilities, batch_size, replacement=True,
                                 generator=generator)
@@ -367,8 +365,7 @@ def load_satellite_train(folder: str | os.PathLike, *, n_bits: int = 12,
         raise ValueError("at least one panchromatic image is needed (pan_names is empty)")
     if not (isinstance(naip_share, (int, float)) and 0 <= naip_share < 1):
         raise ValueError(f"naip_share must be in [0, 1), got {naip_share!r}")
-    if isinstance(val_rows, bool) or not isinstance(val_rows, int) or val_rows < 0:
-        raise ValueError(f"val_rows must be an int >= 0, got {val_rows!r}")
+    check_int("val_rows", val_rows, 0)
     for n in pan_names + naip_names:
         if not (folder / f"{n}.tif").is_file():
             raise FileNotFoundError(f"no training image {folder / (n + '.tif')}")

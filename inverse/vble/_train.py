@@ -59,6 +59,7 @@ __all__ = [
     "train_cae",
     "train_std_decoder",
     "load_training_checkpoint",
+    "upgrade_training_checkpoint",
     "evaluate_cae",
     "fit_decoder",
     "library_version",
@@ -204,13 +205,104 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def _from_legacy(raw: dict[str, Any]) -> dict[str, Any]:
-    """The layout of before :func:`sciml_inverse.fit` (read for inspection, not resumed)."""
+    """The layout of before :func:`sciml_inverse.fit` (:func:`upgrade_training_checkpoint`
+    rewrites it in the common format, which :func:`train_cae` resumes)."""
     return {"kind": "vble-legacy", "config": {"phase": raw["phase"],
                                               "model_config": raw["model_config"],
                                               "train_config": raw["train_config"]},
-            "state": {"model": raw["model_state"]},
+            "state": {"model": raw["model_state"], "optimizer": raw["optimizer"],
+                      "generators": list(raw["generators"]),
+                      "rng_states": list(raw["rng_states"])},
             "extra": {"step": raw["step"], "history": raw["history"],
-                      "total_wall_time": raw.get("total_wall_time", 0.0)}}
+                      "total_wall_time": raw.get("total_wall_time", 0.0),
+                      "world_size": raw.get("world_size", len(raw["generators"]))}}
+
+
+def upgrade_training_checkpoint(path: str | os.PathLike,
+                                out: str | os.PathLike | None = None) -> Path:
+    """Rewrite a CAE training checkpoint of the older layout in the common format.
+
+    Training checkpoints written before :func:`sciml_inverse.fit` ran the loop (format tag
+    ``"sciml-inverse/vble-train-checkpoint"``) hold the same run state in another layout: the
+    CAE's weights, the optimizer, every rank's batch generator and global torch RNG, the step,
+    the configurations and the history. This writes them as a ``kind="fit"`` checkpoint, which
+    :func:`train_cae` / :func:`train_std_decoder` resume exactly (the next steps are those the
+    older loop would have taken: same weights, optimizer moments, learning rate, batches and
+    noise; the older layout stored no CUDA RNG state, so on a GPU the noise drawn there
+    differs). The numpy and Python global RNGs, which the older layout did not store and CAE
+    training does not use, are stored as they are at the time of the call.
+
+    :func:`train_cae` and :func:`train_std_decoder` call this themselves when asked to resume
+    a checkpoint of the older layout (keeping the original as ``<name>.legacy``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A training checkpoint of the older layout.
+    out : str or path-like, optional
+        Where to write the converted checkpoint (default: ``path`` itself, atomically).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not a CAE training checkpoint of the older layout (a file of the common format needs no
+        upgrade), a damaged file, or weights that do not fit the saved model configuration.
+    """
+    from sciml_inverse import save_checkpoint
+    from sciml_inverse._fit import KIND as FIT_KIND
+    from sciml_inverse._fit import _rng_state
+
+    from ._cae import CAEConfig, CompressiveAutoencoder
+
+    path = Path(path)
+    ckpt = load_checkpoint(path, kind="vble-legacy", what="training checkpoint",
+                           article="a CAE",
+                           hint=" of the older layout (files of the common format need no "
+                                "upgrade)",
+                           legacy={LEGACY_FORMAT: _from_legacy}, stacklevel=2)
+    cfg, st, ex = ckpt.config, ckpt.state, ckpt.extra
+    train_config = TrainOptions.from_dict(cfg["train_config"])
+    step, world = int(ex["step"]), int(ex["world_size"])
+    if len(st["generators"]) != world or len(st["rng_states"]) != world:
+        raise ValueError(f"{path} is a damaged training checkpoint: {world} process(es) but "
+                         f"{len(st['generators'])} generator and {len(st['rng_states'])} RNG "
+                         f"state(s)")
+    model = CompressiveAutoencoder(CAEConfig.from_dict(dict(cfg["model_config"])))
+    load_weights(model, _model_state(model, st["model"]), path)
+    # the older loop set lr = lr_at(s) before step s; fit's scheduler leaves lr_at(step) after it
+    optimizer = dict(st["optimizer"])
+    optimizer["param_groups"] = [{**g, "lr": train_config.lr_at(step),
+                                  "initial_lr": train_config.lr}
+                                 for g in optimizer["param_groups"]]
+    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=train_config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        dummy, lambda s: train_config.lr_at(s) / train_config.lr)
+    for _ in range(step):
+        dummy.step()
+        sched.step()
+    here = _rng_state([])
+    rng = [{**here, "torch": st["rng_states"][r], "cuda": [],
+            "generators": [st["generators"][r]]} for r in range(world)]
+    history = {k: list(v) for k, v in ex["history"].items()}
+    if cfg["phase"] == "std" and "loss" not in history:
+        history["loss"] = list(history.get("nll", []))  # fit logs the loss (= the NLL) too
+    return save_checkpoint(
+        path if out is None else out, kind=FIT_KIND,
+        config={"task": {"phase": cfg["phase"], "model_config": cfg["model_config"],
+                         "train_config": cfg["train_config"]}, "by_epoch": False},
+        state={"model": {_PREFIX + k: v for k, v in model.state_dict().items()},
+               "optimizer": optimizer, "scheduler": sched.state_dict(), "scaler": None,
+               "task": {}, "rng": rng},
+        extra={"step": step, "epoch": 0, "history": history,
+               "total_wall_time": float(ex["total_wall_time"]), "world_size": world,
+               "precision": "fp32", "upgraded_from": LEGACY_FORMAT[0]})
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -382,10 +474,19 @@ def _run(phase: str, model: nn.Module, data: DataFn, config: TrainOptions, *,
     resuming = ckpt_path is not None and resume and ckpt_path.exists()
     if resuming:
         old = _read_checkpoint(ckpt_path)  # type: ignore[arg-type]
-        if old["kind"] != "fit":
-            raise ValueError(f"{ckpt_path} is a training checkpoint of an older sciml-inverse; "
-                             f"it cannot be resumed (load_training_checkpoint reads it): pass "
-                             f"resume=False to start again")
+        if old["kind"] != "fit" and rank == 0:  # the older layout: upgrade it, keep the file
+            import shutil
+            import warnings
+
+            backup = ckpt_path.with_name(ckpt_path.name + ".legacy")  # type: ignore[union-attr]
+            if not backup.exists():
+                shutil.copy2(ckpt_path, backup)  # type: ignore[arg-type]
+            upgrade_training_checkpoint(ckpt_path)  # type: ignore[arg-type]
+            warnings.warn(f"{ckpt_path} was a training checkpoint of the older layout: "
+                          f"rewritten in the common format to resume it (the original is kept "
+                          f"as {backup})", UserWarning, stacklevel=3)
+        if old["kind"] != "fit" and dist.is_available() and dist.is_initialized():
+            dist.barrier()  # the other ranks read the upgraded file
 
     def check_resume(saved: Mapping[str, Any], step: int) -> None:
         if saved["phase"] != phase:

@@ -9,7 +9,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_real
+from sciml_inverse import check_int, check_real
 
 from .._base import LinearOperator, _empty_slice, _expand_per_sample, _inner, _sqnorm
 
@@ -66,13 +66,11 @@ def _validate(op: LinearOperator, b: Tensor, rtol: float, atol: float, max_iter:
     if not (rtol >= 0 and atol >= 0) or (rtol == 0 and atol == 0):
         raise ValueError(f"need rtol >= 0 and atol >= 0, not both zero; got rtol={rtol}, "
                          f"atol={atol}")
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every must be a positive int, got {check_every!r}")
+    check_int("check_every", check_every, 1)
     n = math.prod(op.in_shape)
     if max_iter is None:
         return 10 * n
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    check_int("max_iter", max_iter, 1)
     return max_iter
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_real
+from sciml_inverse import check_int, check_real
 
 from .._base import LinearOperator, _empty_slice, _expand_per_sample, _sqnorm
 
@@ -109,8 +109,7 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
         n_in *= s
     if max_iter is None:
         max_iter = min(2 * n_in, 10000)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    check_int("max_iter", max_iter, 1)
     ni, no = len(op.in_shape), len(op.out_shape)
     if b.numel() == 0:  # an empty batch: solve one zero sample, return none
         batch = tuple(b.shape[: b.ndim - no])

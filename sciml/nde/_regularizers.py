@@ -23,6 +23,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int
+
 from ._stats import Recorder, SolverStats, _as_stats
 
 __all__ = ["AbstractSchedule", "ConstantWeight", "ExponentialDecay", "AbstractSolverRegularizer",
@@ -76,8 +78,7 @@ class ExponentialDecay(AbstractSchedule):
                 and math.isfinite(self.end)):
             raise ValueError(f"start and end must be positive finite floats, got {self.start}, "
                              f"{self.end} (use ConstantWeight(0.0) to switch off)")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
+        check_int("epochs", self.epochs, 1)
 
     def __call__(self, epoch: int) -> float:
         e = min(max(int(epoch), 0), self.epochs)

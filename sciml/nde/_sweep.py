@@ -141,9 +141,6 @@ def pareto_plot(res: dict, path: str, *, metric_name: str, regularizers: Sequenc
                 log_metric: bool = False) -> None:
     """Save the λ sweep as NFE-vs-metric curves (one per regularizer) with the baselines, PNG,
     written atomically. Needs matplotlib (imported lazily)."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,9 +168,8 @@ def pareto_plot(res: dict, path: str, *, metric_name: str, regularizers: Sequenc
     ax.legend(fontsize=8)
     ax.set_title("λ sweep (point labels: λ), mean over seeds")
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

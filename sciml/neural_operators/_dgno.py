@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_number
 
 from ._base import AbstractNeuralOperator, _check_points
 from ._multionet import OperatorJet, _InnerProductOperator
@@ -361,12 +361,10 @@ class DGNOLossOptions:
         if not isinstance(self.interpolation, Interpolation):
             raise TypeError("interpolation must be an Interpolation member")
         for name in ("data_weight", "pde_weight", "flux_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.residual_weight is not None and self.residual_weight < 0:
-            raise ValueError(f"residual_weight must be >= 0, got {self.residual_weight}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}")
+            check_number(name, getattr(self, name), positive=False)
+        check_number("residual_weight", self.residual_weight, positive=False, allow_none=True)
+        if self.top_k is not None:
+            check_int("top_k", self.top_k, 1)
 
 
 def _naive_u_grad(model: DGNO, beta: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:

@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_real
+
 __all__ = ["Box", "Fields", "PDE", "darcy_pde", "burgers_pde", "cosine_mollifier"]
 
 #: ``x (P, d)`` → ``m (P,)``, ``∇m (P, d)``, ``Δm (P,)``.
@@ -320,9 +322,7 @@ def burgers_pde(nu: float = 0.1 / math.pi, x_nodes: Tensor | None = None) -> PDE
     x_nodes : Tensor ``(m,)``, optional
         Nodes of the initial condition (e.g. the data's ``x_mesh``).
     """
-    nu = float(nu)
-    if not nu > 0:
-        raise ValueError(f"nu must be > 0, got {nu}")
+    nu = check_real("nu", nu, positive=True)  # type: ignore[assignment]
 
     def flux(f: Fields) -> Tensor:
         return nu * f.grad[..., :1]

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sciml_inverse import check_real
+
 __all__ = [
     "BurgersData", "burgers_initial_conditions", "solve_burgers", "burgers_exact_sine",
     "generate_burgers", "save_burgers", "load_burgers",
@@ -172,8 +174,7 @@ def solve_burgers(initial: Any, x: np.ndarray, t: np.ndarray, *, nu: float = NU,
         raise TypeError("initial must be a function u0(x) of numpy arrays")
     if int(n_cheb) < 4:
         raise ValueError(f"n_cheb must be >= 4, got {n_cheb}")
-    if not float(nu) > 0:
-        raise ValueError(f"nu must be > 0, got {nu}")
+    check_real("nu", nu, positive=True)
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
     if x.ndim != 1 or np.any(np.abs(x) > 1 + 1e-12):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sciml_inverse import atomic_path
 
 from ._io import _decode_attr, _encode_attr
 
@@ -17,7 +18,7 @@ _RESERVED = ("format", "format_version")
 
 def write_h5(path: str | os.PathLike[str], fmt: str, datasets: Mapping[str, np.ndarray],
              attrs: Mapping[str, Any], version: int = 1) -> Path:
-    """Write ``datasets`` and root ``attrs`` to HDF5 atomically (temporary file, then rename).
+    """Write ``datasets`` and root ``attrs`` to HDF5 atomically (:func:`sciml_inverse.atomic_path`).
 
     Raises
     ------
@@ -39,26 +40,15 @@ def write_h5(path: str | os.PathLike[str], fmt: str, datasets: Mapping[str, np.n
     if reserved:
         raise ValueError(f"attrs use reserved names {reserved}; rename them")
     encoded = {k: _encode_attr(k, v) for k, v in attrs.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = fmt
-            h5.attrs["format_version"] = version
-            for key, value in encoded.items():
-                h5.attrs[key] = value
-            for key, value in datasets.items():
-                arr = np.asarray(value)
-                kw = {"compression": "gzip", "shuffle": True} if arr.size > 1024 else {}
-                h5.create_dataset(key, data=arr, **kw)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, mkdir=False) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = fmt
+        h5.attrs["format_version"] = version
+        for key, value in encoded.items():
+            h5.attrs[key] = value
+        for key, value in datasets.items():
+            arr = np.asarray(value)
+            kw = {"compression": "gzip", "shuffle": True} if arr.size > 1024 else {}
+            h5.create_dataset(key, data=arr, **kw)
     return path
 
 
@@ -96,15 +86,8 @@ def read_h5(path: str | os.PathLike[str], fmt: str,
 
 
 def _write_ck(path: Path, out: np.ndarray, done: int, key: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, out=out[:done], done=np.int64(done), key=np.array(key))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, mkdir=False) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, out=out[:done], done=np.int64(done), key=np.array(key))
 
 
 def run_resumable(solve: Callable[[int], np.ndarray], n: int, shape: tuple[int, ...], *,

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from sciml_inverse import check_real
+
 __all__ = [
     "StokesData", "cylinder_mesh", "solve_stokes", "stokes_inflow", "generate_stokes",
     "save_stokes", "load_stokes",
@@ -183,8 +185,7 @@ def solve_stokes(mesh: Any, inflow: Callable[[np.ndarray], np.ndarray], *, mu: f
     """
     import skfem
 
-    if not float(mu) > 0:
-        raise ValueError(f"mu must be > 0, got {mu}")
+    check_real("mu", mu, positive=True)
     if dirichlet not in ("channel", "all"):
         raise ValueError(f"dirichlet must be 'channel' or 'all', got {dirichlet!r}")
     bu, bp = _taylor_hood(mesh)
