@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pathlib import Path
 
 import torch
 
-from sciml_inverse import write_json
+from sciml_inverse import atomic_path, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "satellite"
@@ -111,22 +110,38 @@ def load_pan(rel: str, data_dir: Path) -> torch.Tensor:
     return torch.from_numpy(arr) / (2 ** N_BITS - 1)
 
 
-def crop_positions(shape: tuple[int, int], size: int, n: int) -> list[tuple[int, int]]:
-    """Fixed crop corners: the center first, then the four quadrant centers."""
-    h, w = shape
+#: Most no-data (DN exactly 0) a crop may hold: the pan images have no-data borders (the eval
+#: image's first 231 rows are 0), which no method should be scored or tuned on.
+MAX_NODATA = 0.001
+
+
+def nodata_fraction(img: torch.Tensor, pos: tuple[int, int], size: int) -> float:
+    i, j = pos
+    return float((img[i:i + size, j:j + size] == 0).float().mean())
+
+
+def crop_positions(img: torch.Tensor, size: int, n: int) -> list[tuple[int, int]]:
+    """Fixed crop corners: the center first, then the four quadrant centers, skipping crops
+    with more than :data:`MAX_NODATA` no-data pixels (DN 0)."""
+    h, w = img.shape
     if size > min(h, w):
-        raise ValueError(f"crop size {size} exceeds the image {shape}")
+        raise ValueError(f"crop size {size} exceeds the image {(h, w)}")
     cands = [((h - size) // 2, (w - size) // 2)]
     for fy in (0.25, 0.75):
         for fx in (0.25, 0.75):
             cands.append((min(max(int(fy * h - size / 2), 0), h - size),
                           min(max(int(fx * w - size / 2), 0), w - size)))
-    return cands[:n]
+    valid = [c for c in dict.fromkeys(cands) if nodata_fraction(img, c, size) <= MAX_NODATA]
+    if len(valid) < n:
+        raise ValueError(f"only {len(valid)} of the candidate {size}x{size} crops of a "
+                         f"{h}x{w} image are free of no-data pixels; ask for fewer crops "
+                         f"(--crops) or smaller ones (--crop-size)")
+    return valid[:n]
 
 
 def crops(img: torch.Tensor, size: int, n: int) -> list[tuple[tuple[int, int], torch.Tensor]]:
     return [((i, j), img[i:i + size, j:j + size][None, None].contiguous())
-            for i, j in crop_positions(tuple(img.shape), size, n)]
+            for i, j in crop_positions(img, size, n)]
 
 
 def degrade(x: torch.Tensor, setting: Setting, seed: int):
@@ -399,9 +414,8 @@ def save_panel_arrays(folder: Path, setting: str, method: str, x, y, out) -> Non
     arrays[f"{method}_x"] = out["x"][0, 0].detach().numpy()
     if out.get("std") is not None:
         arrays[f"{method}_std"] = out["std"][0, 0].detach().numpy()
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def make_figures(state: dict, folder: Path, settings) -> list[Path]:
@@ -554,7 +568,8 @@ def parse_args(argv):
     p.add_argument("--model-high", type=Path, default=None, help="same for 'high'")
     p.add_argument("--data-dir", type=Path, default=DATA)
     p.add_argument("--crop-size", type=int, default=256)
-    p.add_argument("--crops", type=int, default=2, help="eval crops (center, then quadrants)")
+    p.add_argument("--crops", type=int, default=2,
+                   help="eval crops (center, then quadrants; crops with no-data skipped)")
     p.add_argument("--train-crop-size", type=int, default=128)
     p.add_argument("--settings", nargs="*", default=None,
                    help="subset of setting names (e.g. mtf0.10_d1_low); default: all 8")
@@ -671,8 +686,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     models = load_models(args)
     eval_img = load_pan(EVAL_IMAGE, args.data_dir)
-    corners = crop_positions(tuple(eval_img.shape), args.crop_size, args.crops)
+    corners = crop_positions(eval_img, args.crop_size, args.crops)
     config = {"eval_crops": [list(c) for c in corners], "crop_size": args.crop_size,
+              "max_nodata_fraction": MAX_NODATA,
               "crops": args.crops, "n_iter": args.n_iter,
               "samples": args.samples, "seed": args.seed, "quick": args.quick,
               "models": describe_models(models, args), "noise_levels": NOISE_LEVELS,

@@ -24,9 +24,6 @@ ALLOWED = {
     # the COG conversion copies the finished temporary file and moves the copy back onto that
     # temporary file (still under the atomic_path of the sink): not a writer of its own
     ("inverse/satellite/_writers.py", "os.replace("): "COG copy onto the sink's temporary file",
-    # owned by the evaluation run of another session at the time of the audit (issue 13): its
-    # panel cache still writes through its own temporary file; switch it to atomic_path
-    ("examples/vble_satellite_eval.py", "os.replace("): "pending: panel cache of the eval",
 }
 PATTERNS = ("torch.load(", "os.replace(", "tempfile.mkstemp(", "NamedTemporaryFile(",
             "json.dump(",
