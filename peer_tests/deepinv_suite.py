@@ -60,7 +60,8 @@ KNOWN_DIFFERENCES: list[tuple[str, str, str]] = [
 def _cache_root(arg: str | None) -> Path:
     if arg:
         return Path(arg).expanduser().resolve()
-    env = os.environ.get("SCIML_PEER_TESTS_CACHE")
+    # run.py's variable; the older SCIML_PEER_TESTS_CACHE is still read
+    env = os.environ.get("SCIML_PEER_CACHE") or os.environ.get("SCIML_PEER_TESTS_CACHE")
     if env:
         return Path(env).expanduser().resolve()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -208,7 +209,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH", help="write the results to this JSON file")
     p.add_argument("--mode", choices=("both", "original", "ours"), default="both")
     p.add_argument("--cache", metavar="DIR", help="where to copy deepinv's test files "
-                   "(default $SCIML_PEER_TESTS_CACHE or ~/.cache/sciml-inverse/peer-tests)")
+                   "(default $SCIML_PEER_CACHE or ~/.cache/sciml-inverse/peer-tests)")
     p.add_argument("-n", "--workers", type=int, default=2,
                    help="pytest-xdist workers (0: in-process, no xdist); default 2")
     args = p.parse_args(argv)
