@@ -119,6 +119,19 @@ def test_step_size_with_an_adaptive_method_is_never_silent():
     assert bool((rec.stats.step_sizes[:-1] == 0.25).all()) and rec.stats.n_rejected == 0
 
 
+def test_time_dtype_option_other_than_float64_warns_that_it_is_ignored():
+    f = lambda t, y: -y  # noqa: E731
+    y0 = Y0.float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = odeint(f, y0, T.float())
+        same = odeint(f, y0, T.float(), options={"dtype": torch.float64})  # times in float64
+    with pytest.warns(UserWarning, match=r"options\['dtype'\]=torch.float32 is ignored"):
+        ours = odeint(f, y0, T.float(), options={"dtype": torch.float32})
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    torch.testing.assert_close(same, ref, rtol=0, atol=0)
+
+
 def test_first_step_norm_step_t_jump_t_equal_torchdiffeq():
     def norm(y):
         return y.abs().max()

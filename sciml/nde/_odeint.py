@@ -314,6 +314,12 @@ def _check_options(options: dict | None, tab: ButcherTableau) -> dict:
         # torchdiffeq warns about (and ignores) options its solver does not take.
         warnings.warn(f"{tab.name}: unexpected options {unknown} (ignored); known options: "
                       f"{sorted(known)}", stacklevel=3)
+    dtype = opts.get("dtype")
+    if dtype is not None and dtype != torch.float64:
+        # torchdiffeq computes times in promote(dtype, y0's real dtype); ours always in float64
+        warnings.warn(f"{tab.name}: options['dtype']={dtype} is ignored: sciml.nde computes "
+                      "times in float64 (torchdiffeq would use this dtype for them); drop the "
+                      "option to silence this", stacklevel=3)
     return opts
 
 
@@ -635,8 +641,9 @@ def odeint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7, atol: fl
         over the tensors of a tuple), ``step_t`` (times to step to exactly; alias
         ``grid_points``), ``jump_t`` (discontinuities: stepped to, and ``func`` re-evaluated
         just after), ``safety``, ``ifactor``, ``dfactor``, ``dtype`` (accepted; times are
-        always float64 here). Fixed grid: ``step_size`` (grid ``t0 + i*h``, last point moved to
-        ``t[-1]``, outputs interpolated), ``interp`` (``"linear"`` or ``"cubic"``).
+        always float64 here, and another dtype warns that it is ignored). Fixed grid:
+        ``step_size`` (grid ``t0 + i*h``, last point moved to ``t[-1]``, outputs interpolated),
+        ``interp`` (``"linear"`` or ``"cubic"``).
         Extensions (opt-in): ``step_size`` with an adaptive tableau runs it on the fixed grid
         (errors still recorded; with the method given by name, as in a torchdiffeq call, a
         ``UserWarning`` says so, since torchdiffeq ignores ``step_size`` there);
