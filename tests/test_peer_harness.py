@@ -6,7 +6,6 @@ The harness itself downloads torchsde's sdist; these tests use no network.
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -50,27 +49,59 @@ def test_quick_selection_keeps_one_adaptive_case(monkeypatch):
                                                      "logqp": False})
 
 
-def test_ci_selection_drops_the_two_slowest_groups_only(monkeypatch):
+def test_selection_is_the_methods_we_integrate_and_the_unknown_name(monkeypatch, tmp_path):
+    """torchsde's parametrizations with srk/log_ode/reversible_heun test torchsde's own code (we
+    hand those methods to it); everything else is selected, "blah" (the unknown-name error)
+    included. The plugin deselects through pytest's hook, so pytest reports every dropped test."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        suite = _load("peer_suite_torchsde", ROOT / "suite_torchsde.py")
+    finally:
+        sys.path.remove(str(ROOT))
+    assert {"euler", "milstein", "milstein_grad_free", "euler_heun", "heun", "midpoint",
+            "blah"} == set(suite.METHODS)
     monkeypatch.setenv("PEER_TESTS_MODE", "original")
-    conf = _load("peer_torchsde_conftest_ci", ROOT / "torchsde_support" / "conftest.py")
-    general = type("NeuralGeneral", (), {})
-    diagonal = type("NeuralDiagonal", (), {})
-    keep = conf._ci_keep
-    assert not keep("test_against_numerical", {"sde_cls": general})
-    assert keep("test_against_numerical", {"sde_cls": diagonal})
-    assert not keep("test_against_sdeint", {"sde_cls": diagonal, "len_ts": 9})
-    assert keep("test_against_sdeint", {"sde_cls": general, "len_ts": 2})
-    assert keep("test_sdeint_run_shape_method", {"adaptive": False})
+    monkeypatch.setenv("PEER_TESTS_METHODS", ",".join(suite.METHODS))
+    monkeypatch.setenv("PEER_TESTS_EXCLUDE", "test_reversibility")
+    conf = _load("peer_torchsde_conftest_sel", ROOT / "torchsde_support" / "conftest.py")
+
+    class Item:
+        def __init__(self, name, **params):
+            self.originalname, self.name = name, name
+            self.callspec = type("C", (), {"params": params})()
+
+    items = [Item("test_sdeint_run_shape_method", method=m, adaptive=True, use_bm=True,
+                  logqp=True) for m in ("euler", "srk", "log_ode", "blah", "midpoint")]
+    items += [Item("test_basic", method="reversible_heun"), Item("test_reversibility"),
+              Item("test_rename_methods")]
+    deselected = []
+    config = type("Cfg", (), {"hook": type("H", (), {
+        "pytest_deselected": staticmethod(lambda items: deselected.extend(items))})()})()
+    conf.pytest_collection_modifyitems(config, items)
+    kept = [(i.originalname, i.callspec.params.get("method")) for i in items]
+    assert kept == [("test_sdeint_run_shape_method", "euler"),
+                    ("test_sdeint_run_shape_method", "blah"),
+                    ("test_sdeint_run_shape_method", "midpoint"), ("test_rename_methods", None)]
+    assert len(deselected) == 4
 
 
 def test_documented_differences_are_regular_expressions():
     run = _load("peer_run_doc", ROOT / "run.py")
-    known = [re.compile(r"test_operators_norm\[.*-(inpainting|denoising)\]$")]
+    known = run._compile([r"test_operators_norm\[.*-(inpainting|denoising)\]$"])
     assert run._documented("test_physics.py::test_operators_norm[device0-True-inpainting]", known)
     assert not run._documented("test_physics.py::test_operators_norm[device0-True-deblur_valid]",
                                known)
     assert not run._documented("test_physics.py::test_pseudo_inverse[device0-True-inpainting]",
                                known)
+
+
+def test_documented_differences_can_require_the_failure_message():
+    run = _load("peer_run_msg", ROOT / "run.py")
+    known = run._compile([(r"test_operators_norm\[.*-inpainting\]$", r"^assert 0 == 1$")])
+    tid = "test_physics.py::test_operators_norm[device0-True-inpainting]"
+    assert run._documented(tid, known, {tid: "assert 0 == 1"})
+    assert not run._documented(tid, known, {tid: "assert tensor(0.5) < 0.01"})
+    assert not run._documented(tid, known)  # no message: not the documented failure
 
 
 def test_ours_only_run_fails_on_an_undocumented_failure(tmp_path, monkeypatch, capsys):

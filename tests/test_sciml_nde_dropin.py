@@ -17,6 +17,7 @@ import torchsde
 from torch import nn
 
 from sciml.nde import (
+    DOPRI5,
     ErrorRegularizer,
     MaxStepsExceeded,
     Recorder,
@@ -98,6 +99,37 @@ def test_fixed_grid_methods_equal_torchdiffeq(method, opts):
                          lambda f: torchdiffeq.odeint(f, Y0, T, method=method, options=opts))
     torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
     assert n1 == n2
+
+
+def test_step_size_with_an_adaptive_method_is_never_silent():
+    """torchdiffeq ignores step_size for dopri5 (with a warning); ours runs dopri5 on that fixed
+    grid: by name (a torchdiffeq call) it warns, with the tableau object (opt-in) it does not."""
+    f = lambda t, y: -y  # noqa: E731
+    with pytest.warns(UserWarning, match="Unexpected arguments"):
+        torchdiffeq.odeint(f, Y0, T, method="dopri5", options={"step_size": 0.25})
+    with pytest.warns(UserWarning, match=r"step_size'\] runs this adaptive method on a fixed"):
+        by_name = odeint(f, Y0, T, method="dopri5", options={"step_size": 0.25})
+    rec = Recorder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_tableau = odeint(f, Y0, T, method=DOPRI5, options={"step_size": 0.25}, recorder=rec)
+        odeint(f, Y0, T, method="dopri5")  # no step_size: no warning
+    torch.testing.assert_close(by_name, by_tableau, rtol=0, atol=0)
+    # the fixed grid was used: steps of 0.25 (the last one up to T[-1])
+    assert bool((rec.stats.step_sizes[:-1] == 0.25).all()) and rec.stats.n_rejected == 0
+
+
+def test_time_dtype_option_other_than_float64_warns_that_it_is_ignored():
+    f = lambda t, y: -y  # noqa: E731
+    y0 = Y0.float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = odeint(f, y0, T.float())
+        same = odeint(f, y0, T.float(), options={"dtype": torch.float64})  # times in float64
+    with pytest.warns(UserWarning, match=r"options\['dtype'\]=torch.float32 is ignored"):
+        ours = odeint(f, y0, T.float(), options={"dtype": torch.float32})
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    torch.testing.assert_close(same, ref, rtol=0, atol=0)
 
 
 def test_first_step_norm_step_t_jump_t_equal_torchdiffeq():

@@ -225,7 +225,7 @@ def test_gradcheck_fixed_step():
     t = torch.tensor([0.0, 0.4, 1.0], dtype=F64)
 
     def fn(y0, w):
-        return solve_with_stats(_Param(w), y0, t, method="tsit5", step_size=0.1)[0]
+        return solve_with_stats(_Param(w), y0, t, method=TSIT5, step_size=0.1)[0]
 
     assert torch.autograd.gradcheck(fn, (y0, w))
 

@@ -11,6 +11,7 @@ from problems_nde import solve_with_stats
 from torch import nn
 
 from sciml.nde import (
+    DOPRI5,
     ConstantWeight,
     ErrorRegularizer,
     ExponentialDecay,
@@ -118,7 +119,7 @@ def test_gradcheck_regularizers_frozen_steps(reg):
     t = torch.tensor([0.0, 0.6], dtype=F64)
 
     def fn(y0, w):
-        _, st = solve_with_stats(_Lin(w), y0, t, method="dopri5", step_size=0.2, rtol=1e-3,
+        _, st = solve_with_stats(_Lin(w), y0, t, method=DOPRI5, step_size=0.2, rtol=1e-3,
                                  atol=1e-4)
         return reg(st)
 

@@ -4,8 +4,8 @@
 ``sciml.nde.sdeint`` / ``sciml.nde.sdeint_adjoint`` (which hand the methods they do not implement
 back to torchsde's own functions); ``original`` leaves torchsde alone. ``PEER_TESTS_METHODS``
 (comma-separated) keeps only the parametrized tests whose ``method`` is listed;
-``PEER_TESTS_QUICK=1`` drops most adaptive cases (see ``_quick_keep``); ``PEER_TESTS_CI=1``
-(the CI selection, implies quick) also drops the two slowest groups (see ``_ci_keep``).
+``PEER_TESTS_EXCLUDE`` drops test functions by name; ``PEER_TESTS_QUICK=1`` drops most adaptive
+cases (see ``_quick_keep``). Every deselected test is reported as such by pytest.
 """
 
 import os
@@ -15,15 +15,11 @@ import torchsde
 MODE = os.environ.get("PEER_TESTS_MODE", "ours")
 METHODS = set(filter(None, os.environ.get("PEER_TESTS_METHODS", "").split(",")))
 EXCLUDE = set(filter(None, os.environ.get("PEER_TESTS_EXCLUDE", "").split(",")))
-# Quick selection: adaptive solves run at torchsde's default tolerances (rtol 1e-5, atol 1e-4,
-# dt_min 1e-5), i.e. up to tens of thousands of steps each; keep one adaptive case per
-# (problem, SDE type, method) of test_sdeint_run_shape_method (no bm given, no logqp).
+# Quick selection (for runs of the original, whose adaptive solves at torchsde's default
+# tolerances, rtol 1e-5, atol 1e-4, dt_min 1e-5, are slow; ours runs them all in CI): keep one
+# adaptive case per (problem, SDE type, method) of test_sdeint_run_shape_method (no bm given, no
+# logqp).
 QUICK = os.environ.get("PEER_TESTS_QUICK", "0") == "1"
-# CI selection (``run.py --ci``): the quick selection without the gradient check on the general-
-# noise neural SDE (a quarter of the quick selection's time) and the 9-output-time variant of
-# test_against_sdeint (its 2-output-time twin stays): every method, noise type and test function
-# is still covered.
-CI = os.environ.get("PEER_TESTS_CI", "0") == "1"
 
 
 def _quick_keep(name, params):
@@ -31,13 +27,6 @@ def _quick_keep(name, params):
         return True
     return (name == "test_sdeint_run_shape_method" and not params.get("use_bm", True)
             and not params.get("logqp", True))
-
-
-def _ci_keep(name, params):
-    cls = getattr(params.get("sde_cls"), "__name__", "")
-    if name == "test_against_numerical" and cls == "NeuralGeneral":
-        return False
-    return not (name == "test_against_sdeint" and params.get("len_ts") == 9)
 
 
 if MODE == "ours":
@@ -54,8 +43,7 @@ def pytest_collection_modifyitems(config, items):
         params = getattr(getattr(item, "callspec", None), "params", {})
         method = params.get("method")
         if name in EXCLUDE or (METHODS and method is not None and method not in METHODS) or (
-                (QUICK or CI) and not _quick_keep(name, params)) or (
-                CI and not _ci_keep(name, params)):
+                QUICK and not _quick_keep(name, params)):
             drop.append(item)
         else:
             keep.append(item)

@@ -293,6 +293,14 @@ def _resolve_method(method: str | ButcherTableau | None) -> ButcherTableau | str
     return get_tableau(method)
 
 
+def _valid_step(h: object) -> bool:
+    """Whether ``h`` is a valid ``options["step_size"]`` (checked with its message in _solve)."""
+    try:
+        return isinstance(h, int | float | Tensor) and math.isfinite(float(h)) and float(h) > 0
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def _check_options(options: dict | None, tab: ButcherTableau) -> dict:
     if options is None:
         return {}
@@ -306,6 +314,12 @@ def _check_options(options: dict | None, tab: ButcherTableau) -> dict:
         # torchdiffeq warns about (and ignores) options its solver does not take.
         warnings.warn(f"{tab.name}: unexpected options {unknown} (ignored); known options: "
                       f"{sorted(known)}", stacklevel=3)
+    dtype = opts.get("dtype")
+    if dtype is not None and dtype != torch.float64:
+        # torchdiffeq computes times in promote(dtype, y0's real dtype); ours always in float64
+        warnings.warn(f"{tab.name}: options['dtype']={dtype} is ignored: sciml.nde computes "
+                      "times in float64 (torchdiffeq would use this dtype for them); drop the "
+                      "option to silence this", stacklevel=3)
     return opts
 
 
@@ -627,11 +641,14 @@ def odeint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7, atol: fl
         over the tensors of a tuple), ``step_t`` (times to step to exactly; alias
         ``grid_points``), ``jump_t`` (discontinuities: stepped to, and ``func`` re-evaluated
         just after), ``safety``, ``ifactor``, ``dfactor``, ``dtype`` (accepted; times are
-        always float64 here). Fixed grid: ``step_size`` (grid ``t0 + i*h``, last point moved to
-        ``t[-1]``, outputs interpolated), ``interp`` (``"linear"`` or ``"cubic"``).
+        always float64 here, and another dtype warns that it is ignored). Fixed grid:
+        ``step_size`` (grid ``t0 + i*h``, last point moved to ``t[-1]``, outputs interpolated),
+        ``interp`` (``"linear"`` or ``"cubic"``).
         Extensions (opt-in): ``step_size`` with an adaptive tableau runs it on the fixed grid
-        (errors still recorded); ``throw=False`` returns NaN for output times not reached
-        instead of raising, with the reason in ``recorder.stats.status``.
+        (errors still recorded; with the method given by name, as in a torchdiffeq call, a
+        ``UserWarning`` says so, since torchdiffeq ignores ``step_size`` there);
+        ``throw=False`` returns NaN for output times not reached instead of raising, with the
+        reason in ``recorder.stats.status``.
     event_fn : callable, optional
         ``event_fn(t, y)`` returning a scalar tensor; the solve stops where it changes sign
         (bisection on the dense output to ``atol`` in time); ``t`` must then have two
@@ -690,6 +707,16 @@ def odeint(func: Callable, y0: State, t: Tensor, *, rtol: float = 1e-7, atol: fl
         return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=tab,
                                   options=options, event_fn=event_fn)
     opts = _check_options(options, tab)
+    if tab.adaptive and _valid_step(opts.get("step_size")) and not isinstance(method,
+                                                                               ButcherTableau):
+        # torchdiffeq ignores step_size for adaptive methods (with a warning); ours uses it: a
+        # difference a torchdiffeq call must not meet silently
+        warnings.warn(
+            f"{tab.name}: options['step_size'] runs this adaptive method on a fixed grid of that "
+            "step (an extension of sciml.nde; torchdiffeq ignores step_size for adaptive "
+            "methods). Drop step_size for adaptive stepping, or pass the tableau object "
+            f"(method=sciml.nde.{tab.name.upper()}) to use the fixed grid without this warning",
+            UserWarning, stacklevel=2)
     ts, reverse = _check_time_tensor(t, event_fn is not None)
     rtol, atol = _check_tols(rtol, atol)
     if not tab.adaptive and opts.get("step_size") is None and len(ts) < 2 and event_fn is None:
