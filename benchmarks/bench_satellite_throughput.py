@@ -153,12 +153,12 @@ def main(argv=None) -> int:
                "seconds": sec, "seconds_per_mpx": sec / mpx, "mpx_per_s": mpx / sec,
                "psnr": float(10 * np.log10(dn * dn / np.mean(err ** 2))),
                "coverage_2std": float(np.mean(np.abs(err) < 2 * std[b:-b, b:-b])),
-               "n_tiles": res.tiled.n_tiles, "iterations_per_tile": restorer.iterations,
+               "n_tiles": res.tiled.n_tiles, "iterations_per_tile": restorer.n_iter,
                "load_before": load0, "load_after": _load()}
         rows[mode] = row
         print(f"{mode}: {sec:.1f} s for {mpx:.3f} Mpx -> {row['seconds_per_mpx']:.1f} s/Mpx, "
               f"{row['mpx_per_s']:.5f} Mpx/s; PSNR {row['psnr']:.2f} dB, +-2 std coverage "
-              f"{row['coverage_2std']:.4f}, iterations {restorer.iterations} (load {load0} "
+              f"{row['coverage_2std']:.4f}, iterations {restorer.n_iter} (load {load0} "
               f"-> {row['load_after']})", flush=True)
     out = {"device": args.device, "image": os.path.basename(path), "crop": s, "bits": bits,
            "mirrored_scene": args.scene is not None and args.scene > args.size,

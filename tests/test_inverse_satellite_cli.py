@@ -128,6 +128,9 @@ def test_tile_restorer_uses_the_mask_for_no_data(tiny_cae):
     garbage[:, :8] = 1e3  # values under the mask are ignored
     np.testing.assert_allclose(fn(garbage, mask)["restored"], out["restored"], atol=1e-5)
     assert not np.allclose(fn(garbage, None)["restored"], out["restored"], atol=1e-3)
+    assert fn.n_iter == [2, 2, 2]  # one count per restored image (no stopping rule)
+    with pytest.warns(DeprecationWarning, match=r"VBLETileRestorer.iterations is deprecated"):
+        assert fn.iterations == fn.n_iter
     with pytest.raises(TypeError, match="PleiadesDegradation"):
         VBLETileRestorer("deg", model)
     with pytest.raises(TypeError, match="CompressiveAutoencoder"):

@@ -458,11 +458,11 @@ def test_a_batch_gives_the_results_of_its_images_restored_one_by_one(conditional
     batched = vble_restore(y, op, deg.noise_model(), cae, opts)
     for b in range(3):
         one = vble_restore(y[b:b + 1], op, deg.noise_model(), cae, opts)
-        assert one.iterations == [batched.iterations[b]]
+        assert one.n_iter == [batched.n_iter[b]]
         torch.testing.assert_close(one.x_mmse[0], batched.x_mmse[b], rtol=0, atol=1e-9)
         torch.testing.assert_close(one.x_std[0], batched.x_std[b], rtol=0, atol=1e-9)
         torch.testing.assert_close(one.samples[:, 0], batched.samples[:, b], rtol=0, atol=1e-9)
-    assert min(batched.iterations) < opts.steps  # the rule stopped some image early
+    assert min(batched.n_iter) < opts.steps  # the rule stopped some image early
 
 
 def test_stopping_rule_on_a_linear_loss_stops_at_the_closed_form_iteration():
@@ -489,12 +489,14 @@ def test_stopping_early_equals_running_that_many_iterations(cae):
     noise = GaussianNoise(0.02)
     opts = VBLEOptions(method="vble_z", steps=200, n_samples=4, stop_rtol=0.2, stop_window=5)
     res = vble_restore(y, op, noise, cae, opts)
-    k = res.iterations[0]
+    k = res.n_iter[0]
     assert 10 <= k < 200 and k % 5 == 0 and len(res.history["loss"]) == k
     ref = vble_restore(y, op, noise, cae, VBLEOptions(method="vble_z", steps=k, n_samples=4))
-    assert ref.iterations == [k]
+    assert ref.n_iter == [k]
     torch.testing.assert_close(res.x_mmse, ref.x_mmse, rtol=0, atol=0)
     torch.testing.assert_close(res.x_std, ref.x_std, rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match=r"VBLEResult.iterations is deprecated"):
+        assert res.iterations == res.n_iter  # the former name still reads the count
 
 
 @pytest.mark.parametrize(("kw", "match"), [(dict(stop_rtol=-0.1), "stop_rtol"),

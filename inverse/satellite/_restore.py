@@ -4,6 +4,7 @@ raster (:func:`restore_raster`, the code path of ``sciml-inverse restore`` and o
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,9 +97,16 @@ class VBLETileRestorer:
         self.cae = cae.to(self.device).eval()
         self.progress = bool(progress)
         #: Optimization iterations of every image restored so far (the stopping rule's effect).
-        self.iterations: list[int] = []
+        self.n_iter: list[int] = []
 
     has_std = True
+
+    @property
+    def iterations(self) -> list[int]:
+        """Deprecated alias of :attr:`n_iter`."""
+        warnings.warn("VBLETileRestorer.iterations is deprecated, use .n_iter",
+                      DeprecationWarning, stacklevel=2)
+        return self.n_iter
 
     def __call__(self, obs: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Restore one tile; returns ``restored``, ``std`` (and ``samples`` when
@@ -165,7 +173,7 @@ class VBLETileRestorer:
         y = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         res = vble_restore(y, op, self.degradation.noise_model(), self.cae, self.options,
                            progress=self.progress)
-        self.iterations.extend(res.iterations)
+        self.n_iter.extend(res.n_iter)
         out = {"restored": res.x_mmse.detach().cpu().numpy().astype(np.float32),
                "std": res.x_std.detach().cpu().numpy().astype(np.float32)}
         if res.samples is not None and res.samples.shape[0] > 0:
@@ -188,7 +196,7 @@ class VBLETileRestorer:
         op = op.to(self.device)
         res = vble_restore(y.to(self.device), op, self.degradation.noise_model(), self.cae,
                            self.options, progress=self.progress)
-        self.iterations.extend(res.iterations)
+        self.n_iter.extend(res.n_iter)
         out = {"restored": res.x_mmse[0].detach().cpu().numpy().astype(np.float32),
                "std": res.x_std[0].detach().cpu().numpy().astype(np.float32)}
         if res.samples is not None and res.samples.shape[0] > 0:

@@ -222,6 +222,7 @@ class VBLEOptions:
                                  f"{v}")
 
 
+@renamed_arguments(iterations="n_iter")
 @dataclass
 class VBLEResult:
     r"""Output of :func:`vble_restore`; images are ``(B, C, H, W)`` in normalized units.
@@ -248,9 +249,10 @@ class VBLEResult:
     params : dict of Tensor
         Final variational parameters (detached): ``"y_bar"``, ``"z_bar"`` and, for VBLE,
         ``"a_y"``, ``"a_z"``; for VBLE-xz ``"b"`` (``(B, C, H, W)``).
-    iterations : list of int
+    n_iter : list of int
         Optimization iterations done per image (``steps`` unless the stopping rule
-        ``VBLEOptions.stop_rtol`` ended it earlier).
+        ``VBLEOptions.stop_rtol`` ended it earlier). The former name ``iterations`` still
+        reads it, with a ``DeprecationWarning``.
     """
 
     x_mmse: Tensor
@@ -262,7 +264,7 @@ class VBLEResult:
     seconds_optimization: float = 0.0
     seconds_sampling: float = 0.0
     params: dict[str, Tensor] = field(default_factory=dict)
-    iterations: list[int] = field(default_factory=list)
+    n_iter: list[int] = field(default_factory=list)
 
 
 class _ImageRNG:
@@ -916,7 +918,7 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     return VBLEResult(x_mmse=x_mmse, x_std=x_std, x_zmmse=x_zmmse, samples=samples,
                       history=history, seconds=t_end - t_start,
                       seconds_optimization=t_opt - t_start, seconds_sampling=t_end - t_opt,
-                      params=params, iterations=iterations.tolist())
+                      params=params, n_iter=iterations.tolist())
 
 
 @torch.no_grad()
