@@ -85,7 +85,7 @@ def test_generate_save_load_and_resume(tmp_path):
     import json
 
     from sciml.pde._burgers import SOLVER
-    from sciml.pde._h5 import _write_ck
+    from sciml.pde._resumable import _write_ck
     key = json.dumps({"seed": 0, "nx": 17, "nt": 5, "t_max": 1.0, "nu": 0.1 / math.pi,
                       "n_cheb": 48, "solver": SOLVER, "n_modes": 64, "length_scale": 0.2,
                       "alpha": 2.0, "amplitude": 3.0}, sort_keys=True)

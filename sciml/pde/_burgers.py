@@ -343,12 +343,12 @@ def generate_burgers(n: int, *, seed: int, nx: int = 128, nt: int = 101, t_max: 
     key = json.dumps({"seed": int(seed), "nx": int(nx), "nt": int(nt), "t_max": float(t_max),
                       "nu": float(nu), "n_cheb": int(n_cheb), "solver": SOLVER, **params},
                      sort_keys=True)
-    from ._h5 import run_resumable
+    from ._resumable import run_resumable, sample_chunks
 
     solve = functools.partial(_solve_sample, coef=coef, x=x, t=t, nu=float(nu),
                               n_cheb=int(n_cheb))
-    u_sol = run_resumable(solve, int(n), (int(nt), int(nx)), checkpoint=checkpoint, key=key,
-                          workers=int(workers), progress=progress, desc="burgers")
+    u_sol = run_resumable(sample_chunks(solve, int(n), int(workers)), int(n), (int(nt), int(nx)),
+                          checkpoint=checkpoint, key=key, progress=progress, desc="burgers")
     u_sol[:, 0] = u0
     import scipy
 

@@ -52,16 +52,14 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from sciml_inverse import atomic_path, library_version
+from sciml_inverse import library_version
 
 from ._fields import (
     DEFAULT_ALPHA,
@@ -69,6 +67,7 @@ from ._fields import (
     piecewise_field,
     smooth_field,
 )
+from ._resumable import pool_chunks, run_resumable
 
 __all__ = [
     "DarcyData",
@@ -366,56 +365,10 @@ def _iter_solutions(
         for b in range(start, batch):
             yield b, _solve_chunk((a[b : b + 1], src(b, b + 1), r, interpolation))
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     size = max(1, min(16, math.ceil((batch - start) / (4 * workers))))
     starts = list(range(start, batch, size))
     jobs = [(a[s : s + size], src(s, s + size), r, interpolation) for s in starts]
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
-    try:
-        yield from zip(starts, pool.map(_solve_chunk, jobs), strict=True)
-    except BaseException:
-        # Ctrl-C, SIGTERM or an error: stop the workers now instead of finishing the queue
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: exit as soon as the parent process is gone (even after SIGKILL,
-    which runs no cleanup in the parent), instead of finishing the queued chunks."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
-def _solve_batch(
-    a: np.ndarray,
-    f: np.ndarray,
-    r: int,
-    interpolation: str,
-    workers: int,
-    progress: bool,
-    desc: str,
-) -> np.ndarray:
-    from tqdm.auto import tqdm
-
-    out = np.empty_like(a)
-    with tqdm(total=a.shape[0], desc=desc, unit="field", disable=not progress) as bar:
-        for s, u in _iter_solutions(a, f, r, interpolation, workers):
-            out[s : s + u.shape[0]] = u
-            bar.update(u.shape[0])
-    return out
+    yield from pool_chunks(_solve_chunk, jobs, starts, workers)
 
 
 def solve_darcy(
@@ -484,7 +437,9 @@ def solve_darcy(
     workers = _check_workers(workers)
     batch, n = coeff.shape[0], coeff.shape[-1]
     src = _source(f, batch, n, r)
-    u = _solve_batch(coeff, src, r, interpolation, workers, bool(progress), desc="darcy solve")
+    u = run_resumable(lambda start: _iter_solutions(coeff, src, r, interpolation, workers, start),
+                      batch, coeff.shape[1:], checkpoint=None, key="", progress=bool(progress),
+                      desc="darcy solve", unit="field")
     if not batched:
         u = u[0]
     if _is_tensor(a):
@@ -634,67 +589,6 @@ _FIELD_PARAMS: dict[str, dict[str, Any]] = {
 CHECKPOINT_EVERY = 100
 
 
-def _write_checkpoint(path: Path, sol: np.ndarray, done: int, key: str) -> None:
-    """The solutions done so far (data, hence npz), written atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, sol=sol[:done], done=np.int64(done), key=np.array(key))
-
-
-def _solve_resumable(
-    a: np.ndarray,
-    f: np.ndarray,
-    r: int,
-    interpolation: str,
-    workers: int,
-    progress: bool,
-    desc: str,
-    path: Path,
-    key: str,
-) -> np.ndarray:
-    from tqdm.auto import tqdm
-
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the folder of the checkpoint {str(path)!r} does not exist")
-    sol = np.empty_like(a)
-    done = 0
-    if path.exists():
-        import zipfile
-
-        try:
-            with np.load(path) as ck:
-                ck_key, ck_done, ck_sol = str(ck["key"]), int(ck["done"]), ck["sol"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(
-                f"the checkpoint {str(path)!r} is unreadable ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else 'corrupt'}); delete it to start "
-                "over"
-            ) from None
-        if ck_key != key:
-            raise ValueError(
-                f"the checkpoint {str(path)!r} was written with other generating parameters "
-                f"({ck_key}); delete it or pass another checkpoint path"
-            )
-        done = min(ck_done, a.shape[0])
-        if ck_sol.shape[1:] != sol.shape[1:] or ck_sol.shape[0] < done:
-            raise ValueError(f"the checkpoint {str(path)!r} holds arrays of another shape; "
-                             "delete it to start over")
-        sol[:done] = ck_sol[:done]
-    saved = done
-    with tqdm(
-        total=a.shape[0], initial=done, desc=desc, unit="field", disable=not progress
-    ) as bar:
-        if done < a.shape[0]:
-            for s, u in _iter_solutions(a, f, r, interpolation, workers, start=done):
-                sol[s : s + u.shape[0]] = u
-                done = s + u.shape[0]
-                bar.update(u.shape[0])
-                if done - saved >= CHECKPOINT_EVERY and done < a.shape[0]:
-                    _write_checkpoint(path, sol, done, key)
-                    saved = done
-    path.unlink(missing_ok=True)
-    return sol
-
-
 def generate_darcy(
     kind: Literal["piecewise", "smooth"],
     n: int,
@@ -783,21 +677,17 @@ def generate_darcy(
     if "values" in params:
         params["values"] = tuple(float(v) for v in params["values"])
     src = _source(float(f), n, grid, refine)
-    if checkpoint is None:
-        sol = _solve_batch(
-            coeff, src, refine, interpolation, workers, bool(progress), desc=f"darcy {kind}"
-        )
-    else:
-        key = json.dumps(
-            {"kind": kind, "grid": int(grid), "seed": int(seed), "f": float(f),
-             "refine": refine, "interpolation": interpolation, "solver": SOLVER,
-             **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}},
-            sort_keys=True,
-        )
-        sol = _solve_resumable(
-            coeff, src, refine, interpolation, workers, bool(progress), f"darcy {kind}",
-            Path(checkpoint), key,
-        )
+    key = json.dumps(
+        {"kind": kind, "grid": int(grid), "seed": int(seed), "f": float(f),
+         "refine": refine, "interpolation": interpolation, "solver": SOLVER,
+         **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}},
+        sort_keys=True,
+    )
+    sol = run_resumable(
+        lambda start: _iter_solutions(coeff, src, refine, interpolation, workers, start),
+        coeff.shape[0], coeff.shape[1:], checkpoint=checkpoint, key=key,
+        every=CHECKPOINT_EVERY, progress=bool(progress), desc=f"darcy {kind}", unit="field",
+    )
     import scipy
 
     attrs: dict[str, Any] = {

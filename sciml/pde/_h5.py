@@ -1,9 +1,9 @@
-"""Shared helpers of the data generators: atomic HDF5 files with attributes, resumable loops."""
+"""Shared helper of the data generators: atomic HDF5 files with attributes."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,61 +83,3 @@ def read_h5(path: str | os.PathLike[str], fmt: str,
         data = {k: h5[k][()] for k in keys}
         attrs = {k: _decode_attr(v) for k, v in h5.attrs.items() if k not in _RESERVED}
     return data, attrs
-
-
-def _write_ck(path: Path, out: np.ndarray, done: int, key: str) -> None:
-    with atomic_path(path, mkdir=False) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, out=out[:done], done=np.int64(done), key=np.array(key))
-
-
-def run_resumable(solve: Callable[[int], np.ndarray], n: int, shape: tuple[int, ...], *,
-                  checkpoint: str | os.PathLike[str] | None, key: str, every: int = 50,
-                  workers: int = 1, progress: bool = False, desc: str = "") -> np.ndarray:
-    """``np.stack([solve(i) for i in range(n)])``, resumable from an ``.npz`` checkpoint.
-
-    ``solve`` must be picklable when ``workers > 1`` (a module-level function or a
-    :func:`functools.partial` of one). The checkpoint stores the finished results (atomically,
-    every ``every`` samples) with ``key`` (the generating parameters); a checkpoint with another
-    key raises ``ValueError``; it is deleted when the loop completes.
-    """
-    from tqdm.auto import tqdm
-
-    out = np.empty((n, *shape))
-    done = 0
-    path = None if checkpoint is None else Path(checkpoint)
-    if path is not None:
-        if not path.parent.is_dir():
-            raise FileNotFoundError(f"the folder of the checkpoint {str(path)!r} does not exist")
-        if path.exists():
-            with np.load(path) as ck:
-                if str(ck["key"]) != key:
-                    raise ValueError(
-                        f"the checkpoint {str(path)!r} was written with other generating "
-                        f"parameters ({ck['key']}); delete it or pass another checkpoint path")
-                done = min(int(ck["done"]), n)
-                out[:done] = ck["out"][:done]
-    saved = done
-    with tqdm(total=n, initial=done, desc=desc, disable=not progress) as bar:
-        if workers > 1 and n - done > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(workers) as pool:
-                results = pool.imap(solve, range(done, n), chunksize=4)
-                for i, res in enumerate(results, start=done):
-                    out[i] = res
-                    done = i + 1
-                    bar.update(1)
-                    if path is not None and done - saved >= every and done < n:
-                        _write_ck(path, out, done, key)
-                        saved = done
-        else:
-            for i in range(done, n):
-                out[i] = solve(i)
-                done = i + 1
-                bar.update(1)
-                if path is not None and done - saved >= every and done < n:
-                    _write_ck(path, out, done, key)
-                    saved = done
-    if path is not None:
-        path.unlink(missing_ok=True)
-    return out

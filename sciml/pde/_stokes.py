@@ -353,11 +353,11 @@ def generate_stokes(n: int, *, seed: int, h: float = 0.04, mu: float = MU,
     a = np.stack([stokes_inflow(y, b1, b2) for b1, b2 in betas])
     key = json.dumps({"seed": int(seed), "h": float(h), "mu": float(mu), "beta_range": [lo, hi],
                       "solver": SOLVER, "n_nodes": int(mesh.p.shape[1])}, sort_keys=True)
-    from ._h5 import run_resumable
+    from ._resumable import run_resumable, sample_chunks
 
     solve = functools.partial(_solve_sample, betas=betas, h=float(h), mu=float(mu))
-    out = run_resumable(solve, int(n), (3, mesh.p.shape[1]), checkpoint=checkpoint, key=key,
-                        workers=int(workers), progress=progress, desc="stokes")
+    out = run_resumable(sample_chunks(solve, int(n), int(workers)), int(n), (3, mesh.p.shape[1]),
+                        checkpoint=checkpoint, key=key, progress=progress, desc="stokes")
     import scipy
     import skfem
 
