@@ -214,6 +214,29 @@ def bm3d_status() -> str | None:
     return None
 
 
+def summarize(out: dict, json_path: Path | None,
+              metrics: tuple[str, ...] = ("psnr", "ssim")) -> dict:
+    """Add the means over ``out["tasks"]`` and LPN − TV, print them, write ``json_path``.
+
+    For each method (LPN, TV, Tikhonov) and each of ``metrics``, ``out["<metric>_<method>_mean"]``
+    is the mean of the tasks' ``"<metric>_<method>"``; ``out["lpn_minus_tv_db"]`` is the
+    difference of the PSNR means. ``json_path`` (if not ``None``) is written atomically. Shared
+    with ``examples/lpn_operators.py``; returns ``out``.
+    """
+    for key in ("lpn", "tv", "tikhonov"):
+        for metric in metrics:
+            out[f"{metric}_{key}_mean"] = float(np.mean([r[f"{metric}_{key}"] for r in
+                                                         out["tasks"].values()]))
+    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
+    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
+          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
+          f"{out['lpn_minus_tv_db']:+.2f} dB)")
+    if json_path is not None:
+        write_json(json_path, out)
+        print(f"wrote {json_path}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=WEIGHTS)
@@ -319,19 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
                 prior_lpn, args.iters, seed=2000 + ti)
             print(f"  LPN weight check on train crops: {rec['lpn_weight_check_train']}")
         out["tasks"][name] = rec
-    for key in ("lpn", "tv", "tikhonov"):
-        out[f"psnr_{key}_mean"] = float(np.mean([r[f"psnr_{key}"] for r in
-                                                 out["tasks"].values()]))
-        out[f"ssim_{key}_mean"] = float(np.mean([r[f"ssim_{key}"] for r in
-                                                 out["tasks"].values()]))
-    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
-    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
-          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
-          f"{out['lpn_minus_tv_db']:+.2f} dB)")
-    if args.json is not None:
-        write_json(args.json, out)
-        print(f"wrote {args.json}")
-    return out
+    return summarize(out, args.json)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ WEIGHTS: Path = DEBLUR["WEIGHTS"]
 EVAL_CROPS, TRAIN_CROPS, CROP = DEBLUR["EVAL_CROPS"], DEBLUR["TRAIN_CROPS"], DEBLUR["CROP"]
 gaussian_psf, load_crops = DEBLUR["gaussian_psf"], DEBLUR["load_crops"]
 tv_prior, tikhonov_prior = DEBLUR["tv_prior"], DEBLUR["tikhonov_prior"]
+summarize = DEBLUR["summarize"]  # task means, LPN − TV, the JSON
 
 TASKS = {  # name: (kind, noise std, sampling fraction)
     "sr2_noise0.01": ("sr", 0.01, None),
@@ -341,19 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
             base = args.json.parent if args.json is not None else args.figures
             rec["figure"] = os.path.relpath(fig_path, base)
             print(f"  wrote {fig_path}")
-    for key in ("lpn", "tv", "tikhonov"):
-        out[f"psnr_{key}_mean"] = float(np.mean([r[f"psnr_{key}"] for r in
-                                                 out["tasks"].values()]))
-    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
-    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
-          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
-          f"{out['lpn_minus_tv_db']:+.2f} dB)")
-    if args.json is not None:
-        from sciml_inverse import write_json
-
-        write_json(args.json, out)
-        print(f"wrote {args.json}")
-    return out
+    return summarize(out, args.json, metrics=("psnr",))
 
 
 if __name__ == "__main__":
