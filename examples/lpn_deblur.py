@@ -214,6 +214,39 @@ def bm3d_status() -> str | None:
     return None
 
 
+def checked_tasks(p: argparse.ArgumentParser, args: argparse.Namespace, known) -> list[str]:
+    """The names in ``--tasks`` (all in ``known``); exits through ``p.error`` on bad arguments.
+
+    Also checks ``--iters``, ``--baseline-iters`` (>= 1) and ``--crops`` (1 to the number of
+    eval crops). Shared with ``examples/lpn_operators.py``.
+    """
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in known]
+    if unknown or not tasks:
+        p.error(f"--tasks must be a comma-separated subset of {sorted(known)}, got {unknown}")
+    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
+        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    return tasks
+
+
+def load_prior(weights: Path, device: torch.device) -> tuple[LPNPrior, dict, dict]:
+    """The LPN prior of ``weights`` on ``device``, the weights' JSON sidecar and a model record.
+
+    The sidecar must give ``sigma_train`` (else ``SystemExit``). The record has the weights'
+    path (relative to the repository if inside it), the number of parameters and σ_train.
+    Shared with ``examples/lpn_operators.py``.
+    """
+    lpn = load_lpn(weights).to(device)
+    side = weights.with_suffix(".json")
+    meta = json.loads(side.read_text()) if side.exists() else {}
+    if "sigma_train" not in meta:
+        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
+    model = {"weights": str(weights.relative_to(ROOT)) if weights.is_relative_to(ROOT)
+             else str(weights), "num_parameters": sum(q.numel() for q in lpn.parameters()),
+             "sigma_train": meta["sigma_train"]}
+    return LPNPrior(lpn, sigma_train=meta["sigma_train"]), meta, model
+
+
 def summarize(out: dict, json_path: Path | None,
               metrics: tuple[str, ...] = ("psnr", "ssim")) -> dict:
     """Add the means over ``out["tasks"]`` and LPN − TV, print them, write ``json_path``.
@@ -255,12 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also run the LPN at 0.5x and 2x the MAP weight on the train crops "
                         "(a check of lam = (sigma/sigma_train)^2; nothing is tuned with it)")
     args = p.parse_args(argv)
-    tasks = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        p.error(f"--tasks must be a comma-separated subset of {sorted(TASKS)}, got {unknown}")
-    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
-        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    tasks = checked_tasks(p, args, TASKS)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -272,19 +300,11 @@ def main(argv: list[str] | None = None) -> dict:
         tv_grid, tik_grid = TV_GRID[::5], TIKHONOV_GRID[::6]
 
     # ---- model and its record
-    lpn = load_lpn(args.weights).to(device)
-    side = args.weights.with_suffix(".json")
-    meta = json.loads(side.read_text()) if side.exists() else {}
-    if "sigma_train" not in meta:
-        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
-    prior_lpn = LPNPrior(lpn, sigma_train=meta["sigma_train"])
-    n_params = sum(q.numel() for q in lpn.parameters())
-    model = {"weights": str(args.weights.relative_to(ROOT)) if args.weights.is_relative_to(ROOT)
-             else str(args.weights), "num_parameters": n_params,
-             "sigma_train": meta["sigma_train"], "train_seconds": meta.get("train_seconds"),
-             "train_steps": meta.get("steps"), "train_device": meta.get("device"),
-             "train_command": meta.get("command"), "receptive_field": meta.get("receptive_field")}
-    print(f"LPN: {n_params} parameters, σ_train = {meta['sigma_train']}, trained "
+    prior_lpn, meta, model = load_prior(args.weights, device)
+    model.update(train_seconds=meta.get("train_seconds"), train_steps=meta.get("steps"),
+                 train_device=meta.get("device"), train_command=meta.get("command"),
+                 receptive_field=meta.get("receptive_field"))
+    print(f"LPN: {model['num_parameters']} parameters, σ_train = {meta['sigma_train']}, trained "
           f"{meta.get('steps')} steps in {meta.get('train_seconds')} s on {meta.get('device')}")
 
     x_eval = load_crops("eval", EVAL_CROPS[:n_eval], size).to(device)

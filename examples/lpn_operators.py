@@ -33,7 +33,6 @@ per task: truth | observed | TV | LPN | |TV − truth| | |LPN − truth| for two
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import runpy
 import time
@@ -42,9 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse import ADMMOptions, L2DataFidelity, LPNPrior, Prior, admm
-from inverse.lpn import load_lpn
-from inverse.metrics import psnr, ssim
+from inverse import ADMMOptions, L2DataFidelity, Prior, admm
+from inverse.metrics import psnr
 from operators import Convolution, Decimation, FourierSampling
 from sciml_inverse import atomic_path
 
@@ -56,7 +54,8 @@ WEIGHTS: Path = DEBLUR["WEIGHTS"]
 EVAL_CROPS, TRAIN_CROPS, CROP = DEBLUR["EVAL_CROPS"], DEBLUR["TRAIN_CROPS"], DEBLUR["CROP"]
 gaussian_psf, load_crops = DEBLUR["gaussian_psf"], DEBLUR["load_crops"]
 tv_prior, tikhonov_prior = DEBLUR["tv_prior"], DEBLUR["tikhonov_prior"]
-summarize = DEBLUR["summarize"]  # task means, LPN − TV, the JSON
+scores, summarize = DEBLUR["scores"], DEBLUR["summarize"]  # PSNR/SSIM; task means and JSON
+checked_tasks, load_prior = DEBLUR["checked_tasks"], DEBLUR["load_prior"]
 
 TASKS = {  # name: (kind, noise std, sampling fraction)
     "sr2_noise0.01": ("sr", 0.01, None),
@@ -187,11 +186,6 @@ def tune(task: str, x: torch.Tensor, prior_factory, grid, iters: int, seed: int)
     return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
 
 
-def scores(x: torch.Tensor, ref: torch.Tensor) -> tuple[list[float], list[float]]:
-    x = x.clamp(0, 1)
-    return psnr(x, ref).tolist(), ssim(x, ref).tolist()
-
-
 # --------------------------------------------------------------------------- figures
 def panel_figure(path: Path, title: str, truth, observed, tv, lpn, p_tv, p_lpn,
                  labels) -> None:
@@ -253,12 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 crops of 64x64, few iterations, 3-point grids")
     args = p.parse_args(argv)
-    tasks = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        p.error(f"--tasks must be a comma-separated subset of {sorted(TASKS)}, got {unknown}")
-    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
-        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    tasks = checked_tasks(p, args, TASKS)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -269,15 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.iters, args.baseline_iters = min(args.iters, 4), min(args.baseline_iters, 10)
         tv_grid, tik_grid = TV_GRID[::5], TIKHONOV_GRID[::7]
 
-    lpn = load_lpn(args.weights).to(device)
-    side = args.weights.with_suffix(".json")
-    meta = json.loads(side.read_text()) if side.exists() else {}
-    if "sigma_train" not in meta:
-        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
-    prior_lpn = LPNPrior(lpn, sigma_train=meta["sigma_train"])
-    model = {"weights": str(args.weights.relative_to(ROOT)) if args.weights.is_relative_to(ROOT)
-             else str(args.weights), "num_parameters": sum(q.numel() for q in lpn.parameters()),
-             "sigma_train": meta["sigma_train"], "train_command": meta.get("command")}
+    prior_lpn, meta, model = load_prior(args.weights, device)
+    model["train_command"] = meta.get("command")
     print(f"LPN: {model['num_parameters']} parameters, σ_train = {meta['sigma_train']}")
 
     x_eval = load_crops("eval", EVAL_CROPS[:n_eval], size).to(device)
