@@ -175,6 +175,21 @@ def scores(x: torch.Tensor, ref: torch.Tensor) -> tuple[list[float], list[float]
 
 
 # --------------------------------------------------------------------------- tuning (train/)
+def grid_choice(grid, xk: torch.Tensor, x: torch.Tensor) -> dict:
+    """The λ of ``grid`` whose reconstructions ``xk[i]`` have the best mean PSNR against ``x``.
+
+    ``xk`` has shape ``(len(grid), *x.shape)``. Warns (prints) if the best λ is at an end of the
+    grid. Returns ``{"lam", "grid", "train_psnr"}`` (the mean PSNR of every grid point).
+    Shared with ``examples/lpn_operators.py``.
+    """
+    k = len(grid)
+    p = psnr(xk.clamp(0, 1), x.expand(k, *x.shape)).mean(dim=1)
+    best = int(torch.argmax(p))
+    if best in (0, k - 1):
+        print(f"  warning: the best λ is at the edge of the grid ({grid[best]:.3g})")
+    return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
+
+
 def tune(kind: str, noise: float, x: torch.Tensor, prior_factory, grid, rho_factor: float,
          iters: int, seed: int) -> dict:
     """Grid search of λ on train crops, all grid points in one batch (per-sample λ)."""
@@ -184,11 +199,7 @@ def tune(kind: str, noise: float, x: torch.Tensor, prior_factory, grid, rho_fact
     yk, x0k = y.expand(k, *y.shape), x0.expand(k, *x0.shape)
     res = solve(op, yk, x0k, prior_factory(), lam, None if rho_factor is None else
                 lam * rho_factor, iters)
-    p = psnr(res.x.clamp(0, 1), x.expand(k, *x.shape)).mean(dim=1)
-    best = int(torch.argmax(p))
-    if best in (0, k - 1):
-        print(f"  warning: the best λ is at the edge of the grid ({grid[best]:.3g})")
-    return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
+    return grid_choice(grid, res.x, x)
 
 
 def check_lpn_weight(kind: str, noise: float, x: torch.Tensor, prior: LPNPrior, iters: int,
