@@ -225,6 +225,27 @@ def bm3d_status() -> str | None:
     return None
 
 
+def record_run(rec: dict, key: str, res, x: torch.Tensor, lam, t1: float,
+               final_residual: bool = False) -> None:
+    """Put the scores and settings of the ADMM run ``res`` (method ``key``) into ``rec``, print.
+
+    PSNR/SSIM of ``res.x`` against ``x`` (means and per crop), λ, ρ, the iterations, optionally
+    the final residual, and the seconds since ``t1`` (a ``time.perf_counter()`` value). Shared
+    with ``examples/lpn_operators.py``.
+    """
+    ps, ss = scores(res.x, x)
+    entry = {f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
+             f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
+             f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
+             f"lam_{key}": lam, f"rho_{key}": res.weights["rho"], f"iters_{key}": res.n_iter}
+    if final_residual:
+        entry[f"final_residual_{key}"] = float(res.history.residual[-1].max())
+    entry[f"seconds_{key}"] = round(time.perf_counter() - t1, 2)
+    rec.update(entry)
+    print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
+          f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+
+
 def checked_tasks(p: argparse.ArgumentParser, args: argparse.Namespace, known) -> list[str]:
     """The names in ``--tasks`` (all in ``known``); exits through ``p.error`` on bad arguments.
 
@@ -356,15 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
         for key, (prior, lam, rho, iters) in runs.items():
             t1 = time.perf_counter()
             res = solve(op, y, x0, prior, lam, rho, iters)
-            ps, ss = scores(res.x, x_eval)
-            rec.update({f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
-                        f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
-                        f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
-                        f"lam_{key}": lam, f"rho_{key}": res.weights["rho"],
-                        f"iters_{key}": res.n_iter,
-                        f"seconds_{key}": round(time.perf_counter() - t1, 2)})
-            print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
-                  f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+            record_run(rec, key, res, x_eval, lam, t1)
         rec["psnr_bm3d"] = None
         rec["tuning"] = {"tv": tv_t, "tikhonov": tik_t}
         if args.check_lpn_weight:

@@ -55,7 +55,7 @@ gaussian_psf, load_crops = DEBLUR["gaussian_psf"], DEBLUR["load_crops"]
 tv_prior, tikhonov_prior = DEBLUR["tv_prior"], DEBLUR["tikhonov_prior"]
 scores, summarize = DEBLUR["scores"], DEBLUR["summarize"]  # PSNR/SSIM; task means and JSON
 checked_tasks, load_prior = DEBLUR["checked_tasks"], DEBLUR["load_prior"]
-grid_choice = DEBLUR["grid_choice"]  # the best λ of a tuning grid
+grid_choice, record_run = DEBLUR["grid_choice"], DEBLUR["record_run"]  # tuning; one run's record
 
 TASKS = {  # name: (kind, noise std, sampling fraction)
     "sr2_noise0.01": ("sr", 0.01, None),
@@ -294,16 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
             t1 = time.perf_counter()
             res = solve(fid, x0, prior, lam, rho, iters)
             xs[key] = res.x.clamp(0, 1)
-            ps, ss = scores(res.x, x_eval)
-            rec.update({f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
-                        f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
-                        f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
-                        f"lam_{key}": lam, f"rho_{key}": res.weights["rho"],
-                        f"iters_{key}": res.n_iter,
-                        f"final_residual_{key}": float(res.history.residual[-1].max()),
-                        f"seconds_{key}": round(time.perf_counter() - t1, 2)})
-            print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
-                  f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+            record_run(rec, key, res, x_eval, lam, t1, final_residual=True)
         rec["lpn_minus_tv_db"] = rec["psnr_lpn"] - rec["psnr_tv"]
         rec["tuning"] = {"tv": tv_t, "tikhonov": tik_t}
         out["tasks"][name] = rec
