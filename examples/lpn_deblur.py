@@ -175,6 +175,21 @@ def scores(x: torch.Tensor, ref: torch.Tensor) -> tuple[list[float], list[float]
 
 
 # --------------------------------------------------------------------------- tuning (train/)
+def grid_choice(grid, xk: torch.Tensor, x: torch.Tensor) -> dict:
+    """The λ of ``grid`` whose reconstructions ``xk[i]`` have the best mean PSNR against ``x``.
+
+    ``xk`` has shape ``(len(grid), *x.shape)``. Warns (prints) if the best λ is at an end of the
+    grid. Returns ``{"lam", "grid", "train_psnr"}`` (the mean PSNR of every grid point).
+    Shared with ``examples/lpn_operators.py``.
+    """
+    k = len(grid)
+    p = psnr(xk.clamp(0, 1), x.expand(k, *x.shape)).mean(dim=1)
+    best = int(torch.argmax(p))
+    if best in (0, k - 1):
+        print(f"  warning: the best λ is at the edge of the grid ({grid[best]:.3g})")
+    return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
+
+
 def tune(kind: str, noise: float, x: torch.Tensor, prior_factory, grid, rho_factor: float,
          iters: int, seed: int) -> dict:
     """Grid search of λ on train crops, all grid points in one batch (per-sample λ)."""
@@ -184,11 +199,7 @@ def tune(kind: str, noise: float, x: torch.Tensor, prior_factory, grid, rho_fact
     yk, x0k = y.expand(k, *y.shape), x0.expand(k, *x0.shape)
     res = solve(op, yk, x0k, prior_factory(), lam, None if rho_factor is None else
                 lam * rho_factor, iters)
-    p = psnr(res.x.clamp(0, 1), x.expand(k, *x.shape)).mean(dim=1)
-    best = int(torch.argmax(p))
-    if best in (0, k - 1):
-        print(f"  warning: the best λ is at the edge of the grid ({grid[best]:.3g})")
-    return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
+    return grid_choice(grid, res.x, x)
 
 
 def check_lpn_weight(kind: str, noise: float, x: torch.Tensor, prior: LPNPrior, iters: int,
@@ -214,6 +225,83 @@ def bm3d_status() -> str | None:
     return None
 
 
+def record_run(rec: dict, key: str, res, x: torch.Tensor, lam, t1: float,
+               final_residual: bool = False) -> None:
+    """Put the scores and settings of the ADMM run ``res`` (method ``key``) into ``rec``, print.
+
+    PSNR/SSIM of ``res.x`` against ``x`` (means and per crop), λ, ρ, the iterations, optionally
+    the final residual, and the seconds since ``t1`` (a ``time.perf_counter()`` value). Shared
+    with ``examples/lpn_operators.py``.
+    """
+    ps, ss = scores(res.x, x)
+    entry = {f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
+             f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
+             f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
+             f"lam_{key}": lam, f"rho_{key}": res.weights["rho"], f"iters_{key}": res.n_iter}
+    if final_residual:
+        entry[f"final_residual_{key}"] = float(res.history.residual[-1].max())
+    entry[f"seconds_{key}"] = round(time.perf_counter() - t1, 2)
+    rec.update(entry)
+    print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
+          f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+
+
+def checked_tasks(p: argparse.ArgumentParser, args: argparse.Namespace, known) -> list[str]:
+    """The names in ``--tasks`` (all in ``known``); exits through ``p.error`` on bad arguments.
+
+    Also checks ``--iters``, ``--baseline-iters`` (>= 1) and ``--crops`` (1 to the number of
+    eval crops). Shared with ``examples/lpn_operators.py``.
+    """
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in known]
+    if unknown or not tasks:
+        p.error(f"--tasks must be a comma-separated subset of {sorted(known)}, got {unknown}")
+    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
+        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    return tasks
+
+
+def load_prior(weights: Path, device: torch.device) -> tuple[LPNPrior, dict, dict]:
+    """The LPN prior of ``weights`` on ``device``, the weights' JSON sidecar and a model record.
+
+    The sidecar must give ``sigma_train`` (else ``SystemExit``). The record has the weights'
+    path (relative to the repository if inside it), the number of parameters and σ_train.
+    Shared with ``examples/lpn_operators.py``.
+    """
+    lpn = load_lpn(weights).to(device)
+    side = weights.with_suffix(".json")
+    meta = json.loads(side.read_text()) if side.exists() else {}
+    if "sigma_train" not in meta:
+        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
+    model = {"weights": str(weights.relative_to(ROOT)) if weights.is_relative_to(ROOT)
+             else str(weights), "num_parameters": sum(q.numel() for q in lpn.parameters()),
+             "sigma_train": meta["sigma_train"]}
+    return LPNPrior(lpn, sigma_train=meta["sigma_train"]), meta, model
+
+
+def summarize(out: dict, json_path: Path | None,
+              metrics: tuple[str, ...] = ("psnr", "ssim")) -> dict:
+    """Add the means over ``out["tasks"]`` and LPN − TV, print them, write ``json_path``.
+
+    For each method (LPN, TV, Tikhonov) and each of ``metrics``, ``out["<metric>_<method>_mean"]``
+    is the mean of the tasks' ``"<metric>_<method>"``; ``out["lpn_minus_tv_db"]`` is the
+    difference of the PSNR means. ``json_path`` (if not ``None``) is written atomically. Shared
+    with ``examples/lpn_operators.py``; returns ``out``.
+    """
+    for key in ("lpn", "tv", "tikhonov"):
+        for metric in metrics:
+            out[f"{metric}_{key}_mean"] = float(np.mean([r[f"{metric}_{key}"] for r in
+                                                         out["tasks"].values()]))
+    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
+    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
+          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
+          f"{out['lpn_minus_tv_db']:+.2f} dB)")
+    if json_path is not None:
+        write_json(json_path, out)
+        print(f"wrote {json_path}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=WEIGHTS)
@@ -232,12 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also run the LPN at 0.5x and 2x the MAP weight on the train crops "
                         "(a check of lam = (sigma/sigma_train)^2; nothing is tuned with it)")
     args = p.parse_args(argv)
-    tasks = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        p.error(f"--tasks must be a comma-separated subset of {sorted(TASKS)}, got {unknown}")
-    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
-        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    tasks = checked_tasks(p, args, TASKS)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -249,19 +332,11 @@ def main(argv: list[str] | None = None) -> dict:
         tv_grid, tik_grid = TV_GRID[::5], TIKHONOV_GRID[::6]
 
     # ---- model and its record
-    lpn = load_lpn(args.weights).to(device)
-    side = args.weights.with_suffix(".json")
-    meta = json.loads(side.read_text()) if side.exists() else {}
-    if "sigma_train" not in meta:
-        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
-    prior_lpn = LPNPrior(lpn, sigma_train=meta["sigma_train"])
-    n_params = sum(q.numel() for q in lpn.parameters())
-    model = {"weights": str(args.weights.relative_to(ROOT)) if args.weights.is_relative_to(ROOT)
-             else str(args.weights), "num_parameters": n_params,
-             "sigma_train": meta["sigma_train"], "train_seconds": meta.get("train_seconds"),
-             "train_steps": meta.get("steps"), "train_device": meta.get("device"),
-             "train_command": meta.get("command"), "receptive_field": meta.get("receptive_field")}
-    print(f"LPN: {n_params} parameters, σ_train = {meta['sigma_train']}, trained "
+    prior_lpn, meta, model = load_prior(args.weights, device)
+    model.update(train_seconds=meta.get("train_seconds"), train_steps=meta.get("steps"),
+                 train_device=meta.get("device"), train_command=meta.get("command"),
+                 receptive_field=meta.get("receptive_field"))
+    print(f"LPN: {model['num_parameters']} parameters, σ_train = {meta['sigma_train']}, trained "
           f"{meta.get('steps')} steps in {meta.get('train_seconds')} s on {meta.get('device')}")
 
     x_eval = load_crops("eval", EVAL_CROPS[:n_eval], size).to(device)
@@ -302,15 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
         for key, (prior, lam, rho, iters) in runs.items():
             t1 = time.perf_counter()
             res = solve(op, y, x0, prior, lam, rho, iters)
-            ps, ss = scores(res.x, x_eval)
-            rec.update({f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
-                        f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
-                        f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
-                        f"lam_{key}": lam, f"rho_{key}": res.weights["rho"],
-                        f"iters_{key}": res.n_iter,
-                        f"seconds_{key}": round(time.perf_counter() - t1, 2)})
-            print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
-                  f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+            record_run(rec, key, res, x_eval, lam, t1)
         rec["psnr_bm3d"] = None
         rec["tuning"] = {"tv": tv_t, "tikhonov": tik_t}
         if args.check_lpn_weight:
@@ -319,19 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
                 prior_lpn, args.iters, seed=2000 + ti)
             print(f"  LPN weight check on train crops: {rec['lpn_weight_check_train']}")
         out["tasks"][name] = rec
-    for key in ("lpn", "tv", "tikhonov"):
-        out[f"psnr_{key}_mean"] = float(np.mean([r[f"psnr_{key}"] for r in
-                                                 out["tasks"].values()]))
-        out[f"ssim_{key}_mean"] = float(np.mean([r[f"ssim_{key}"] for r in
-                                                 out["tasks"].values()]))
-    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
-    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
-          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
-          f"{out['lpn_minus_tv_db']:+.2f} dB)")
-    if args.json is not None:
-        write_json(args.json, out)
-        print(f"wrote {args.json}")
-    return out
+    return summarize(out, args.json)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ per task: truth | observed | TV | LPN | |TV − truth| | |LPN − truth| for two
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import runpy
 import time
@@ -42,9 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inverse import ADMMOptions, L2DataFidelity, LPNPrior, Prior, admm
-from inverse.lpn import load_lpn
-from inverse.metrics import psnr, ssim
+from inverse import ADMMOptions, L2DataFidelity, Prior, admm
 from operators import Convolution, Decimation, FourierSampling
 from sciml_inverse import atomic_path
 
@@ -56,6 +53,9 @@ WEIGHTS: Path = DEBLUR["WEIGHTS"]
 EVAL_CROPS, TRAIN_CROPS, CROP = DEBLUR["EVAL_CROPS"], DEBLUR["TRAIN_CROPS"], DEBLUR["CROP"]
 gaussian_psf, load_crops = DEBLUR["gaussian_psf"], DEBLUR["load_crops"]
 tv_prior, tikhonov_prior = DEBLUR["tv_prior"], DEBLUR["tikhonov_prior"]
+scores, summarize = DEBLUR["scores"], DEBLUR["summarize"]  # PSNR/SSIM; task means and JSON
+checked_tasks, load_prior = DEBLUR["checked_tasks"], DEBLUR["load_prior"]
+grid_choice, record_run = DEBLUR["grid_choice"], DEBLUR["record_run"]  # tuning; one run's record
 
 TASKS = {  # name: (kind, noise std, sampling fraction)
     "sr2_noise0.01": ("sr", 0.01, None),
@@ -179,16 +179,7 @@ def tune(task: str, x: torch.Tensor, prior_factory, grid, iters: int, seed: int)
     lam = torch.tensor(grid, dtype=x.dtype, device=x.device).reshape(k, 1)
     res = solve(batched(fid, k), x0.expand(k, *x0.shape), prior_factory(), lam,
                 lam * RHO_OVER_LAM, iters)
-    p = psnr(res.x.clamp(0, 1), x.expand(k, *x.shape)).mean(dim=1)
-    best = int(torch.argmax(p))
-    if best in (0, k - 1):
-        print(f"  warning: the best λ is at the edge of the grid ({grid[best]:.3g})")
-    return {"lam": grid[best], "grid": list(grid), "train_psnr": [round(float(v), 3) for v in p]}
-
-
-def scores(x: torch.Tensor, ref: torch.Tensor) -> tuple[list[float], list[float]]:
-    x = x.clamp(0, 1)
-    return psnr(x, ref).tolist(), ssim(x, ref).tolist()
+    return grid_choice(grid, res.x, x)
 
 
 # --------------------------------------------------------------------------- figures
@@ -252,12 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 crops of 64x64, few iterations, 3-point grids")
     args = p.parse_args(argv)
-    tasks = [t for t in args.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        p.error(f"--tasks must be a comma-separated subset of {sorted(TASKS)}, got {unknown}")
-    if args.iters < 1 or args.baseline_iters < 1 or not 1 <= args.crops <= len(EVAL_CROPS):
-        p.error(f"--iters and --baseline-iters must be >= 1 and --crops in 1..{len(EVAL_CROPS)}")
+    tasks = checked_tasks(p, args, TASKS)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -268,15 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.iters, args.baseline_iters = min(args.iters, 4), min(args.baseline_iters, 10)
         tv_grid, tik_grid = TV_GRID[::5], TIKHONOV_GRID[::7]
 
-    lpn = load_lpn(args.weights).to(device)
-    side = args.weights.with_suffix(".json")
-    meta = json.loads(side.read_text()) if side.exists() else {}
-    if "sigma_train" not in meta:
-        raise SystemExit(f"{side} (the weights' sidecar) must give sigma_train")
-    prior_lpn = LPNPrior(lpn, sigma_train=meta["sigma_train"])
-    model = {"weights": str(args.weights.relative_to(ROOT)) if args.weights.is_relative_to(ROOT)
-             else str(args.weights), "num_parameters": sum(q.numel() for q in lpn.parameters()),
-             "sigma_train": meta["sigma_train"], "train_command": meta.get("command")}
+    prior_lpn, meta, model = load_prior(args.weights, device)
+    model["train_command"] = meta.get("command")
     print(f"LPN: {model['num_parameters']} parameters, σ_train = {meta['sigma_train']}")
 
     x_eval = load_crops("eval", EVAL_CROPS[:n_eval], size).to(device)
@@ -315,16 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
             t1 = time.perf_counter()
             res = solve(fid, x0, prior, lam, rho, iters)
             xs[key] = res.x.clamp(0, 1)
-            ps, ss = scores(res.x, x_eval)
-            rec.update({f"psnr_{key}": float(np.mean(ps)), f"ssim_{key}": float(np.mean(ss)),
-                        f"psnr_{key}_per_crop": [round(v, 3) for v in ps],
-                        f"ssim_{key}_per_crop": [round(v, 4) for v in ss],
-                        f"lam_{key}": lam, f"rho_{key}": res.weights["rho"],
-                        f"iters_{key}": res.n_iter,
-                        f"final_residual_{key}": float(res.history.residual[-1].max()),
-                        f"seconds_{key}": round(time.perf_counter() - t1, 2)})
-            print(f"  {key:9s} PSNR {np.mean(ps):6.2f} dB  SSIM {np.mean(ss):.4f}  "
-                  f"(λ = {lam:.3g}, {res.n_iter} it., {time.perf_counter() - t1:.1f} s)")
+            record_run(rec, key, res, x_eval, lam, t1, final_residual=True)
         rec["lpn_minus_tv_db"] = rec["psnr_lpn"] - rec["psnr_tv"]
         rec["tuning"] = {"tv": tv_t, "tikhonov": tik_t}
         out["tasks"][name] = rec
@@ -341,19 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
             base = args.json.parent if args.json is not None else args.figures
             rec["figure"] = os.path.relpath(fig_path, base)
             print(f"  wrote {fig_path}")
-    for key in ("lpn", "tv", "tikhonov"):
-        out[f"psnr_{key}_mean"] = float(np.mean([r[f"psnr_{key}"] for r in
-                                                 out["tasks"].values()]))
-    out["lpn_minus_tv_db"] = out["psnr_lpn_mean"] - out["psnr_tv_mean"]
-    print(f"mean over tasks: LPN {out['psnr_lpn_mean']:.2f} dB, TV {out['psnr_tv_mean']:.2f} dB, "
-          f"Tikhonov {out['psnr_tikhonov_mean']:.2f} dB (LPN − TV = "
-          f"{out['lpn_minus_tv_db']:+.2f} dB)")
-    if args.json is not None:
-        from sciml_inverse import write_json
-
-        write_json(args.json, out)
-        print(f"wrote {args.json}")
-    return out
+    return summarize(out, args.json, metrics=("psnr",))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ the random draws use torch's global generator, which ``conftest.py`` seeds befor
 :func:`dense_matrix` builds the matrix of an operator column by column (per sample for operators
 with a ``batch_shape``), the oracle of the algebra, ``gram``, ``solve_normal`` and ``opnorm``
 tests.
+
+For the tests of the scripts and examples that read the project's satellite images,
+:data:`SATELLITE_DATA` is their folder (``shared/data/satellite`` beside the checkout) and
+:data:`needs_satellite_data` the marker that skips such a test, with the path as reason, where
+the data are not there.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
+import pytest
 import torch
 from torch import Tensor
 
@@ -25,7 +32,8 @@ from operators import LinearOperator
 
 __all__ = [
     "Flags", "OperatorCase", "OPERATOR_CASES", "CASES_BY_NAME", "case_ids", "dense_matrix",
-    "complex_dtype", "randn", "psf", "points", "bilinear_field",
+    "complex_dtype", "randn", "psf", "points", "bilinear_field", "SATELLITE_DATA",
+    "needs_satellite_data",
 ]
 
 
@@ -490,3 +498,11 @@ def dense_matrix(A: LinearOperator, dtype: torch.dtype = torch.float64) -> Tenso
     for c in cols[1:]:
         dt = torch.promote_types(dt, c.dtype)
     return torch.stack([c.to(dt) for c in cols], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared data
+# ---------------------------------------------------------------------------------------------
+SATELLITE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "satellite"
+needs_satellite_data = pytest.mark.skipif(not (SATELLITE_DATA / "eval").is_dir(),
+                                          reason=f"shared data not found at {SATELLITE_DATA}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from problems import needs_satellite_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,11 +92,6 @@ def test_lpn_benchmark_quick(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- lpn_operators / lpn_regularizer
-SHARED = ROOT.parent / "shared" / "data" / "satellite"
-needs_data = pytest.mark.skipif(not (SHARED / "eval").is_dir(),
-                                reason=f"shared data not found at {SHARED}")
-
-
 @pytest.fixture(scope="module")
 def operators_example() -> dict:
     return runpy.run_path(str(ROOT / "examples" / "lpn_operators.py"), run_name="lpn_operators")
@@ -136,7 +132,7 @@ def test_operators_example_problems(operators_example):
     torch.testing.assert_close(f.prox(torch.zeros_like(x), 1e8), x, atol=1e-5, rtol=0)
 
 
-@needs_data
+@needs_satellite_data
 def test_operators_example_quick_run(tmp_path, operators_example):
     out, figs = tmp_path / "ops.json", tmp_path / "figs"
     res = operators_example["main"](["--quick", "--json", str(out), "--figures", str(figs),
@@ -160,7 +156,7 @@ def test_operators_example_quick_run(tmp_path, operators_example):
         operators_example["main"](["--tasks", "denoise"])
 
 
-@needs_data
+@needs_satellite_data
 def test_regularizer_example_quick_run(tmp_path):
     mod = runpy.run_path(str(ROOT / "examples" / "lpn_regularizer.py"), run_name="lpn_reg")
     assert mod["spearman"]([1, 2, 3, 4], [0.1, 0.5, 0.4, 2.0]) == pytest.approx(0.8)

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from problems import SATELLITE_DATA, needs_satellite_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "satellite"
-needs_data = pytest.mark.skipif(not (SHARED / "eval").is_dir(),
-                                reason=f"shared data not found at {SHARED}")
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +81,18 @@ def test_patch_bank_shapes_and_augmentation(train_script):
     assert float(bank.min()) >= 0 and float(bank.max()) <= 1
 
 
-@needs_data
+@needs_satellite_data
 def test_example_and_training_read_the_data_identically(train_script, example):
     for name in ("train/rotterdam2_pan_0p5m.tif", "train/naip_nd_5m_20090818.tif"):
-        a = train_script["load_gray"](SHARED / name)
-        b = example["load_gray"](SHARED / name)
+        a = train_script["load_gray"](SATELLITE_DATA / name)
+        b = example["load_gray"](SATELLITE_DATA / name)
         assert np.array_equal(a, b)
         assert 0.0 <= a.min() and a.max() <= 1.0
-    pan = train_script["load_gray"](SHARED / "train" / "rotterdam2_pan_0p5m.tif")
+    pan = train_script["load_gray"](SATELLITE_DATA / "train" / "rotterdam2_pan_0p5m.tif")
     assert pan.shape[0] < 600 and not (pan == 0).all(axis=1).any()  # no-data band removed
 
 
-@needs_data
+@needs_satellite_data
 def test_example_quick_run_writes_json(tmp_path, example, quick_weights):
     out = tmp_path / "res.json"
     res = example["main"](["--weights", str(quick_weights), "--quick", "--json", str(out),
