@@ -60,9 +60,9 @@ def psnr(x: np.ndarray, ref: np.ndarray, data_range: float) -> float:
 
 
 def load_model(spec: str):
-    from inverse.vble import default_cae, load_cae
+    from inverse.vble import SHIPPED_MODELS, default_cae, load_cae
 
-    if spec in ("low", "high"):
+    if spec in SHIPPED_MODELS:
         try:
             return default_cae(spec)
         except FileNotFoundError as err:

@@ -268,11 +268,13 @@ def load_models(args) -> dict:
 
     if args.tiny_random_cae:
         out = {}
-        for i, name in enumerate(("low", "high")):
+        from inverse.vble import SHIPPED_MODELS
+
+        for i, name in enumerate(SHIPPED_MODELS):
             torch.manual_seed(args.seed + i)
             out[name] = CompressiveAutoencoder(CAEConfig(N=8, M=12)).eval()
         return out
-    from inverse.vble import default_cae, load_cae
+    from inverse.vble import SHIPPED_MODELS, default_cae, load_cae
 
     def load(path):
         try:
@@ -283,7 +285,8 @@ def load_models(args) -> dict:
             return load_training_checkpoint(path)[0]
 
     out = {}
-    for name, path in (("low", args.model_low), ("high", args.model_high)):
+    for name in SHIPPED_MODELS:
+        path = getattr(args, f"model_{name}")
         out[name] = (load(path) if path else default_cae(name)).eval()
         # a float16 checkpoint stores the 1e-9 likelihood floors as 0 (underflow), which lets
         # -log2 p reach inf: restore them
@@ -566,6 +569,7 @@ def parse_args(argv):
     p.add_argument("--model-low", type=Path, default=None, help="checkpoint (load_cae) of the "
                    "low-bitrate CAE; default: the shipped default_cae('low')")
     p.add_argument("--model-high", type=Path, default=None, help="same for 'high'")
+    p.add_argument("--model-xhigh", type=Path, default=None, help="same for 'xhigh'")
     p.add_argument("--data-dir", type=Path, default=DATA)
     p.add_argument("--crop-size", type=int, default=256)
     p.add_argument("--crops", type=int, default=2,
@@ -666,7 +670,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.merge:
         merged = merge(args.merge, args.json, args.methods)
         settings = [s for s in ALL_SETTINGS if s.name in merged["tuning"]]
-        rule = auto_rule_from_tuning(merged["tuning"], {n: None for n in ("low", "high")})
+        from inverse.vble import SHIPPED_MODELS
+
+        rule = auto_rule_from_tuning(merged["tuning"], dict.fromkeys(SHIPPED_MODELS))
         if args.write_auto_rule and rule is not None:
             write_json(args.write_auto_rule, rule.to_dict())
         if args.figures:

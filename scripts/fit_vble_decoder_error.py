@@ -63,7 +63,7 @@ E = _example("vble_satellite_eval")
 
 BLOCKS = (("rotterdam1_pan_0p5m", 224), ("rotterdam1_pan_0p5m", 64),
           ("rotterdam2_pan_0p5m", 448), ("atlanta_pan_0p5m", 160))
-C_GRID = (0.4, 0.6, 0.85, 1.2)
+C_GRID = (0.4, 0.6, 0.85, 1.2, 1.7, 2.4)
 INFORMATIVE_C2 = 0.05
 
 

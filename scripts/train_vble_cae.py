@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rows held out at the bottom of each pan image for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints")
-    p.add_argument("--init-from", default=None, metavar="PATH|low|high",
+    p.add_argument("--init-from", default=None, metavar="PATH|low|high|xhigh",
                    help="warm start: initial CAE weights from a saved model (load_cae) or a "
                         "shipped one (its N, M and widths must match); ignored on --resume "
                         "once a checkpoint exists")
@@ -242,9 +242,9 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(f"{c} exists: pass --resume to continue it, or delete it")
     progress = not args.no_progress
     if args.init_from is not None and not (args.resume and cae_ckpt.exists()):
-        from inverse.vble import default_cae, load_cae
+        from inverse.vble import SHIPPED_MODELS, default_cae, load_cae
 
-        src = (default_cae(args.init_from) if args.init_from in ("low", "high")
+        src = (default_cae(args.init_from) if args.init_from in SHIPPED_MODELS
                else load_cae(args.init_from))
         if src.config.to_dict() | {"alpha": cfg.alpha} != cfg.to_dict():
             raise SystemExit(f"--init-from {args.init_from}: its configuration "

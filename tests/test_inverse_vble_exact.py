@@ -244,10 +244,10 @@ def test_auto_rule_round_trip_and_errors(tmp_path):
 
 
 def test_shipped_auto_rule_names_shipped_models():
-    from inverse.vble import load_auto_rule
+    from inverse.vble import SHIPPED_MODELS, load_auto_rule
 
     rule = load_auto_rule()
-    assert {e["model"] for e in rule.entries} <= {"low", "high"}
+    assert {e["model"] for e in rule.entries} <= set(SHIPPED_MODELS)
     assert {e["decimation"] for e in rule.entries} == {1, 2}
     assert "train" in rule.source
 

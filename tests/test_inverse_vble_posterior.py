@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from inverse._noise import GaussianNoise, PoissonGaussianNoise
+from inverse.vble import SHIPPED_MODELS
 from inverse.vble._cae import CAEConfig, CompressiveAutoencoder, crop, pad_to_multiple
 from inverse.vble._posterior import (
     A_BOUNDS,
@@ -423,8 +424,8 @@ def test_satellite_eval_example_quick(tmp_path):
                 assert 0 <= r["coverage_2sigma"] <= 1 and r["zscore_std"] > 0
             else:
                 assert r["coverage_2sigma"] is None
-    assert merged["tuning"]["mtf0.10_d1_low"]["model"] in ("low", "high")
-    assert set(saved["decoder_fit_ceiling"]) == {"crop0_low", "crop0_high"}
+    assert merged["tuning"]["mtf0.10_d1_low"]["model"] in SHIPPED_MODELS
+    assert set(saved["decoder_fit_ceiling"]) == {f"crop0_{n}" for n in SHIPPED_MODELS}
     assert "mtf0.25_d2_high" in saved["table_rst"]
     assert not list(tmp_path.glob("*.tmp"))
     # resuming recomputes nothing: the records are read back unchanged

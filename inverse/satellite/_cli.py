@@ -206,10 +206,11 @@ def _fail(command: str, err: BaseException) -> int:
 
 # ------------------------------------------------------------------ restore
 def load_model(spec: str, device: str = "cpu"):
-    """The CAE named by ``--model``: ``low`` / ``high`` (shipped) or a checkpoint path."""
-    from ..vble import default_cae, load_cae
+    """The CAE named by ``--model``: a shipped name (``low``, ``high``, ``xhigh``) or a
+    checkpoint path."""
+    from ..vble import SHIPPED_MODELS, default_cae, load_cae
 
-    if spec in ("low", "high"):
+    if spec in SHIPPED_MODELS:
         return default_cae(spec).to(device)
     return load_cae(spec, map_location=device)
 
@@ -234,7 +235,7 @@ def _register_restore(subparsers) -> None:
                         "as no-data")
     _add_degradation_args(p)
     m = p.add_argument_group("model and posterior")
-    m.add_argument("--model", default="auto", metavar="PATH|auto|low|high",
+    m.add_argument("--model", default="auto", metavar="PATH|auto|low|high|xhigh",
                    help="CAE checkpoint (save_cae), a shipped model, or auto (default: the "
                         "shipped rate chosen from the noise, MTF and decimation by the rule "
                         "fitted on train crops, inverse.vble.select_model)")

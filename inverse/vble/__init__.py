@@ -41,6 +41,7 @@ from ._cae import CAEConfig as CAEConfig
 from ._cae import CompressiveAutoencoder as CompressiveAutoencoder
 from ._cae import crop as crop
 from ._cae import pad_to_multiple as pad_to_multiple
+from ._checkpoint import SHIPPED_MODELS as SHIPPED_MODELS
 from ._checkpoint import cae_from_compressai as cae_from_compressai
 from ._checkpoint import default_cae as default_cae
 from ._checkpoint import load_cae as load_cae
@@ -89,6 +90,7 @@ __all__ = [
     "save_cae",
     "load_cae",
     "default_cae",
+    "SHIPPED_MODELS",
     "cae_from_compressai",
     "EntropyBottleneck",
     "GaussianConditional",

@@ -31,15 +31,18 @@ from sciml_inverse import (
 
 from ._cae import CAEConfig, CompressiveAutoencoder
 
-__all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHTS_DIR"]
+__all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHTS_DIR",
+           "SHIPPED_MODELS"]
 
 #: The ``kind`` of CAE checkpoints in the common format.
 KIND = "vble-cae"
 #: The layout of files written before the common format.
 LEGACY_FORMAT = ("sciml-inverse/vble-cae", 1)
-#: Folder of the shipped weights ``cae_low.pt`` / ``cae_high.pt``.
+#: Folder of the shipped weights ``cae_low.pt``, ``cae_high.pt``, ``cae_xhigh.pt``.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-_BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt"}
+_BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt", "xhigh": "cae_xhigh.pt"}
+#: Names of the shipped CAEs, lowest rate first (:func:`default_cae`, ``--model NAME``).
+SHIPPED_MODELS = tuple(_BITRATES)
 
 
 def save_cae(model: CompressiveAutoencoder, path: str | os.PathLike, *, half: bool = False,
@@ -154,8 +157,10 @@ def default_cae(bitrate: str = "low") -> CompressiveAutoencoder:
 
     Parameters
     ----------
-    bitrate : {"low", "high"}
-        ``"low"``: trained with α = 0.0067 (stronger prior); ``"high"``: α = 0.0483.
+    bitrate : {"low", "high", "xhigh"}
+        ``"low"``: trained with α = 0.0067 (strongest prior, 1.22 bpp on the validation
+        strips); ``"high"``: α = 0.0483 (1.46 bpp); ``"xhigh"``: α = 2 (1.89 bpp, the most
+        accurate decoder). See ``inverse/vble/weights/README.md``.
 
     Returns
     -------
