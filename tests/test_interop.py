@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import subprocess
 import sys
 
@@ -401,11 +402,15 @@ def test_from_deepinv_rejects_stacked_physics():
 
 
 @pytest.mark.parametrize(("gamma", "exc", "match"), [
-    (0.0, ValueError, "gamma must be positive"),
-    (-1.0, ValueError, "gamma must be positive"),
-    (torch.tensor([1.0, -1.0]), ValueError, "gamma must be positive"),
-    ("1", TypeError, "gamma must be a positive float or a tensor"),
-    (True, TypeError, "gamma must be a positive float or a tensor"),
+    (0.0, ValueError, "gamma must be > 0, got 0.0; gamma .* is a positive float or a tensor"),
+    (-1.0, ValueError, "gamma must be > 0"),
+    (math.nan, ValueError, "gamma must be finite, got nan"),
+    (math.inf, ValueError, "gamma must be finite, got inf"),
+    (torch.tensor([1.0, -1.0]), ValueError, "gamma must be finite and > 0, got 1 entry"),
+    (torch.tensor([1.0, math.nan]), ValueError, "gamma must be finite and > 0, got 1 entry"),
+    (torch.tensor([math.inf, 1.0]), ValueError, "gamma must be finite and > 0"),
+    ("1", TypeError, "gamma must be a real number, got str .*positive float or a tensor"),
+    (True, TypeError, "gamma must be a real number, got bool"),
     (torch.tensor([1.0 + 0j, 1.0]), TypeError, "complex"),
     (torch.ones(2, 2), ValueError, "one value per sample"),
 ])
