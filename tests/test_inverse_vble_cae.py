@@ -368,8 +368,14 @@ def test_config_widths_and_param_counts():
 @pytest.mark.parametrize("kw, match", [
     (dict(N=0), "N must be an int >= 1"),
     (dict(in_channels=1.5), "in_channels must be an int >= 1"),
-    (dict(n_bits=20), "n_bits"),
-    (dict(alpha=-1.0), "alpha"),
+    (dict(n_bits=20), r"CAEConfig.n_bits must be an int in \[1, 16\], got 20; 8 or 12"),
+    (dict(n_bits=0), r"CAEConfig.n_bits must be an int in \[1, 16\]"),
+    (dict(n_bits=12.0), r"CAEConfig.n_bits must be an int in \[1, 16\], got 12.0"),
+    (dict(n_bits=True), r"CAEConfig.n_bits must be an int"),
+    (dict(alpha=-1.0), "CAEConfig.alpha must be > 0, got -1.0; the rate-distortion weight"),
+    (dict(alpha=0.0), "CAEConfig.alpha must be > 0"),
+    (dict(alpha=math.nan), "CAEConfig.alpha must be finite, got nan"),
+    (dict(alpha=math.inf), "CAEConfig.alpha must be finite, got inf"),
     (dict(std_decoder=1), "std_decoder"),
     (dict(hyper_channels=(1, 2)), "hyper_channels"),
     (dict(entropy_channels=(1, 0)), "entropy_channels"),
@@ -378,6 +384,14 @@ def test_config_widths_and_param_counts():
 def test_config_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         CAEConfig(**kw)
+
+
+@pytest.mark.parametrize("alpha", ["0.1", True, None])
+def test_config_alpha_type(alpha):
+    with pytest.raises(TypeError, match="CAEConfig.alpha must be a real number"):
+        CAEConfig(alpha=alpha)
+    assert CAEConfig(alpha=np.float32(0.5)).alpha == 0.5  # numpy scalars pass, stored as float
+    assert type(CAEConfig(n_bits=np.int64(8)).n_bits) is int
 
 
 def test_model_input_errors():
