@@ -221,6 +221,19 @@ def test_gaussian_likelihood_closed_form():
     assert (ref == 1e-9).any() and (s.numpy() < 0.11).any()  # both bounds exercised
 
 
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    ({"scale_bound": 0.0}, ValueError, "scale_bound must be > 0, got 0.0; the smallest Gaussian"),
+    ({"scale_bound": math.nan}, ValueError, "scale_bound must be finite"),
+    ({"scale_bound": "0.11"}, TypeError, "scale_bound must be a real number"),
+    ({"likelihood_bound": -1e-9}, ValueError, "likelihood_bound must be >= 0"),
+    ({"likelihood_bound": math.inf}, ValueError, "likelihood_bound must be finite"),
+    ({"likelihood_bound": True}, TypeError, "likelihood_bound must be a real number, got bool"),
+])
+def test_gaussian_conditional_bad_bounds(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        GaussianConditional(**kw)
+
+
 def test_gaussian_likelihood_sums_to_one_over_bins():
     gc = GaussianConditional(likelihood_bound=0.0).double()
     k = torch.arange(-60, 61, dtype=torch.float64)[:, None]

@@ -280,10 +280,21 @@ def test_train_config_schedule_and_errors():
     assert [cfg.lr_at(s) for s in (0, 3, 4, 7, 8, 9)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
     assert TrainOptions.from_dict(cfg.to_dict()) == cfg
     for bad, match in [({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"),
-                       ({"lr_milestones": (5, 3)}, "increasing"), ({"lr_decay": 2.0}, "lr_decay"),
+                       ({"lr_milestones": (5, 3)}, "increasing"),
+                       ({"lr_milestones": (0, 3)}, r"lr_milestones\[0\] must be an int >= 1, got "
+                                                   r"0; lr_milestones must be an increasing"),
+                       ({"lr_milestones": (2, 3.0)}, r"lr_milestones\[1\] must be an int"),
+                       ({"lr_milestones": (True,)}, r"lr_milestones\[0\] must be an int"),
+                       ({"lr_milestones": 3}, "lr_milestones must be an increasing tuple"),
+                       ({"lr_decay": 2.0}, r"lr_decay must be <= 1, got 2.0; the factor"),
+                       ({"lr_decay": 0.0}, "lr_decay must be > 0"),
+                       ({"lr_decay": math.nan}, "lr_decay must be finite"),
                        ({"grad_clip": 0.0}, "grad_clip"), ({"batch_size": 1.5}, "batch_size")]:
         with pytest.raises(ValueError, match=match):
             TrainOptions(**bad)
+    for bad in ("0.5", True):
+        with pytest.raises(TypeError, match="lr_decay must be a real number"):
+            TrainOptions(lr_decay=bad)
 
 
 # --------------------------------------------------------------------------- training

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sciml_inverse import full_precision, upcast
+from sciml_inverse import check_real, full_precision, upcast
 
 from ._layers import LowerBound, lower_bound
 
@@ -185,10 +185,12 @@ class GaussianConditional(nn.Module):
 
     def __init__(self, scale_bound: float = 0.11, likelihood_bound: float = 1e-9) -> None:
         super().__init__()
-        if not scale_bound > 0:
-            raise ValueError(f"scale_bound must be > 0, got {scale_bound}")
+        scale_bound = check_real("scale_bound", scale_bound, positive=True,
+                                 hint="the smallest Gaussian scale (0.11 in CompressAI)")
         self.lower_bound_scale = LowerBound(scale_bound)
-        self.likelihood_bound = float(likelihood_bound)
+        self.likelihood_bound = check_real("likelihood_bound", likelihood_bound, positive=False,
+                                           hint="the smallest likelihood (> 0 keeps log(p) "
+                                                "finite)")
         self.likelihood_lower_bound = LowerBound(self.likelihood_bound)
 
     def likelihood(self, y: Tensor, scales: Tensor, means: Tensor | None = None) -> Tensor:
