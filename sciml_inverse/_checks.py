@@ -41,7 +41,7 @@ def check_number(name: str, v: object, *, positive: bool = True,
     """
     if v is None and allow_none:
         return
-    msg = f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}"
+    msg = f"{name} must be a finite number {'>' if positive else '>='} 0, got {_repr(v)}"
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise ArgumentTypeError(msg)
     if not math.isfinite(v) or (v <= 0 if positive else v < 0):
@@ -57,7 +57,7 @@ def check_int(name: str, v: object, minimum: int, *, maximum: int | None = None,
     both a ``TypeError`` and a ``ValueError``. ``hint`` is appended to the message.
     """
     rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-    msg = f"{name} must be an int {rng}, got {v!r}{_hint(hint)}"
+    msg = f"{name} must be an int {rng}, got {_repr(v)}{_hint(hint)}"
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise ArgumentTypeError(msg)
     if v < minimum or (maximum is not None and v > maximum):
@@ -95,7 +95,7 @@ def check_real(name: str, v: object, *, allow_none: bool = False, positive: bool
     if v is None and allow_none:
         return None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}"
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {_repr(v)}"
                         f"{_hint(hint)}")
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v!r}{_hint(hint)}")
@@ -278,3 +278,9 @@ def check_finite_state_dict(state: Mapping[str, Any], source: str | os.PathLike,
 
 def _hint(hint: str) -> str:
     return f"; {hint}" if hint else ""
+
+
+def _repr(v: object, limit: int = 60) -> str:
+    """``repr(v)``, cut to ``limit`` characters on one line (an array argument stays readable)."""
+    r = " ".join(repr(v).split())
+    return r if len(r) <= limit else r[:limit - 3] + "..."

@@ -178,3 +178,11 @@ def test_check_tolerance_hint():
         check_tolerance("dt", "0.1", hint="pass a positive float")
     with pytest.raises(ValueError, match="dt must be finite, got nan; pass a positive float"):
         check_tolerance("dt", math.nan, hint="pass a positive float")
+
+
+def test_long_values_are_cut_in_messages():
+    with pytest.raises(TypeError, match=r"f must be a real number, got ndarray "
+                                        r"array\(\[\[1\., 1\..*\.\.\.; give a number$"):
+        check_real("f", np.ones((9, 9)), hint="give a number")
+    with pytest.raises(TypeError, match=r"n must be an int >= 1, got \[0, 1, .*\.\.\.$"):
+        check_int("n", list(range(100)), 1)
