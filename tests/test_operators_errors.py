@@ -293,10 +293,14 @@ def test_jacobian_errors():
             lambda: Jacobian(torch.sin, torch.ones(3, dtype=torch.int64)))
     _raises(TypeError, "x must be a floating-point or complex tensor",
             lambda: Jacobian(torch.sin, [1.0]))
-    _raises(ValueError, r"batch_ndim must be in \[0, 1\] for x of shape \(2, 3\), got 2",
-            lambda: Jacobian(torch.sin, x, batch_ndim=2))
-    _raises(ValueError, r"batch_ndim must be in \[0, 1\]", lambda: Jacobian(torch.sin, x,
-                                                                           batch_ndim=-1))
+    _raises(ValueError, r"batch_ndim must be an int in \[0, 1\], got 2; the leading batch dims "
+                        r"of x of shape \(2, 3\)", lambda: Jacobian(torch.sin, x, batch_ndim=2))
+    _raises(ValueError, r"batch_ndim must be an int in \[0, 1\]", lambda: Jacobian(torch.sin, x,
+                                                                                   batch_ndim=-1))
+    _raises(TypeError, r"batch_ndim must be an int in \[0, 1\], got True",
+            lambda: Jacobian(torch.sin, x, batch_ndim=True))
+    _raises(TypeError, r"batch_ndim must be an int in \[0, 1\], got 1.0",
+            lambda: Jacobian(torch.sin, x, batch_ndim=1.0))
     _raises(ValueError, r"f must keep the 1 batch dims of x: x \(2, 3\) -> f\(x\) \(3,\)",
             lambda: Jacobian(lambda t: t.sum(0), x, batch_ndim=1))
     J = Jacobian(torch.sin, x, batch_ndim=1)

@@ -219,6 +219,12 @@ def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
     ("DGNOLossOptions", {"pde_weight": math.nan}, "pde_weight must be a finite number >= 0"),
     ("DGNOLossOptions", {"residual_weight": -1.0}, "residual_weight must be a finite number >= 0"),
     ("DGNOLossOptions", {"top_k": 0}, "top_k must be an int >= 1, got 0"),
+    ("StrongFormOptions", {"n_points": 0}, "n_points must be an int >= 1, got 0; collocation"),
+    ("StrongFormOptions", {"n_points": 4.0}, "n_points must be an int >= 1, got 4.0"),
+    ("StrongFormOptions", {"scale": 0.0}, "scale must be > 0, got 0.0"),
+    ("StrongFormOptions", {"scale": math.inf}, "scale must be finite"),
+    ("StrongFormOptions", {"source": math.nan}, "source must be finite, got nan"),
+    ("StrongFormOptions", {"source": "10"}, "source must be a real number, got str"),
 ])
 def test_neural_operator_options_bad_input(cls, kw, match):
     import sciml.neural_operators as no
