@@ -167,6 +167,13 @@ def test_a_dagger_uses_lsqr():
     torch.testing.assert_close(physics.A_dagger(physics.A(x)), x, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(physics.A_dagger(physics.A(x), max_iter=200, tol=1e-12), x,
                                rtol=1e-10, atol=1e-10)
+    y = physics.A(x)
+    with pytest.raises(ValueError, match="max_iter must be an int >= 1, got 2.5"):  # truncated
+        physics.A_dagger(y, max_iter=2.5)
+    with pytest.raises(TypeError, match="atol must be a real number, got str"):  # was parsed
+        physics.A_dagger(y, tol="1e-3")
+    with pytest.raises(ValueError, match="atol must be finite, got nan"):
+        physics.A_dagger(y, tol=math.nan)
 
 
 @pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])

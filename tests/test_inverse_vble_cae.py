@@ -221,6 +221,29 @@ def test_gaussian_likelihood_closed_form():
     assert (ref == 1e-9).any() and (s.numpy() < 0.11).any()  # both bounds exercised
 
 
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda: EntropyBottleneck(0), ValueError, "channels must be an int >= 1, got 0"),
+    (lambda: EntropyBottleneck(2.0), TypeError, "channels must be an int >= 1, got 2.0"),
+    (lambda: EntropyBottleneck(2, filters=(3, 0)), ValueError, r"filters\[1\] must be an int"),
+    (lambda: EntropyBottleneck(2, init_scale=0.0), ValueError, "init_scale must be > 0, got 0.0"),
+    (lambda: EntropyBottleneck(2, init_scale=math.nan), ValueError, "init_scale must be finite"),
+    (lambda: EntropyBottleneck(2, likelihood_bound=-1.0), ValueError,
+     "likelihood_bound must be >= 0"),
+    (lambda: GDN(0), ValueError, "channels must be an int >= 1"),
+    (lambda: GDN(3, beta_min=-1.0), ValueError, "beta_min must be >= 0"),
+    (lambda: GDN(3, gamma_init=math.nan), ValueError, "gamma_init must be finite"),
+    (lambda: GDN(3, gamma_init="0.1"), TypeError, "gamma_init must be a real number"),
+    (lambda: NonNegativeParametrizer(minimum=math.inf), ValueError, "minimum must be finite"),
+    (lambda: NonNegativeParametrizer(reparam_offset=0.0), ValueError,
+     "reparam_offset must be > 0"),
+    (lambda: LowerBound(math.nan), ValueError, "bound must be finite, got nan"),
+    (lambda: LowerBound("0"), TypeError, "bound must be a real number, got str"),
+])
+def test_building_blocks_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
 @pytest.mark.parametrize(("kw", "exc", "match"), [
     ({"scale_bound": 0.0}, ValueError, "scale_bound must be > 0, got 0.0; the smallest Gaussian"),
     ({"scale_bound": math.nan}, ValueError, "scale_bound must be finite"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sciml_inverse import atomic_path
+from sciml_inverse import atomic_path, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -146,9 +146,8 @@ def _select_bands(values: np.ndarray, band: int | Sequence[int] | None,
         return values
     bands = [band] if isinstance(band, (int, np.integer)) else list(band)
     for b in bands:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
-            raise ValueError(f"band {b!r} does not exist in {path.name}, which has {n} band(s) "
-                             f"(bands are numbered from 1)")
+        check_int("band", b, 1, maximum=n,
+                  hint=f"{path.name} has {n} band(s), numbered from 1")
     return values[[int(b) - 1 for b in bands]]
 
 

@@ -141,9 +141,9 @@ def _physics_class() -> type:
             """Least-squares solution by :func:`operators.lsqr` (``tol`` sets its atol and btol)."""
             opts: dict = {}
             if max_iter is not None:
-                opts["max_iter"] = int(max_iter)
+                opts["max_iter"] = max_iter  # lsqr validates both (no silent truncation)
             if tol is not None:
-                opts["atol"] = opts["btol"] = float(tol)
+                opts["atol"] = opts["btol"] = tol
             return lsqr(self.op, y, **opts).solution
 
         # ------------------------------------------------------------ norms
