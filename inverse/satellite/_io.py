@@ -146,8 +146,9 @@ def _select_bands(values: np.ndarray, band: int | Sequence[int] | None,
         return values
     bands = [band] if isinstance(band, (int, np.integer)) else list(band)
     for b in bands:
-        check_int("band", b, 1, maximum=n,
-                  hint=f"{path.name} has {n} band(s), numbered from 1")
+        if check_int("band", b, 1, hint="bands are numbered from 1") > n:
+            raise ValueError(f"band {b!r} does not exist in {path.name}, which has {n} band(s) "
+                             f"(bands are numbered from 1)")
     return values[[int(b) - 1 for b in bands]]
 
 
