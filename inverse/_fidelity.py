@@ -11,7 +11,6 @@ blur-plus-decimation, batched CG otherwise).
 from __future__ import annotations
 
 import abc
-import numbers
 
 import torch
 from torch import Tensor
@@ -35,9 +34,8 @@ def _check_positive(name: str, c: float | Tensor) -> float | Tensor:
         check_tensor(name, c, allow_complex=False)
         check_positive_tensor(name, c)
         return c
-    if isinstance(c, bool) or not isinstance(c, numbers.Real):
-        raise TypeError(f"{name} must be a positive float or a tensor, got {type(c).__name__}")
-    return check_real(name, c, positive=True)  # type: ignore[return-value]
+    return check_real(name, c, positive=True,  # type: ignore[return-value]
+                      hint="give a positive float or a tensor")
 
 
 def _check_real_gram(op: LinearOperator, like: Tensor) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_real, check_tensor
+from sciml_inverse import check_int, check_real, check_tensor
 
 __all__ = ["NoiseModel", "GaussianNoise", "PoissonGaussianNoise"]
 
@@ -40,8 +40,8 @@ def _sum_dims(t: Tensor, event_ndim: int | None) -> tuple[int, ...]:
             raise ValueError(f"expected a batched tensor (B, ...) with at least 2 dims, got shape "
                              f"{tuple(t.shape)}; pass event_ndim for unbatched data")
         return tuple(range(1, t.ndim))
-    if not (isinstance(event_ndim, int) and 0 <= event_ndim <= t.ndim):
-        raise ValueError(f"event_ndim must be an int in [0, {t.ndim}], got {event_ndim}")
+    check_int("event_ndim", event_ndim, 0, maximum=t.ndim,
+              hint="the number of trailing dims of one sample, at most the tensor's ndim")
     return tuple(range(t.ndim - event_ndim, t.ndim))
 
 

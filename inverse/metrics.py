@@ -126,10 +126,9 @@ def ssim(x: Tensor, ref: Tensor, *, data_range: float = 1.0, win_size: int = 7,
         ``data_range``, ``k1`` or ``k2``.
     """
     _check_pair(x, ref, 3, data_range)
-    if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size % 2 != 1 or \
-            not 3 <= win_size <= min(x.shape[-2:]):
-        raise ValueError(f"win_size must be odd, >= 3 and at most min(H, W) = "
-                         f"{min(x.shape[-2:])}, got {win_size!r}")
+    rule = f"win_size must be odd, >= 3 and at most min(H, W) = {min(x.shape[-2:])}"
+    if check_int("win_size", win_size, 3, maximum=min(x.shape[-2:]), hint=rule) % 2 != 1:
+        raise ValueError(f"{rule}, got {win_size!r}")
     check_number("k1", k1)
     check_number("k2", k2)
     batch = x.shape[:-3]

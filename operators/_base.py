@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_positive_tensor, check_representable
+from sciml_inverse import check_positive_tensor, check_real, check_representable
 
 __all__ = ["LinearOperator"]
 
@@ -371,9 +370,10 @@ class LinearOperator(nn.Module, abc.ABC):
         return None
 
     def _check_rho(self, rho: float | Tensor, b: Tensor) -> Tensor:
+        hint = "rho > 0 makes AᴴA + ρI invertible; give a float or one rho per sample (a tensor)"
         if isinstance(rho, Tensor):
-            if rho.is_complex():
-                raise TypeError("rho must be real and positive, got a complex tensor")
+            # one synchronization catches complex values, NaN, inf, 0 and negative values
+            check_positive_tensor("rho", rho, hint=hint)
             if rho.device != b.device:
                 raise ValueError(f"rho is on {rho.device} but b is on {b.device}; move rho")
             batch = tuple(b.shape[: b.ndim - len(self.in_shape)])
@@ -388,8 +388,6 @@ class LinearOperator(nn.Module, abc.ABC):
                     f"{batch} (of b and the operator), got {tuple(rho.shape)}; give one rho "
                     f"per sample or a float")
             real = b.real.dtype if b.is_complex() else b.dtype
-            # one synchronization catches NaN, inf, 0 and negative values
-            check_positive_tensor("rho", rho, hint="rho > 0 makes AᴴA + ρI invertible")
             if rho.numel() and rho.is_floating_point() and \
                     torch.finfo(rho.dtype).bits > torch.finfo(real).bits:
                 # rho is computed in b's dtype: a value that under- or overflows there would
@@ -399,13 +397,10 @@ class LinearOperator(nn.Module, abc.ABC):
                 check_representable("rho", hi, real, hint="per-sample rho")
             rho = rho.to(real)  # the result keeps b's dtype
             return _expand_per_sample(rho, len(self.in_shape))
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)):
-            raise TypeError(f"rho must be a positive float or a tensor, got {type(rho).__name__}")
-        if not rho > 0 or not math.isfinite(rho):
-            raise ValueError(f"rho must be positive and finite, got {rho}")
+        r: float = check_real("rho", rho, positive=True, hint=hint)  # type: ignore[assignment]
         real = b.real.dtype if b.is_complex() else b.dtype
-        check_representable("rho", float(rho), real)
-        return torch.tensor(float(rho), dtype=real, device=b.device)
+        check_representable("rho", r, real)
+        return torch.tensor(r, dtype=real, device=b.device)
 
     def opnorm(self, **power_kwargs) -> Tensor:
         """Per-sample spectral norm :math:`\\|A\\|_2` (not squared).

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
+
+from sciml_inverse import check_int, check_real
 
 from ._base import LinearOperator, _as_shape
 from ._fourier import fourier_apply
@@ -41,8 +43,11 @@ class FiniteDifference(LinearOperator):
 
     Raises
     ------
+    TypeError
+        ``dims`` not a sequence of ints, ``spacing`` not numbers.
     ValueError
-        Invalid dims, spacing or boundary.
+        Invalid dims (out of range, repeated), spacing (not finite and > 0, not one per axis)
+        or boundary.
 
     Examples
     --------
@@ -57,25 +62,30 @@ class FiniteDifference(LinearOperator):
                  spacing: float | Sequence[float] = 1.0, boundary: str = "neumann") -> None:
         in_shape = _as_shape(in_shape, "in_shape")
         n = len(in_shape)
-        if isinstance(dims, (numbers.Integral, str)) or not all(
-                isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        if isinstance(dims, (numbers.Number, str)) or not isinstance(dims, Iterable):
             raise TypeError(f"dims must be a sequence of ints (sample axes), got {dims!r}")
-        dims = tuple(int(d) for d in dims)
-        if not dims or any(not -n <= d < n for d in dims):
-            raise ValueError(f"dims must be non-empty sample axes in [-{n}, {n}), got {dims}")
+        dims = tuple(dims)
+        if not dims:
+            raise ValueError(f"dims must be non-empty sample axes in [-{n}, {n}), got ()")
+        dims = tuple(check_int(f"dims[{i}]", d, -n, maximum=n - 1,
+                               hint=f"dims are sample axes in [-{n}, {n})")
+                     for i, d in enumerate(dims))
         dims = tuple(d - n if d >= 0 else d for d in dims)
         if len(set(dims)) != len(dims):
             raise ValueError(f"dims must be distinct, got {dims}")
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {_BOUNDARIES}, got {boundary!r}")
-        sp = (spacing,) * len(dims) if isinstance(spacing, (int, float)) else tuple(spacing)
-        if any(isinstance(s, bool) or not isinstance(s, numbers.Real) for s in sp):
-            raise TypeError(f"spacing must be a positive number or one per axis in dims, got "
-                            f"{spacing!r}")
-        if len(sp) != len(dims) or any(not (s > 0 and math.isfinite(s)) for s in sp):
-            raise ValueError(f"spacing must be positive, one per axis in dims, got {spacing!r}")
+        hint = "give one positive number or one per axis in dims"
+        if isinstance(spacing, (numbers.Number, str)) or not isinstance(spacing, Iterable):
+            sp = (check_real("spacing", spacing, positive=True, hint=hint),) * len(dims)
+        else:
+            sp = tuple(check_real(f"spacing[{i}]", s, positive=True, hint=hint)
+                       for i, s in enumerate(spacing))
+            if len(sp) != len(dims):
+                raise ValueError(f"spacing must be positive, one per axis in dims ({len(dims)}), "
+                                 f"got {spacing!r}")
         super().__init__(in_shape, (len(dims), *in_shape))
-        self.dims, self.spacing, self.boundary = dims, tuple(float(s) for s in sp), boundary
+        self.dims, self.spacing, self.boundary = dims, sp, boundary
 
     def forward(self, x: Tensor) -> Tensor:
         outs = []

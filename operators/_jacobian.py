@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_int
+
 from ._base import LinearOperator
 
 __all__ = ["Jacobian"]
@@ -55,9 +57,8 @@ class Jacobian(LinearOperator):
             raise TypeError(f"f must be callable, got {type(f).__name__}")
         if not isinstance(x, Tensor) or not (x.is_floating_point() or x.is_complex()):
             raise TypeError("x must be a floating-point or complex tensor")
-        if not 0 <= batch_ndim < max(x.ndim, 1):
-            raise ValueError(f"batch_ndim must be in [0, {max(x.ndim - 1, 0)}] for x of shape "
-                             f"{tuple(x.shape)}, got {batch_ndim}")
+        batch_ndim = check_int("batch_ndim", batch_ndim, 0, maximum=max(x.ndim - 1, 0),
+                               hint=f"the leading batch dims of x of shape {tuple(x.shape)}")
         fx, vjp_fn = torch.func.vjp(f, x)
         if fx.shape[:batch_ndim] != x.shape[:batch_ndim]:
             raise ValueError(f"f must keep the {batch_ndim} batch dims of x: x {tuple(x.shape)} "

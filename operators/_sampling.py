@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_finite
+from sciml_inverse import check_finite, check_real
 
 from ._base import LinearOperator, _as_shape
 from ._fourier import _param_batch
@@ -39,9 +38,11 @@ class PointSampling(LinearOperator):
 
     Raises
     ------
+    TypeError
+        ``points`` not a floating-point tensor, ``extent`` not a pair of pairs of real numbers.
     ValueError
-        Points outside the grid or not finite, a malformed ``points`` tensor or ``extent``, or
-        a grid smaller than 2 x 2.
+        Points outside the grid or not finite, a malformed ``points`` tensor, an ``extent`` that
+        is not finite or has equal first and last nodes, or a grid smaller than 2 x 2.
 
     Examples
     --------
@@ -65,13 +66,14 @@ class PointSampling(LinearOperator):
         h, w = in_shape[-2:]
         check_finite("points", points, hint="every sensor needs finite (row, col) coordinates")
         if extent is not None:
+            form = "extent is ((row_first, row_last), (col_first, col_last)) of finite numbers"
             try:
-                (r0, r1), (c0, c1) = (float(a) for a in extent[0]), (float(a) for a in extent[1])
-            except (TypeError, ValueError, IndexError) as err:
+                (r0, r1), (c0, c1) = extent
+            except (TypeError, ValueError) as err:
                 raise TypeError(f"extent must be ((row_first, row_last), (col_first, col_last)) "
                                 f"of numbers, got {extent!r}") from err
-            if not all(map(math.isfinite, (r0, r1, c0, c1))):
-                raise ValueError(f"extent must be finite, got {extent!r}")
+            r0, r1, c0, c1 = (check_real(f"extent[{i // 2}][{i % 2}]", a, hint=form)
+                              for i, a in enumerate((r0, r1, c0, c1)))
             if r1 == r0 or c1 == c0:
                 raise ValueError(f"extent must have distinct first and last nodes, got {extent}")
             scale = points.new_tensor([(h - 1) / (r1 - r0), (w - 1) / (c1 - c0)])

@@ -15,7 +15,8 @@ user's arguments:
   :func:`check_tensor`, :func:`check_finite`, :func:`check_shape`, :func:`check_representable`,
   :func:`check_positive_tensor`, :func:`check_device`, :func:`check_keys`,
   :func:`check_finite_state_dict` -- the shared argument validators (a
-  ``ValueError``/``TypeError`` naming the argument, the problem and the fix);
+  ``ValueError``/``TypeError`` naming the argument, the problem and the fix;
+  :class:`ArgumentTypeError` is both);
 * :func:`fit` with :class:`FitOptions` / :class:`TrainTask` / :class:`FitResult` -- the one
   training loop (steps or epochs, progress, time limit, checkpoints with exact resume, DDP under
   torchrun, mixed precision: :func:`resolve_precision`, :func:`full_precision`, :func:`upcast`).
@@ -25,6 +26,7 @@ from ._checkpoint import Checkpoint as Checkpoint
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import load_weights as load_weights
 from ._checkpoint import save_checkpoint as save_checkpoint
+from ._checks import ArgumentTypeError as ArgumentTypeError
 from ._checks import check_device as check_device
 from ._checks import check_finite as check_finite
 from ._checks import check_finite_state_dict as check_finite_state_dict
@@ -52,8 +54,9 @@ from ._precision import resolve_precision as resolve_precision
 from ._precision import upcast as upcast
 from ._version import library_version as library_version
 
-__all__ = ["Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask", "atomic_path",
-           "check_device", "check_finite", "check_finite_state_dict", "check_int", "check_keys",
+__all__ = ["ArgumentTypeError", "Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask",
+           "atomic_path", "check_device", "check_finite", "check_finite_state_dict", "check_int",
+           "check_keys",
            "check_number", "check_positive_tensor", "check_real", "check_representable",
            "check_shape", "check_tensor", "check_tolerance", "fit", "full_precision",
            "library_version", "load_checkpoint", "load_weights", "main", "resolve_precision",

@@ -18,28 +18,55 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_int", "check_number", "check_real", "check_tensor", "check_tolerance",
-           "check_finite", "check_shape", "check_representable", "check_positive_tensor",
-           "check_keys", "check_finite_state_dict", "check_device"]
+__all__ = ["ArgumentTypeError", "check_int", "check_number", "check_real", "check_tensor",
+           "check_tolerance", "check_finite", "check_shape", "check_representable",
+           "check_positive_tensor", "check_keys", "check_finite_state_dict", "check_device"]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """A wrong argument type from :func:`check_int` / :func:`check_number`.
+
+    A ``TypeError`` (the convention of :func:`check_real` and :func:`check_tensor`) that is also
+    a ``ValueError``, which these two validators raised for every bad input before: code that
+    catches either keeps working.
+    """
 
 
 def check_number(name: str, v: object, *, positive: bool = True,
                  allow_none: bool = False) -> None:
-    """Raise ``ValueError`` unless ``v`` is a finite real number > 0 (or >= 0)."""
+    """Raise ``ValueError`` unless ``v`` is a finite real number > 0 (or >= 0).
+
+    A non-number (a bool, a string, ``None`` without ``allow_none``) raises
+    :class:`ArgumentTypeError`, both a ``TypeError`` and a ``ValueError``.
+    """
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or (
-            v <= 0 if positive else v < 0):
-        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
+    msg = f"{name} must be a finite number {'>' if positive else '>='} 0, got {_repr(v)}"
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ArgumentTypeError(msg)
+    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        raise ValueError(msg)
 
 
-def check_int(name: str, v: object, minimum: int) -> None:
-    """Raise ``ValueError`` unless ``v`` is an integer (not a bool; numpy ints pass) >= minimum."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+def check_int(name: str, v: object, minimum: int, *, maximum: int | None = None,
+              hint: str = "") -> int:
+    """Raise ``ValueError`` unless ``v`` is an integer (not a bool; numpy ints pass) in
+    ``[minimum, maximum]`` (no upper bound when ``maximum`` is None); return ``int(v)``.
+
+    A non-integer (a float such as ``2.0``, a bool, a string) raises :class:`ArgumentTypeError`,
+    both a ``TypeError`` and a ``ValueError``. ``hint`` is appended to the message.
+    """
+    rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    msg = f"{name} must be an int {rng}, got {_repr(v)}{_hint(hint)}"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ArgumentTypeError(msg)
+    if v < minimum or (maximum is not None and v > maximum):
+        raise ValueError(msg)
+    return int(v)
 
 
 def check_real(name: str, v: object, *, allow_none: bool = False, positive: bool | None = None,
+               maximum: float | None = None, include_maximum: bool = True,
                hint: str = "") -> float | None:
     """Check a real-number argument and return it as a ``float`` (``None`` passes with
     ``allow_none``).
@@ -51,8 +78,10 @@ def check_real(name: str, v: object, *, allow_none: bool = False, positive: bool
     v : object
     allow_none : bool
     positive : bool, optional
-        ``True``: must be > 0; ``False``: must be >= 0; ``None``: any finite number (the
-        caller checks the range itself, with its own message).
+        ``True``: must be > 0; ``False``: must be >= 0; ``None``: no lower bound.
+    maximum : float, optional
+        An upper bound: ``v <= maximum`` (``v < maximum`` with ``include_maximum=False``).
+    include_maximum : bool
     hint : str
         Appended to the messages (e.g. what the number means).
 
@@ -66,16 +95,19 @@ def check_real(name: str, v: object, *, allow_none: bool = False, positive: bool
     if v is None and allow_none:
         return None
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}"
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {_repr(v)}"
                         f"{_hint(hint)}")
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v!r}{_hint(hint)}")
     if positive is not None and (v <= 0 if positive else v < 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {v!r}{_hint(hint)}")
+    if maximum is not None and (v > maximum if include_maximum else v >= maximum):
+        raise ValueError(f"{name} must be {'<=' if include_maximum else '<'} {maximum:g}, got "
+                         f"{v!r}{_hint(hint)}")
     return float(v)
 
 
-def check_tolerance(name: str, v: object) -> float:
+def check_tolerance(name: str, v: object, hint: str = "") -> float:
     """Check a solver tolerance: a finite real number (or a one-element tensor without grad).
 
     The sign and "not both zero" rules are the caller's. Returns ``float(v)``.
@@ -89,12 +121,13 @@ def check_tolerance(name: str, v: object) -> float:
     """
     if isinstance(v, Tensor):
         if v.numel() != 1 or v.requires_grad:
-            raise TypeError(f"{name} must be a float (or a one-element tensor without grad)")
+            raise TypeError(f"{name} must be a float (or a one-element tensor without grad)"
+                            f"{_hint(hint)}")
     elif isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a float, got {type(v).__name__}")
+        raise TypeError(f"{name} must be a float, got {type(v).__name__}{_hint(hint)}")
     f = float(v)
     if not math.isfinite(f):
-        raise ValueError(f"{name} must be finite, got {f}")
+        raise ValueError(f"{name} must be finite, got {f}{_hint(hint)}")
     return f
 
 
@@ -245,3 +278,9 @@ def check_finite_state_dict(state: Mapping[str, Any], source: str | os.PathLike,
 
 def _hint(hint: str) -> str:
     return f"; {hint}" if hint else ""
+
+
+def _repr(v: object, limit: int = 60) -> str:
+    """``repr(v)``, cut to ``limit`` characters on one line (an array argument stays readable)."""
+    r = " ".join(repr(v).split())
+    return r if len(r) <= limit else r[:limit - 3] + "..."

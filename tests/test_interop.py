@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import subprocess
 import sys
 
@@ -166,6 +167,13 @@ def test_a_dagger_uses_lsqr():
     torch.testing.assert_close(physics.A_dagger(physics.A(x)), x, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(physics.A_dagger(physics.A(x), max_iter=200, tol=1e-12), x,
                                rtol=1e-10, atol=1e-10)
+    y = physics.A(x)
+    with pytest.raises(ValueError, match="max_iter must be an int >= 1, got 2.5"):  # truncated
+        physics.A_dagger(y, max_iter=2.5)
+    with pytest.raises(TypeError, match="atol must be a real number, got str"):  # was parsed
+        physics.A_dagger(y, tol="1e-3")
+    with pytest.raises(ValueError, match="atol must be finite, got nan"):
+        physics.A_dagger(y, tol=math.nan)
 
 
 @pytest.mark.parametrize("near", [False, True], ids=["exact_fit", "near_fit"])
@@ -401,11 +409,15 @@ def test_from_deepinv_rejects_stacked_physics():
 
 
 @pytest.mark.parametrize(("gamma", "exc", "match"), [
-    (0.0, ValueError, "gamma must be positive"),
-    (-1.0, ValueError, "gamma must be positive"),
-    (torch.tensor([1.0, -1.0]), ValueError, "gamma must be positive"),
-    ("1", TypeError, "gamma must be a positive float or a tensor"),
-    (True, TypeError, "gamma must be a positive float or a tensor"),
+    (0.0, ValueError, "gamma must be > 0, got 0.0; gamma .* is a positive float or a tensor"),
+    (-1.0, ValueError, "gamma must be > 0"),
+    (math.nan, ValueError, "gamma must be finite, got nan"),
+    (math.inf, ValueError, "gamma must be finite, got inf"),
+    (torch.tensor([1.0, -1.0]), ValueError, "gamma must be finite and > 0, got 1 entry"),
+    (torch.tensor([1.0, math.nan]), ValueError, "gamma must be finite and > 0, got 1 entry"),
+    (torch.tensor([math.inf, 1.0]), ValueError, "gamma must be finite and > 0"),
+    ("1", TypeError, "gamma must be a real number, got str .*positive float or a tensor"),
+    (True, TypeError, "gamma must be a real number, got bool"),
     (torch.tensor([1.0 + 0j, 1.0]), TypeError, "complex"),
     (torch.ones(2, 2), ValueError, "one value per sample"),
 ])

@@ -272,8 +272,12 @@ def test_psnr_accepts_numpy_scalars():
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"win_size": 1}, r"win_size must be odd, >= 3 and at most min\(H, W\) = 8, got 1"),
-    ({"win_size": 7.0}, "win_size must be odd"),
+    ({"win_size": 1}, r"win_size must be an int in \[3, 8\], got 1; win_size must be odd, >= 3 "
+                      r"and at most min\(H, W\) = 8"),
+    ({"win_size": 4}, r"win_size must be odd, >= 3 and at most min\(H, W\) = 8, got 4"),
+    ({"win_size": 9}, r"win_size must be an int in \[3, 8\], got 9"),
+    ({"win_size": 7.0}, "win_size must be an int in .*, got 7.0; win_size must be odd"),
+    ({"win_size": True}, "win_size must be an int in .*, got True"),
     ({"k1": math.nan}, "k1 must be a finite number > 0"),
     ({"k2": -0.03}, "k2 must be a finite number > 0"),
 ])

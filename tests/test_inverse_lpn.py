@@ -447,10 +447,20 @@ def test_bad_input_raises_clear_errors():
     (ImageLPNConfig, {"alpha": -1.0}, "alpha"),
     (VectorLPNConfig, {"beta": 0.0}, "beta must be > 0"),
     (VectorLPNConfig, {"dim": 1.5}, "dim must be an int"),
+    (VectorLPNConfig, {"init_log_mean": math.nan}, "init_log_mean must be finite, got nan; the "
+                                                   "log-mean of the initial"),
+    (ImageLPNConfig, {"init_log_mean": -math.inf}, "init_log_mean must be finite, got -inf"),
 ])
 def test_configs_reject_bad_values(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [VectorLPNConfig, ImageLPNConfig])
+@pytest.mark.parametrize("bad", ["-10", True])
+def test_configs_reject_a_non_number_init_log_mean(cls, bad):
+    with pytest.raises(TypeError, match="init_log_mean must be a real number"):
+        cls(init_log_mean=bad)
 
 
 def test_configs_and_wrappers_reject_bad_types():

@@ -86,8 +86,14 @@ def test_noise_errors():
         GaussianNoise(0.1).nll([0.0], torch.zeros(1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batched tensor"):
         GaussianNoise(0.1).nll(torch.zeros(3), torch.zeros(3))
-    with pytest.raises(ValueError, match="event_ndim must be"):
+    with pytest.raises(ValueError, match=r"event_ndim must be an int in \[0, 2\], got 5; the "
+                                         r"number of trailing dims"):
         GaussianNoise(0.1).nll(torch.zeros(1, 3), torch.zeros(1, 3), event_ndim=5)
+    for bad in (-1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match=r"event_ndim must be an int in \[0, 2\]"):
+            GaussianNoise(0.1).nll(torch.zeros(1, 3), torch.zeros(1, 3), event_ndim=bad)
+    with pytest.raises(TypeError, match=r"event_ndim must be an int"):  # a wrong type
+        GaussianNoise(0.1).nll(torch.zeros(1, 3), torch.zeros(1, 3), event_ndim=1.0)
     with pytest.raises(TypeError, match="x must be a torch tensor"):
         GaussianNoise(0.1).sample([0.0])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="abstract"):

@@ -424,6 +424,17 @@ def test_bad_inputs_raise_clear_errors():
     f = L2DataFidelity(op, y)
     with pytest.raises(ValueError, match="gamma must be > 0, got -1.0"):
         f.prox(y, -1.0)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="gamma must be finite"):
+            f.prox(y, bad)
+    for bad in ("0.1", True, None):
+        with pytest.raises(TypeError, match="gamma must be a real number, got .*; give a "
+                                            "positive float or a tensor"):
+            f.prox(y, bad)
+    with pytest.raises(ValueError, match="gamma must be finite and > 0, got 1 entry"):
+        f.prox(y, torch.tensor([math.nan]))
+    with pytest.raises(ValueError, match="cg_rtol must be finite"):
+        L2DataFidelity(op, y, cg_rtol=math.nan)
     with pytest.raises(TypeError, match="inverse.Prior"):
         admm(f, lambda x: x)
     with pytest.raises(TypeError, match="AbstractDataFidelity"):
@@ -440,8 +451,14 @@ def test_bad_inputs_raise_clear_errors():
         ADMMOptions(rho=-1.0)
     with pytest.raises(ValueError, match="max_iter must be an int >= 1"):
         PGDOptions(max_iter=0)
-    with pytest.raises(ValueError, match="tol must be a finite float >= 0"):
+    with pytest.raises(ValueError, match="tol must be >= 0, got -1.0; .*0 runs max_iter"):
         HQSOptions(tol=-1.0)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="tol must be finite"):
+            PGDOptions(tol=bad)
+    for bad in ("1e-3", True, None):
+        with pytest.raises(TypeError, match="tol must be a real number"):
+            ADMMOptions(tol=bad)
     with pytest.raises(ValueError, match="step must be > 0, got 0.0"):
         PGDOptions(step=0.0)
     with pytest.raises(TypeError, match="unexpected keyword"):

@@ -62,10 +62,17 @@ def test_psf_with_a_given_size_and_the_identity_case():
 
 
 @pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    (dict(mtf=0.0), ValueError, "in \\(0, 1\\]"),
-    (dict(mtf=1.5), ValueError, "in \\(0, 1\\]"),
-    (dict(mtf="0.1"), TypeError, "mtf must be a float"),
+    (dict(mtf=0.0), ValueError, "mtf must be > 0, got 0.0; mtf is in \\(0, 1\\]"),
+    (dict(mtf=1.5), ValueError, "mtf must be <= 1, got 1.5; mtf is in \\(0, 1\\]"),
+    (dict(mtf=math.nan), ValueError, "mtf must be finite, got nan"),
+    (dict(mtf=math.inf), ValueError, "mtf must be finite, got inf"),
+    (dict(mtf="0.1"), TypeError, "mtf must be a real number, got str"),
+    (dict(mtf=True), TypeError, "mtf must be a real number, got bool"),
     (dict(mtf=0.1, size=4), ValueError, "positive odd integer"),
+    (dict(mtf=0.1, size=0), ValueError, "size must be an int >= 1, got 0; size must be a "
+                                        "positive odd integer"),
+    (dict(mtf=0.1, size=5.0), TypeError, "size must be an int >= 1, got 5.0"),
+    (dict(mtf=0.1, size=True), TypeError, "size must be an int >= 1, got True"),
     (dict(mtf=0.1, size=1), ValueError, "no sampled Gaussian of size 1"),
 ])
 def test_psf_from_mtf_rejects_bad_inputs(kwargs, exc, match):
@@ -157,9 +164,14 @@ def test_user_psf_is_normalized_and_compared_by_value():
     (dict(psf=np.ones(3)), ValueError, "2-D array"),
     (dict(psf=np.full((3, 3), np.nan)), ValueError, "NaN"),
     (dict(psf=np.zeros((3, 3))), ValueError, "positive sum"),
-    (dict(decimation=0), ValueError, "decimation must be a positive integer"),
-    (dict(decimation=1.5), ValueError, "decimation must be a positive integer"),
-    (dict(n_bits=0), ValueError, "n_bits"),
+    (dict(noise_b=math.inf), ValueError, "noise_b must be finite, got inf; the noise variance"),
+    (dict(noise_a="0"), TypeError, "noise_a must be a real number, got str '0'; the noise"),
+    (dict(decimation=0), ValueError, "decimation must be an int >= 1, got 0; the resolution"),
+    (dict(decimation=1.5), TypeError, "decimation must be an int >= 1, got 1.5"),
+    (dict(decimation=True), TypeError, "decimation must be an int >= 1, got True"),
+    (dict(n_bits=0), ValueError, r"n_bits must be an int in \[1, 32\], got 0; the bit depth"),
+    (dict(n_bits=33), ValueError, r"n_bits must be an int in \[1, 32\], got 33"),
+    (dict(n_bits=12.0), TypeError, r"n_bits must be an int in \[1, 32\], got 12.0"),
     (dict(quantize=1), TypeError, "quantize must be a bool"),
 ])
 def test_degradation_rejects_bad_settings(kwargs, exc, match):

@@ -181,6 +181,13 @@ def test_read_raster_errors(tmp_path):
     path = write_raster(tmp_path / "two.nc", _raster((2, 8, 8)))
     with pytest.raises(ValueError, match="band 3 does not exist in two.nc, which has 2"):
         read_raster(path, band=3)
+    with pytest.raises(ValueError, match=r"band must be an int >= 1, got 0; bands are numbered "
+                                         r"from 1"):
+        read_raster(path, band=[1, 0])
+    with pytest.raises(TypeError, match=r"band must be an int >= 1, got 1.0"):
+        read_raster(path, band=[1.0])
+    with pytest.raises(TypeError, match=r"band must be an int >= 1, got True"):
+        read_raster(path, band=[True])
     empty = _raster((1, 8, 8))
     empty.values[:] = np.nan
     write_raster(tmp_path / "empty.nc", empty)

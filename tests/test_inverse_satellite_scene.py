@@ -256,6 +256,20 @@ def test_estimate_noise_recovers_known_poisson_gaussian_parameters(a, b, f, seed
     assert abs(est.a / a - 1) < 0.2 and abs(est.b / b - 1) < 0.2, (est.a, est.b)
 
 
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    ({"n_bits": 0}, ValueError, r"n_bits must be an int in \[1, 32\], got 0; the bit depth"),
+    ({"n_bits": 33}, ValueError, r"n_bits must be an int in \[1, 32\], got 33"),
+    ({"n_bits": 12.0}, TypeError, r"n_bits must be an int in \[1, 32\], got 12.0"),
+    ({"n_bits": True}, TypeError, r"n_bits must be an int"),
+    ({"n_bins": 1}, ValueError, r"n_bins must be an int >= 2"),
+])
+def test_estimate_noise_rejects_bad_settings(kw, exc, match):
+    from inverse.satellite import estimate_noise
+
+    with pytest.raises(exc, match=match):
+        estimate_noise(np.zeros((8, 8), np.float32), **kw)
+
+
 def test_estimate_noise_fits_the_binned_variances_exactly_when_they_are_linear():
     from inverse.satellite._noise_estimation import _fit
 

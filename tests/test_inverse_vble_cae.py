@@ -221,6 +221,42 @@ def test_gaussian_likelihood_closed_form():
     assert (ref == 1e-9).any() and (s.numpy() < 0.11).any()  # both bounds exercised
 
 
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda: EntropyBottleneck(0), ValueError, "channels must be an int >= 1, got 0"),
+    (lambda: EntropyBottleneck(2.0), TypeError, "channels must be an int >= 1, got 2.0"),
+    (lambda: EntropyBottleneck(2, filters=(3, 0)), ValueError, r"filters\[1\] must be an int"),
+    (lambda: EntropyBottleneck(2, init_scale=0.0), ValueError, "init_scale must be > 0, got 0.0"),
+    (lambda: EntropyBottleneck(2, init_scale=math.nan), ValueError, "init_scale must be finite"),
+    (lambda: EntropyBottleneck(2, likelihood_bound=-1.0), ValueError,
+     "likelihood_bound must be >= 0"),
+    (lambda: GDN(0), ValueError, "channels must be an int >= 1"),
+    (lambda: GDN(3, beta_min=-1.0), ValueError, "beta_min must be >= 0"),
+    (lambda: GDN(3, gamma_init=math.nan), ValueError, "gamma_init must be finite"),
+    (lambda: GDN(3, gamma_init="0.1"), TypeError, "gamma_init must be a real number"),
+    (lambda: NonNegativeParametrizer(minimum=math.inf), ValueError, "minimum must be finite"),
+    (lambda: NonNegativeParametrizer(reparam_offset=0.0), ValueError,
+     "reparam_offset must be > 0"),
+    (lambda: LowerBound(math.nan), ValueError, "bound must be finite, got nan"),
+    (lambda: LowerBound("0"), TypeError, "bound must be a real number, got str"),
+])
+def test_building_blocks_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    ({"scale_bound": 0.0}, ValueError, "scale_bound must be > 0, got 0.0; the smallest Gaussian"),
+    ({"scale_bound": math.nan}, ValueError, "scale_bound must be finite"),
+    ({"scale_bound": "0.11"}, TypeError, "scale_bound must be a real number"),
+    ({"likelihood_bound": -1e-9}, ValueError, "likelihood_bound must be >= 0"),
+    ({"likelihood_bound": math.inf}, ValueError, "likelihood_bound must be finite"),
+    ({"likelihood_bound": True}, TypeError, "likelihood_bound must be a real number, got bool"),
+])
+def test_gaussian_conditional_bad_bounds(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        GaussianConditional(**kw)
+
+
 def test_gaussian_likelihood_sums_to_one_over_bins():
     gc = GaussianConditional(likelihood_bound=0.0).double()
     k = torch.arange(-60, 61, dtype=torch.float64)[:, None]
@@ -368,8 +404,14 @@ def test_config_widths_and_param_counts():
 @pytest.mark.parametrize("kw, match", [
     (dict(N=0), "N must be an int >= 1"),
     (dict(in_channels=1.5), "in_channels must be an int >= 1"),
-    (dict(n_bits=20), "n_bits"),
-    (dict(alpha=-1.0), "alpha"),
+    (dict(n_bits=20), r"CAEConfig.n_bits must be an int in \[1, 16\], got 20; 8 or 12"),
+    (dict(n_bits=0), r"CAEConfig.n_bits must be an int in \[1, 16\]"),
+    (dict(n_bits=12.0), r"CAEConfig.n_bits must be an int in \[1, 16\], got 12.0"),
+    (dict(n_bits=True), r"CAEConfig.n_bits must be an int"),
+    (dict(alpha=-1.0), "CAEConfig.alpha must be > 0, got -1.0; the rate-distortion weight"),
+    (dict(alpha=0.0), "CAEConfig.alpha must be > 0"),
+    (dict(alpha=math.nan), "CAEConfig.alpha must be finite, got nan"),
+    (dict(alpha=math.inf), "CAEConfig.alpha must be finite, got inf"),
     (dict(std_decoder=1), "std_decoder"),
     (dict(hyper_channels=(1, 2)), "hyper_channels"),
     (dict(entropy_channels=(1, 0)), "entropy_channels"),
@@ -378,6 +420,14 @@ def test_config_widths_and_param_counts():
 def test_config_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         CAEConfig(**kw)
+
+
+@pytest.mark.parametrize("alpha", ["0.1", True, None])
+def test_config_alpha_type(alpha):
+    with pytest.raises(TypeError, match="CAEConfig.alpha must be a real number"):
+        CAEConfig(alpha=alpha)
+    assert CAEConfig(alpha=np.float32(0.5)).alpha == 0.5  # numpy scalars pass, stored as float
+    assert type(CAEConfig(n_bits=np.int64(8)).n_bits) is int
 
 
 def test_model_input_errors():

@@ -114,8 +114,13 @@ def test_read_gray_errors(tmp_path):
     z = _write_tif(tmp_path / "z.tif", np.zeros((8, 9), np.uint16))
     with pytest.raises(ValueError, match="entirely no-data"):
         read_gray(z)
-    with pytest.raises(ValueError, match="n_bits"):
-        read_gray(z, n_bits=0)
+    for bad in (0, 17):
+        with pytest.raises(ValueError, match=r"n_bits must be an int in \[1, 16\], got .*; the "
+                                             r"sensor's bits per sample"):
+            read_gray(z, n_bits=bad)
+    for bad in (12.0, True, "12"):
+        with pytest.raises(TypeError, match=r"n_bits must be an int in \[1, 16\]"):
+            read_gray(z, n_bits=bad)
     cube = _write_tif(tmp_path / "cube.tif", np.ones((2, 3, 8, 9), np.uint8))
     with pytest.raises(ValueError, match="expected a 2-D"):
         read_gray(cube)
@@ -186,8 +191,19 @@ def test_patch_sampler_errors():
         PatchSource("a", np.full((20, 20), np.nan))
     with pytest.raises(ValueError, match="weight"):
         PatchSource("a", np.zeros((20, 20)), weight=0.0)
-    with pytest.raises(ValueError, match="gain"):
+    with pytest.raises(ValueError, match=r"PatchSource 'a': gain must be \(low, high\) with "
+                                         r"0 < low <= high, got \(2.0, 1.0\)"):
         PatchSource("a", np.zeros((20, 20)), gain=(2.0, 1.0))
+    with pytest.raises(ValueError, match=r"gain must be \(low, high\)"):
+        PatchSource("a", np.zeros((20, 20)), gain=(1.0, 2.0, 3.0))
+    for bad, match in [(math.nan, "must be finite, got nan"), (math.inf, "must be finite"),
+                       (0.0, "must be > 0, got 0.0"), (-1.0, "must be > 0")]:
+        with pytest.raises(ValueError, match=r"PatchSource 'a': gain\[0\] " + match):
+            PatchSource("a", np.zeros((20, 20)), gain=(bad, 2.0))
+    for bad in ("1", True, None):
+        with pytest.raises(TypeError, match=r"PatchSource 'a': gain\[1\] must be a real number"):
+            PatchSource("a", np.zeros((20, 20)), gain=(1.0, bad))
+    assert PatchSource("a", np.zeros((20, 20)), gain=(np.float32(0.5), 2)).gain == (0.5, 2.0)
 
 
 # --------------------------------------------------------------------------- folder loading
@@ -234,8 +250,12 @@ def test_load_satellite_train_errors(tmp_path):
         load_satellite_train(d, pan_names=("p1", "nope"))
     with pytest.raises(ValueError, match="pan_names is empty"):
         load_satellite_train(d, pan_names=())
-    with pytest.raises(ValueError, match="naip_share"):
-        load_satellite_train(d, pan_names=("p1",), naip_share=1.0)
+    for bad in (1.0, -0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"naip_share must be .*in \[0, 1\)"):
+            load_satellite_train(d, pan_names=("p1",), naip_share=bad)
+    for bad in ("0.2", True):
+        with pytest.raises(TypeError, match=r"naip_share must be a real number"):
+            load_satellite_train(d, pan_names=("p1",), naip_share=bad)
     with pytest.raises(ValueError, match="fewer than 64 training rows"):
         load_satellite_train(d, pan_names=("p2",), val_rows=150)
     _write_tif(d / "bad.tif", np.zeros((50, 50, 2), np.uint8))
@@ -260,10 +280,21 @@ def test_train_config_schedule_and_errors():
     assert [cfg.lr_at(s) for s in (0, 3, 4, 7, 8, 9)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
     assert TrainOptions.from_dict(cfg.to_dict()) == cfg
     for bad, match in [({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"),
-                       ({"lr_milestones": (5, 3)}, "increasing"), ({"lr_decay": 2.0}, "lr_decay"),
+                       ({"lr_milestones": (5, 3)}, "increasing"),
+                       ({"lr_milestones": (0, 3)}, r"lr_milestones\[0\] must be an int >= 1, got "
+                                                   r"0; lr_milestones must be an increasing"),
+                       ({"lr_milestones": (2, 3.0)}, r"lr_milestones\[1\] must be an int"),
+                       ({"lr_milestones": (True,)}, r"lr_milestones\[0\] must be an int"),
+                       ({"lr_milestones": 3}, "lr_milestones must be an increasing tuple"),
+                       ({"lr_decay": 2.0}, r"lr_decay must be <= 1, got 2.0; the factor"),
+                       ({"lr_decay": 0.0}, "lr_decay must be > 0"),
+                       ({"lr_decay": math.nan}, "lr_decay must be finite"),
                        ({"grad_clip": 0.0}, "grad_clip"), ({"batch_size": 1.5}, "batch_size")]:
         with pytest.raises(ValueError, match=match):
             TrainOptions(**bad)
+    for bad in ("0.5", True):
+        with pytest.raises(TypeError, match="lr_decay must be a real number"):
+            TrainOptions(lr_decay=bad)
 
 
 # --------------------------------------------------------------------------- training

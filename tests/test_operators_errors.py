@@ -202,10 +202,13 @@ def test_mask_errors():
 # ---------------------------------------------------------------------------------------------
 # _finite_difference.py
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dims", [(), (2,), (-3,), (0, 5)])
-def test_finite_difference_dims_out_of_range(dims):
-    _raises(ValueError, r"dims must be non-empty sample axes in \[-2, 2\)",
-            lambda: FiniteDifference((4, 4), dims=dims))
+@pytest.mark.parametrize(("dims", "match"), [
+    ((), r"dims must be non-empty sample axes in \[-2, 2\), got \(\)"),
+    ((2,), r"dims\[0\] must be an int in \[-2, 1\], got 2; dims are sample axes in \[-2, 2\)"),
+    ((-3,), r"dims\[0\] must be an int in \[-2, 1\], got -3"),
+    ((0, 5), r"dims\[1\] must be an int in \[-2, 1\], got 5")])
+def test_finite_difference_dims_out_of_range(dims, match):
+    _raises(ValueError, match, lambda: FiniteDifference((4, 4), dims=dims))
 
 
 def test_finite_difference_dims_distinct():
@@ -218,10 +221,16 @@ def test_finite_difference_boundary():
             lambda: FiniteDifference((4, 4), boundary="periodic"))
 
 
-@pytest.mark.parametrize("spacing", [0.0, -1.0, math.inf, (1.0,), (1.0, 2.0, 3.0), (1.0, -1.0)])
-def test_finite_difference_spacing(spacing):
-    _raises(ValueError, "spacing must be positive, one per axis in dims",
-            lambda: FiniteDifference((4, 4), spacing=spacing))
+@pytest.mark.parametrize(("spacing", "match"), [
+    (0.0, "spacing must be > 0, got 0.0; give one positive number or one per axis in dims"),
+    (-1.0, "spacing must be > 0"), (math.inf, "spacing must be finite, got inf"),
+    (math.nan, "spacing must be finite, got nan"),
+    ((1.0,), r"spacing must be positive, one per axis in dims \(2\), got \(1.0,\)"),
+    ((1.0, 2.0, 3.0), "spacing must be positive, one per axis in dims"),
+    ((1.0, -1.0), r"spacing\[1\] must be > 0, got -1.0"),
+    ((1.0, math.nan), r"spacing\[1\] must be finite, got nan")])
+def test_finite_difference_spacing(spacing, match):
+    _raises(ValueError, match, lambda: FiniteDifference((4, 4), spacing=spacing))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,10 +293,14 @@ def test_jacobian_errors():
             lambda: Jacobian(torch.sin, torch.ones(3, dtype=torch.int64)))
     _raises(TypeError, "x must be a floating-point or complex tensor",
             lambda: Jacobian(torch.sin, [1.0]))
-    _raises(ValueError, r"batch_ndim must be in \[0, 1\] for x of shape \(2, 3\), got 2",
-            lambda: Jacobian(torch.sin, x, batch_ndim=2))
-    _raises(ValueError, r"batch_ndim must be in \[0, 1\]", lambda: Jacobian(torch.sin, x,
-                                                                           batch_ndim=-1))
+    _raises(ValueError, r"batch_ndim must be an int in \[0, 1\], got 2; the leading batch dims "
+                        r"of x of shape \(2, 3\)", lambda: Jacobian(torch.sin, x, batch_ndim=2))
+    _raises(ValueError, r"batch_ndim must be an int in \[0, 1\]", lambda: Jacobian(torch.sin, x,
+                                                                                   batch_ndim=-1))
+    _raises(TypeError, r"batch_ndim must be an int in \[0, 1\], got True",
+            lambda: Jacobian(torch.sin, x, batch_ndim=True))
+    _raises(TypeError, r"batch_ndim must be an int in \[0, 1\], got 1.0",
+            lambda: Jacobian(torch.sin, x, batch_ndim=1.0))
     _raises(ValueError, r"f must keep the 1 batch dims of x: x \(2, 3\) -> f\(x\) \(3,\)",
             lambda: Jacobian(lambda t: t.sum(0), x, batch_ndim=1))
     J = Jacobian(torch.sin, x, batch_ndim=1)
@@ -413,12 +426,21 @@ def test_non_finite_sensor_coordinates(bad):
 
 def test_point_sampling_extent_errors():
     pts = torch.tensor([[0.5, 0.5]], dtype=F64)
-    _raises(ValueError, r"extent must be finite, got \(\(0, nan\)",
+    _raises(ValueError, r"extent\[0\]\[1\] must be finite, got nan; extent is \(\(row_first, "
+                        r"row_last\), \(col_first, col_last\)\) of finite numbers",
             lambda: PointSampling(pts, (4, 4), extent=((0, math.nan), (0, 1))))
+    _raises(ValueError, r"extent\[1\]\[0\] must be finite, got -inf",
+            lambda: PointSampling(pts, (4, 4), extent=((0, 1), (-math.inf, 1))))
     _raises(TypeError, r"extent must be \(\(row_first, row_last\), \(col_first, col_last\)\)",
             lambda: PointSampling(pts, (4, 4), extent=(0, 1)))
-    _raises(TypeError, "extent must be", lambda: PointSampling(pts, (4, 4),
-                                                               extent=(("a", 1), (0, 1))))
+    _raises(TypeError, r"extent must be \(\(row_first", lambda: PointSampling(
+        pts, (4, 4), extent=((0, 1, 2), (0, 1))))
+    _raises(TypeError, r"extent\[0\]\[0\] must be a real number, got str 'a'",
+            lambda: PointSampling(pts, (4, 4), extent=(("a", 1), (0, 1))))
+    _raises(TypeError, r"extent\[1\]\[1\] must be a real number, got bool",
+            lambda: PointSampling(pts, (4, 4), extent=((0, 1), (0, True))))
+    _raises(TypeError, r"extent\[0\]\[1\] must be a real number, got str '1'",
+            lambda: PointSampling(pts, (4, 4), extent=((0, "1"), (0, 1))))
 
 
 @pytest.mark.parametrize("c", [math.nan, math.inf, complex(1, math.nan)])
@@ -528,10 +550,19 @@ def test_power_method_tol_type():
 
 @pytest.mark.parametrize("make, exc, match", [
     (lambda: FiniteDifference((4, 4), spacing="ab"), TypeError,
-     "spacing must be a positive number or one per axis in dims, got 'ab'"),
+     "spacing must be a real number, got str 'ab'; give one positive number or one per axis"),
+    (lambda: FiniteDifference((4, 4), spacing=True), TypeError,
+     "spacing must be a real number, got bool"),
+    (lambda: FiniteDifference((4, 4), spacing=(1.0, "2")), TypeError,
+     r"spacing\[1\] must be a real number, got str"),
+    (lambda: FiniteDifference((4, 4), spacing=np.float32(0.5)).spacing, None, None),
     (lambda: FiniteDifference((4, 4), dims="a"), TypeError,
      "dims must be a sequence of ints"),
     (lambda: FiniteDifference((4, 4), dims=-1), TypeError, "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=1.0), TypeError, "dims must be a sequence of ints"),
+    (lambda: FiniteDifference((4, 4), dims=(-1.0,)), TypeError,
+     r"dims\[0\] must be an int in \[-2, 1\], got -1.0"),
+    (lambda: FiniteDifference((4, 4), dims=(True,)), TypeError, r"dims\[0\] must be an int"),
     (lambda: FiniteDifference((4, 4), dims=(np.int64(-1),)).in_shape, None, None),
     # an empty PSF used to be accepted (0 x 3 kernel), a zero-size batch of PSFs crashed in MKL
     (lambda: Convolution(torch.ones(0, 3), (8, 8)), ValueError, r"psf is empty \(shape \(0, 3\)\)"),

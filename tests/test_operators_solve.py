@@ -215,9 +215,11 @@ def conv_circ():
     return Convolution(psf(3, 3), (6, 6))
 
 
-@pytest.mark.parametrize("rho", [0.0, -1.0, math.inf, math.nan])
-def test_rho_must_be_positive_and_finite(conv_circ, rho):
-    with pytest.raises(ValueError, match="rho must be positive and finite"):
+@pytest.mark.parametrize(("rho", "match"), [
+    (0.0, "rho must be > 0, got 0.0; rho > 0 makes"), (-1.0, "rho must be > 0, got -1.0"),
+    (math.inf, "rho must be finite, got inf"), (math.nan, "rho must be finite, got nan")])
+def test_rho_must_be_positive_and_finite(conv_circ, rho, match):
+    with pytest.raises(ValueError, match=match):
         conv_circ.solve_normal(randn(6, 6), rho)
 
 
@@ -274,9 +276,10 @@ def test_per_sample_rho_integer_tensor_is_promoted(conv_circ):
                                conv_circ.solve_normal(b, torch.tensor([1.0, 2.0], dtype=F64)))
 
 
-@pytest.mark.parametrize("rho", ["1.0", None, True, [1.0]])
+@pytest.mark.parametrize("rho", ["1.0", None, True, [1.0], 1 + 0j])
 def test_rho_type(conv_circ, rho):
-    with pytest.raises(TypeError, match="rho must be a positive float or a tensor"):
+    with pytest.raises(TypeError, match="rho must be a real number, got .*give a float or one rho "
+                                        "per sample"):
         conv_circ.solve_normal(randn(6, 6), rho)
 
 

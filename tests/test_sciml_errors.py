@@ -197,6 +197,12 @@ def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
     ("TrainOptions", {"lr": math.nan}, "lr must be finite, got nan"),
     ("TrainOptions", {"gamma": math.inf}, "gamma must be finite"),
     ("TrainOptions", {"step_size": 2.0}, "step_size must be an int >= 1"),
+    ("TrainOptions", {"lr": 0.0}, "lr must be > 0, got 0.0; the Adam learning rate"),
+    ("TrainOptions", {"lr": "1e-3"}, "lr must be a real number, got str"),
+    ("TrainOptions", {"weight_decay": -1.0}, "weight_decay must be >= 0, got -1.0"),
+    ("TrainOptions", {"gamma": 1.5}, r"gamma must be <= 1, got 1.5; .* in \(0, 1\]"),
+    ("TrainOptions", {"gamma": 0.0}, "gamma must be > 0"),
+    ("TrainOptions", {"gamma": True}, "gamma must be a real number, got bool"),
     ("TrainOptions", {"grad_clip": math.nan}, "grad_clip must be a finite number > 0"),
     ("InverseOptions", {"lr": math.nan}, "lr must be a finite number > 0, got nan"),
     ("InverseOptions", {"steps": 0}, "steps must be an int >= 1, got 0"),
@@ -206,15 +212,34 @@ def test_relative_l2_keeps_flattened_predictions_and_empty_batches():
     ("WeakFormOptions", {"n_centres": 2.5}, "n_centres must be an int >= 1, got 2.5"),
     ("WeakFormOptions", {"quadrature_points": 1}, "quadrature_points must be an int >= 2"),
     ("WeakFormOptions", {"radius": "small"}, "radius must be a real number, got str"),
+    ("WeakFormOptions", {"radius": 0.5}, r"radius must be < 0.5, got 0.5; radius must lie in "
+                                         r"\(0, 0.5\) so the supports fit"),
+    ("WeakFormOptions", {"radius": 0.0}, "radius must be > 0, got 0.0"),
+    ("WeakFormOptions", {"radius": math.nan}, "radius must be finite, got nan"),
     ("DGNOLossOptions", {"pde_weight": math.nan}, "pde_weight must be a finite number >= 0"),
     ("DGNOLossOptions", {"residual_weight": -1.0}, "residual_weight must be a finite number >= 0"),
     ("DGNOLossOptions", {"top_k": 0}, "top_k must be an int >= 1, got 0"),
+    ("StrongFormOptions", {"n_points": 0}, "n_points must be an int >= 1, got 0; collocation"),
+    ("StrongFormOptions", {"n_points": 4.0}, "n_points must be an int >= 1, got 4.0"),
+    ("StrongFormOptions", {"scale": 0.0}, "scale must be > 0, got 0.0"),
+    ("StrongFormOptions", {"scale": math.inf}, "scale must be finite"),
+    ("StrongFormOptions", {"source": math.nan}, "source must be finite, got nan"),
+    ("StrongFormOptions", {"source": "10"}, "source must be a real number, got str"),
 ])
 def test_neural_operator_options_bad_input(cls, kw, match):
     import sciml.neural_operators as no
 
     with pytest.raises(ValueError if "real number" not in match else TypeError, match=match):
         getattr(no, cls)(**kw)
+
+
+@pytest.mark.parametrize(("grid", "exc"), [(4, ValueError), (29.0, TypeError),
+                                           (True, TypeError), ("29", TypeError)])
+def test_darcy_dgno_bad_grid(grid, exc):
+    from sciml.neural_operators import darcy_dgno
+
+    with pytest.raises(exc, match=r"grid must be an int >= 5, got .*; nodes per side"):
+        darcy_dgno("smooth", grid=grid)
 
 
 def test_fit_bad_arguments():

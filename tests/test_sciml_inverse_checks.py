@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from sciml_inverse import (
+    ArgumentTypeError,
     check_device,
     check_finite,
     check_finite_state_dict,
+    check_int,
     check_keys,
+    check_number,
     check_positive_tensor,
     check_real,
     check_representable,
@@ -124,3 +127,62 @@ def test_checkpoint_checks():
     with pytest.raises(ValueError, match=r"f.pt is not a checkpoint \(a dict was expected, got "
                                          r"list\)"):
         check_keys([1], ("a",), "f.pt")
+
+
+def test_check_real_upper_bound():
+    assert check_real("mtf", 1, positive=True, maximum=1.0) == 1.0
+    assert check_real("share", 0.5, positive=False, maximum=1, include_maximum=False) == 0.5
+    with pytest.raises(ValueError, match=r"mtf must be <= 1, got 1.5; at Nyquist"):
+        check_real("mtf", 1.5, positive=True, maximum=1.0, hint="at Nyquist")
+    with pytest.raises(ValueError, match=r"share must be < 1, got 1; lower it"):
+        check_real("share", 1, positive=False, maximum=1, include_maximum=False, hint="lower it")
+    with pytest.raises(ValueError, match="share must be finite, got inf"):
+        check_real("share", math.inf, maximum=1)
+    with pytest.raises(ValueError, match="mtf must be > 0, got 0"):
+        check_real("mtf", 0, positive=True, maximum=1.0)
+
+
+def test_check_int_range_and_types():
+    assert check_int("n", np.int64(3), 1) == 3
+    assert type(check_int("n", np.int64(3), 1)) is int
+    assert check_int("bits", 32, 1, maximum=32) == 32
+    with pytest.raises(ValueError, match=r"bits must be an int in \[1, 32\], got 33; e.g. 12"):
+        check_int("bits", 33, 1, maximum=32, hint="e.g. 12")
+    with pytest.raises(ValueError, match=r"n must be an int >= 1, got 0"):
+        check_int("n", 0, 1)
+    # wrong types: a TypeError (check_real's convention) that is also a ValueError (as before)
+    for bad in (2.0, True, "2", None, math.nan):
+        with pytest.raises(TypeError, match="n must be an int >= 1") as info:
+            check_int("n", bad, 1)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, ArgumentTypeError)
+    with pytest.raises(ValueError) as info:  # a range error is not a TypeError
+        check_int("n", -1, 0)
+    assert not isinstance(info.value, TypeError)
+
+
+def test_check_number_types():
+    check_number("lr", 1e-3)
+    check_number("w", 0, positive=False)
+    check_number("w", None, allow_none=True)
+    for bad in (True, "1", None):
+        with pytest.raises(ArgumentTypeError, match="lr must be a finite number > 0"):
+            check_number("lr", bad)
+    for bad in (math.nan, math.inf, 0.0, -1):
+        with pytest.raises(ValueError, match="lr must be a finite number > 0") as info:
+            check_number("lr", bad)
+        assert not isinstance(info.value, TypeError)
+
+
+def test_check_tolerance_hint():
+    with pytest.raises(TypeError, match="dt must be a float, got str; pass a positive float"):
+        check_tolerance("dt", "0.1", hint="pass a positive float")
+    with pytest.raises(ValueError, match="dt must be finite, got nan; pass a positive float"):
+        check_tolerance("dt", math.nan, hint="pass a positive float")
+
+
+def test_long_values_are_cut_in_messages():
+    with pytest.raises(TypeError, match=r"f must be a real number, got ndarray "
+                                        r"array\(\[\[1\., 1\..*\.\.\.; give a number$"):
+        check_real("f", np.ones((9, 9)), hint="give a number")
+    with pytest.raises(TypeError, match=r"n must be an int >= 1, got \[0, 1, .*\.\.\.$"):
+        check_int("n", list(range(100)), 1)

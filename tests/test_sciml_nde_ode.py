@@ -346,7 +346,9 @@ def _decay(t, y):
     ({"t": torch.tensor([0.0, 1.0, 0.5], dtype=F64)}, ValueError, "strictly increasing"),
     ({"t": torch.tensor([[0.0, 1.0]], dtype=F64)}, TypeError, "1-D"),
     ({"t": [0.0, 1.0]}, TypeError, "1-D"),
-    ({"t": torch.tensor([0.0, float("nan")], dtype=F64)}, ValueError, "NaN"),
+    ({"t": torch.tensor([0.0, float("nan")], dtype=F64)}, ValueError,
+     r"t contains 1 non-finite value \(NaN or inf\) out of 2; the output times must be finite"),
+    ({"t": torch.tensor([0.0, float("inf")], dtype=F64)}, ValueError, "t contains 1 non-finite"),
     ({"y0": torch.tensor([1.0, float("nan")], dtype=F64)}, ValueError, "NaN"),
     ({"y0": torch.ones(2, dtype=torch.int64)}, TypeError, "floating"),
     ({"y0": [Y1]}, TypeError, "tuple of tensors"),
@@ -359,9 +361,16 @@ def _decay(t, y):
     ({"rtol": -1.0}, ValueError, "rtol must be >= 0"),
     ({"rtol": 0.0, "atol": 0.0}, ValueError, "both be 0"),
     ({"atol": "x"}, TypeError, "atol must be a float"),
-    ({"max_steps": 0}, ValueError, "max_num_steps"),
-    ({"step_size": -0.1}, ValueError, "step_size"),
-    ({"first_step": 0.0}, ValueError, "first_step"),
+    ({"max_steps": 0}, ValueError, r"max_num_steps'\] must be an int >= 1, got 0; the budget"),
+    ({"max_steps": 2.5}, TypeError, r"max_num_steps'\] must be an int >= 1, got 2.5"),
+    ({"step_size": -0.1}, ValueError, r"step_size'\] must be > 0, got -0.1; a step size"),
+    ({"step_size": math.nan}, ValueError, r"step_size'\] must be finite, got nan"),
+    ({"step_size": "0.1"}, TypeError, r"step_size'\] must be a float, got str"),
+    ({"step_size": torch.ones(2)}, TypeError, r"step_size'\] must be a float \(or a one-element"),
+    ({"first_step": 0.0}, ValueError, r"first_step'\] must be > 0, got 0.0"),
+    ({"first_step": math.inf}, ValueError, r"first_step'\] must be finite, got inf"),
+    ({"first_step": "0.1"}, TypeError, r"first_step'\] must be a float, got str"),  # was parsed
+    ({"first_step": True}, TypeError, r"first_step'\] must be a float, got bool"),
 ])
 def test_bad_input(kwargs, exc, match):
     args = {"func": _decay, "y0": Y1, "t": T01}
@@ -436,10 +445,20 @@ def test_nan_during_solve():
 def test_local_step_bad_input():
     with pytest.raises(ValueError, match="no embedded error"):
         local_step(_decay, 0.0, Y1, method="rk4")
-    with pytest.raises(ValueError, match="dt must be"):
+    with pytest.raises(ValueError, match=r"dt must be a non-zero finite float .*, got 0.0"):
         local_step(_decay, 0.0, Y1, dt=0.0)
-    with pytest.raises(TypeError, match="t must be"):
+    with pytest.raises(ValueError, match="dt must be finite, got nan"):
+        local_step(_decay, 0.0, Y1, dt=math.nan)
+    with pytest.raises(TypeError, match="dt must be a real number, got str"):
+        local_step(_decay, 0.0, Y1, dt="0.1")
+    with pytest.raises(ValueError, match="t must be finite, got inf; the start time"):
         local_step(_decay, float("inf"), Y1)
+    with pytest.raises(ValueError, match="t must be finite, got nan"):
+        local_step(_decay, torch.tensor(math.nan), Y1)
+    with pytest.raises(TypeError, match="t must be a real number, got str"):
+        local_step(_decay, "0", Y1)
+    with pytest.raises(TypeError, match="t must be a real number, got bool"):
+        local_step(_decay, True, Y1)
     with pytest.raises(TypeError, match="scalar"):
         local_step(_decay, torch.zeros(2), Y1)
     with pytest.raises(ValueError, match="at least two"):

@@ -447,6 +447,8 @@ def test_wrong_drift_shape():
         ({"y0": [[1.0]]}, ValueError, "must be a torch.Tensor"),
         ({"generator": torch.Generator()}, ValueError, "not both"),
         ({"entropy": 1.5}, TypeError, "entropy'] must be an int"),
+        ({"entropy": True}, TypeError, "entropy'] must be an int"),
+        ({"entropy": -1}, ValueError, r"entropy'\] must be an int >= 0, got -1; the seed"),
         ({"entropy": None, "generator": 3}, TypeError, "generator'] must be a torch.Generator"),
         ({"bm": torchsde.BrownianInterval(0.0, 1.0, size=(3, 2), entropy=0)}, ValueError,
          "do not pass them with bm"),
@@ -454,10 +456,16 @@ def test_wrong_drift_shape():
         ({"method": 3}, TypeError, "method must be a name or an AbstractSDEScheme"),
         ({"method": "euler_heun"}, ValueError, "only supports SDEs of type"),
         ({"rtol": 0.0, "atol": 0.0}, ValueError, "not both 0"),
-        ({"rtol": -1.0}, ValueError, "need rtol >= 0"),
-        ({"dt": -0.1}, ValueError, "dt must be positive"),
-        ({"dt_min": 0.0}, ValueError, "dt_min must be positive"),
-        ({"max_steps": 0}, ValueError, "max_steps'] must be a positive int"),
+        ({"rtol": -1.0}, ValueError, "rtol must be >= 0, got -1.0; need rtol >= 0"),
+        ({"atol": -1.0}, ValueError, "atol must be >= 0, got -1.0"),
+        ({"dt": -0.1}, ValueError, "dt must be > 0, got -0.1; the .*step size"),
+        ({"dt": 0}, ValueError, "dt must be > 0, got 0"),
+        ({"dt": torch.tensor(-0.1)}, ValueError, "dt must be > 0"),
+        ({"dt": "0.1"}, TypeError, "dt must be a float, got str"),
+        ({"dt": True}, TypeError, "dt must be a float, got bool"),
+        ({"dt_min": 0.0}, ValueError, "dt_min must be > 0, got 0.0; the smallest step"),
+        ({"max_steps": 0}, ValueError, r"max_steps'\] must be an int >= 1, got 0"),
+        ({"max_steps": 10.0}, TypeError, r"max_steps'\] must be an int >= 1, got 10.0"),
         ({"controller": {"safety": 0.9}}, TypeError, "controller'] must be a PIController"),
     ],
 )
@@ -492,16 +500,29 @@ def test_bad_sde_objects_and_delegated_methods():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"safety": 1.5}, r"safety must be in \(0, 1\]"),
-        ({"facmin": 1.2}, "need 0 < facmin < 1 < facmax"),
+        ({"safety": 1.5}, r"safety must be <= 1, got 1.5; the safety factor .* in \(0, 1\]"),
+        ({"safety": 0.0}, "safety must be > 0"),
+        ({"safety": math.nan}, "safety must be finite"),
+        ({"facmin": 1.2}, "facmin must be < 1, got 1.2; need 0 < facmin < 1 < facmax"),
+        ({"facmin": 1.0}, "facmin must be < 1"),
         ({"facmax": 0.9}, "need 0 < facmin < 1 < facmax"),
-        ({"i_accept": 0.0}, "need i_accept > 0"),
-        ({"p_accept": -0.1}, "p_accept >= 0"),
+        ({"facmax": math.inf}, "facmax must be finite"),
+        ({"i_accept": 0.0}, "i_accept must be > 0, got 0.0; need i_accept > 0"),
+        ({"i_accept": math.nan}, "i_accept must be finite"),  # a NaN used to pass
+        ({"i_reject": math.inf}, "i_reject must be finite"),
+        ({"p_accept": -0.1}, "p_accept must be >= 0, got -0.1"),
     ],
 )
 def test_pi_controller_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PIController(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["safety", "facmin", "facmax", "i_accept", "p_accept"])
+def test_pi_controller_types(name):
+    for bad in ("0.5", True, None):
+        with pytest.raises(TypeError, match=f"{name} must be a real number"):
+            PIController(**{name: bad})
 
 
 def test_pi_controller_behaviour():

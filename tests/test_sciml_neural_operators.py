@@ -484,8 +484,15 @@ def test_bad_inputs_raise_clear_errors():
         _small_onet()(torch.rand(2, 6, dtype=F64), torch.rand(3, 3, dtype=F64))
     with pytest.raises(ValueError, match="same length"):
         MultiONet(2, 4, [8, 8], [8, 8, 8])
-    with pytest.raises(ValueError, match="sum_layers"):
+    with pytest.raises(ValueError, match=r"sum_layers must be an int in \[1, 1\], got 2; the "
+                                         r"number of hidden layers"):
         MultiONet(2, 4, [8, 8], [8, 8], sum_layers=2)
+    with pytest.raises(TypeError, match="sum_layers must be an int"):  # used to be truncated
+        MultiONet(2, 4, [8, 8, 8], [8, 8, 8], sum_layers=1.7)
+    with pytest.raises(TypeError, match="weight_init must be a real number, got str"):
+        MultiONet(2, 4, [8, 8], [8, 8], weight_init="0")
+    with pytest.raises(ValueError, match="weight_init must be finite"):
+        MultiONet(2, 4, [8, 8], [8, 8], weight_init=math.nan)
     with pytest.raises(ValueError, match="match pairwise"):
         MultiONet(2, 4, [8, 8], [8, 6])
     with pytest.raises(TypeError, match="AbstractActivation"):
@@ -506,6 +513,10 @@ def test_bad_inputs_raise_clear_errors():
              _small_onet(), GaussianLikelihood())
     with pytest.raises(ValueError, match="high > low"):
         BernoulliLikelihood(10.0, 5.0)
+    with pytest.raises(ValueError, match="high must be finite, got inf; need high > low"):
+        BernoulliLikelihood(5.0, math.inf)  # used to pass (every target became 0)
+    with pytest.raises(TypeError, match="low must be a real number, got str"):
+        BernoulliLikelihood("5", 10.0)
     with pytest.raises(ValueError, match="top_k"):
         DGNOLossOptions(top_k=0)
     with pytest.raises(ValueError, match="batch_size"):

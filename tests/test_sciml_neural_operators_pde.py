@@ -198,6 +198,13 @@ def test_pde_bad_inputs_raise():
         PDE(domain=((0, 1),), flux=lambda f: f.grad)
     with pytest.raises(TypeError, match="flux"):
         PDE(domain=Box((0.0,), (1.0,)), flux=None)
+    for bad in ("1", True, None):
+        with pytest.raises(TypeError, match="source must be a real number, got .*; source must be "
+                                            "a number or a function of Fields"):
+            PDE(domain=Box((0.0,), (1.0,)), flux=lambda f: f.grad, source=bad)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="source must be finite"):  # used to pass
+            PDE(domain=Box((0.0,), (1.0,)), flux=lambda f: f.grad, source=bad)
     with pytest.raises(ValueError, match="coefficient_points"):
         PDE(domain=Box((0.0,), (1.0,)), flux=lambda f: f.grad,
             coefficient_points=torch.zeros(3, 2))

@@ -320,19 +320,29 @@ def test_solve_rejects_bad_options():
         solve_darcy(a, f=np.ones((4, 4)))
     with pytest.raises(ValueError, match="broadcastable"):
         solve_darcy(a, f=lambda x, y: np.ones(3))
-    with pytest.raises(ValueError, match="f contains NaN"):
+    with pytest.raises(ValueError, match="f must be finite, got nan; the source f is a finite"):
         solve_darcy(a, f=float("nan"))
+    with pytest.raises(ValueError, match="f must be finite, got .*inf"):
+        solve_darcy(a, f=np.float32("inf"))
+    with pytest.raises(ValueError, match="f contains NaN"):  # an array: checked as data
+        solve_darcy(a, f=np.full((5, 5), np.nan))
     with pytest.raises(TypeError, match="f must be a number"):
         solve_darcy(a, f="ten")
-    with pytest.raises(ValueError, match="refine must be >= 1"):
+    with pytest.raises(TypeError, match="f must be a number"):
+        solve_darcy(a, f=True)
+    with pytest.raises(TypeError, match="f must be a number"):  # complex: not silently real
+        solve_darcy(a, f=np.complex128(1 + 2j))
+    with pytest.raises(ValueError, match="refine must be an int >= 1, got 0; 1 solves on the"):
         solve_darcy(a, refine=0)
     with pytest.raises(TypeError, match="refine must be an int"):
         solve_darcy(a, refine=1.5)
+    with pytest.raises(TypeError, match="refine must be an int"):
+        solve_darcy(a, refine=True)
     with pytest.raises(ValueError, match="refine must be odd"):
         solve_darcy(a, refine=4)
     with pytest.raises(ValueError, match="interpolation must be"):
         solve_darcy(a, refine=3, interpolation="cubic")
-    with pytest.raises(ValueError, match="workers must be >= 1"):
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
         solve_darcy(a, workers=0)
     with pytest.raises(TypeError, match="workers must be an int"):
         solve_darcy(a, workers="2")
@@ -341,17 +351,18 @@ def test_solve_rejects_bad_options():
 
 
 def test_fields_reject_bad_arguments():
-    with pytest.raises(ValueError, match="grid must be >= 3"):
+    with pytest.raises(ValueError, match="grid must be an int >= 3, got 2; nodes per side"):
         piecewise_field(2, 2, seed=0)
     with pytest.raises(TypeError, match="grid must be an int"):
         smooth_field(2, 29.0, seed=0)
-    with pytest.raises(ValueError, match="n_samples must be >= 1"):
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1, got 0"):
         gaussian_random_field(0, 9, seed=0)
     with pytest.raises(TypeError, match="n_samples must be an int"):
         gaussian_random_field(True, 9, seed=0)
     with pytest.raises(TypeError, match="seed must be an int"):
         piecewise_field(2, 9, seed=None)
-    with pytest.raises(ValueError, match="seed must be a non-negative"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1; fields are always "
+                                         "seeded"):
         piecewise_field(2, 9, seed=-1)
     with pytest.raises(ValueError, match="length_scale must be > 0, got 0.0"):
         piecewise_field(2, 9, seed=0, length_scale=0.0)
@@ -361,11 +372,16 @@ def test_fields_reject_bad_arguments():
         piecewise_field(2, 9, seed=0, values=(0.0, 10.0))
     with pytest.raises(ValueError, match="values must be a pair"):
         piecewise_field(2, 9, seed=0, values=(5.0, 10.0, 20.0))
-    with pytest.raises(ValueError, match="threshold must be finite"):
+    with pytest.raises(ValueError, match="threshold must be finite, got inf; the level"):
         piecewise_field(2, 9, seed=0, threshold=float("inf"))
+    with pytest.raises(ValueError, match="threshold must be finite, got nan"):
+        piecewise_field(2, 9, seed=0, threshold=float("nan"))
+    for bad in ("0.5", True, None):  # a string used to be parsed, a bool taken as 0/1
+        with pytest.raises(TypeError, match="threshold must be a real number"):
+            piecewise_field(2, 9, seed=0, threshold=bad)
     with pytest.raises(ValueError, match="transform must be"):
         smooth_field(2, 9, seed=0, transform="log")
-    with pytest.raises(ValueError, match="grid must be >= 2"):
+    with pytest.raises(ValueError, match="grid must be an int >= 2, got 1; nodes per side"):
         grid_nodes(1)
     with pytest.raises(TypeError, match="grid must be an int"):
         grid_nodes("29")
@@ -376,11 +392,14 @@ def test_generate_rejects_bad_arguments():
         generate_darcy("checkerboard", 2, 9, seed=0, progress=False)
     with pytest.raises(ValueError, match=r"unknown field parameter\(s\) \['transform'\]"):
         generate_darcy("piecewise", 2, 9, seed=0, progress=False, transform="exp")
-    with pytest.raises(TypeError, match="f must be a number"):
+    with pytest.raises(TypeError, match="f must be a real number, got ndarray .*; "
+                                        "generate_darcy takes a constant source"):
         generate_darcy("piecewise", 2, 9, seed=0, progress=False, f=np.ones((9, 9)))
+    with pytest.raises(ValueError, match="f must be finite, got nan"):
+        generate_darcy("piecewise", 2, 9, seed=0, progress=False, f=float("nan"))
     with pytest.raises(ValueError, match="refine must be odd"):
         generate_darcy("piecewise", 2, 9, seed=0, progress=False, refine=4)
-    with pytest.raises(ValueError, match="grid must be >= 3"):
+    with pytest.raises(ValueError, match="grid must be an int >= 3"):
         generate_darcy("smooth", 2, 2, seed=0, progress=False)
 
 

@@ -241,7 +241,7 @@ def test_cli_errors(tmp_path, capsys):
     assert "refine must be odd" in capsys.readouterr().err
     assert main(["darcy", "generate", "--kind", "smooth", "--n", "2", "--grid", "2",
                  "--out", out]) == 1
-    assert "grid must be >= 3" in capsys.readouterr().err
+    assert "grid must be an int >= 3, got 2" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main([*base, "--kind", "piecewise", "--n", "0"])
     assert exc.value.code == 2

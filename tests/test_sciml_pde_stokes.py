@@ -146,7 +146,15 @@ def test_generate_save_load_and_cli(tmp_path, capsys, pde_commands):
     assert "beta1: shape (2,)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="beta_range"):
         generate_stokes(2, seed=0, beta_range=(1.0, 0.0))
-    with pytest.raises(ValueError, match="h must lie"):
+    with pytest.raises(ValueError, match=r"h must be > 0, got 0.0; h must lie in \(0, 0.5\]"):
         cylinder_mesh(0.0)
+    with pytest.raises(ValueError, match=r"h must be <= 0.5, got 0.6"):
+        cylinder_mesh(0.6)
+    with pytest.raises(ValueError, match="h must be finite, got nan"):
+        cylinder_mesh(math.nan)
+    with pytest.raises(TypeError, match="h must be a real number, got str"):  # was parsed
+        cylinder_mesh("0.1")
+    with pytest.raises(ValueError, match="h_cylinder must be > 0, got 0.0"):
+        cylinder_mesh(0.1, h_cylinder=0.0)
     with pytest.raises(ValueError, match="dirichlet"):
         solve_stokes(mesh, None, dirichlet="none")

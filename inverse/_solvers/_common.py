@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 
 import torch
@@ -36,10 +35,8 @@ class _IterOptions:
 
     def __post_init__(self) -> None:
         check_int("max_iter", self.max_iter, 1)
-        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or \
-                not (self.tol >= 0 and math.isfinite(self.tol)):
-            raise ValueError(f"tol must be a finite float >= 0 (0 runs max_iter iterations), got "
-                             f"{self.tol!r}")
+        check_real("tol", self.tol, positive=False,
+                   hint="the relative residual that stops the solver; 0 runs max_iter iterations")
         if self.track_objective not in (None, True, False):
             raise ValueError(f"track_objective must be True, False or None, got "
                              f"{self.track_objective!r}")

@@ -21,7 +21,6 @@ ones and receive gradients).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -32,6 +31,8 @@ from sciml_inverse import check_int, check_real
 __all__ = ["VectorLPNConfig", "ImageLPNConfig", "VectorICNN", "ConvICNN", "build_icnn"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_INIT_LOG_MEAN = ("the log-mean of the initial non-negative weights (e.g. -10), or None for "
+                  "PyTorch's default")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +86,7 @@ class VectorLPNConfig:
         check_int("num_layers", self.num_layers, 0)
         check_real("beta", self.beta, positive=True)
         check_real("alpha", self.alpha, positive=False)
-        if self.init_log_mean is not None and not math.isfinite(self.init_log_mean):
-            raise ValueError(f"init_log_mean must be finite or None, got {self.init_log_mean!r}")
+        check_real("init_log_mean", self.init_log_mean, allow_none=True, hint=_INIT_LOG_MEAN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +171,7 @@ class ImageLPNConfig:
         if self.padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got "
                              f"{self.padding_mode!r}")
-        if self.init_log_mean is not None and not math.isfinite(self.init_log_mean):
-            raise ValueError(f"init_log_mean must be finite or None, got {self.init_log_mean!r}")
+        check_real("init_log_mean", self.init_log_mean, allow_none=True, hint=_INIT_LOG_MEAN)
 
     @property
     def reach(self) -> int:

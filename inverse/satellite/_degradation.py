@@ -16,7 +16,6 @@ pixel in every ``f x f`` block) and :math:`(a, b)` the Poisson-Gaussian noise pa
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor
 
 from operators import Convolution, Decimation, LinearOperator
-from sciml_inverse import check_real
+from sciml_inverse import check_int, check_real
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._noise import PoissonGaussianNoise
@@ -35,13 +34,9 @@ __all__ = ["psf_from_mtf", "gaussian_sigma_from_mtf", "PleiadesDegradation"]
 
 
 def _check_mtf(mtf: object) -> float:
-    if isinstance(mtf, bool) or not isinstance(mtf, numbers.Real):
-        raise TypeError(f"mtf must be a float in (0, 1], got {type(mtf).__name__}")
-    m = float(mtf)
-    if not (0.0 < m <= 1.0):
-        raise ValueError(f"mtf must be in (0, 1] (the modulation transfer at the Nyquist "
-                         f"frequency, e.g. 0.1 for Pléiades-HR), got {m}")
-    return m
+    return check_real("mtf", mtf, positive=True, maximum=1.0,  # type: ignore[return-value]
+                      hint="mtf is in (0, 1]: the modulation transfer at the Nyquist frequency, "
+                           "e.g. 0.1 for Pléiades-HR")
 
 
 def _nyquist_response(sigma: float, half: int) -> float:
@@ -108,6 +103,8 @@ def gaussian_sigma_from_mtf(mtf: float, *, sampled: bool = True,
     ------
     ValueError
         If ``mtf`` is not in ``(0, 1]``, or no sampled Gaussian of this ``size`` reaches it.
+    TypeError
+        If ``mtf`` is not a real number.
     """
     m = _check_mtf(mtf)
     if m == 1.0:
@@ -127,10 +124,11 @@ def gaussian_sigma_from_mtf(mtf: float, *, sampled: bool = True,
 
 
 def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or \
-            size % 2 == 0:
-        raise ValueError(f"size must be a positive odd integer (the PSF is centered), got {size!r}")
-    return int(size)
+    hint = "size must be a positive odd integer (the PSF is centered)"
+    n = check_int("size", size, 1, hint=hint)
+    if n % 2 == 0:
+        raise ValueError(f"{hint}, got {size!r}")
+    return n
 
 
 def psf_from_mtf(mtf: float, size: int | None = None, *,
@@ -164,6 +162,9 @@ def psf_from_mtf(mtf: float, size: int | None = None, *,
     ValueError
         ``mtf`` outside ``(0, 1]``; ``size`` not a positive odd integer or too small to reach
         ``mtf``.
+    TypeError
+        ``mtf`` not a real number, ``size`` not an int (:class:`sciml_inverse.ArgumentTypeError`,
+        also a ``ValueError``).
 
     Examples
     --------
@@ -236,8 +237,12 @@ class PleiadesDegradation:
     Raises
     ------
     ValueError
-        Both ``mtf`` and ``psf``; ``mtf`` outside ``(0, 1]``; a bad PSF; a negative noise
-        parameter; ``decimation < 1``; ``n_bits`` outside ``[1, 32]``.
+        Both ``mtf`` and ``psf``; ``mtf`` outside ``(0, 1]``; a bad PSF; a negative or
+        non-finite noise parameter; ``decimation < 1``; ``n_bits`` outside ``[1, 32]``.
+    TypeError
+        ``mtf`` or a noise parameter not a real number; ``decimation`` or ``n_bits`` not an int
+        (:class:`sciml_inverse.ArgumentTypeError`, also a ``ValueError``); ``quantize`` not a
+        bool.
 
     Notes
     -----
@@ -285,22 +290,15 @@ class PleiadesDegradation:
             object.__setattr__(self, "mtf", _check_mtf(0.1 if self.mtf is None else self.mtf))
         else:
             object.__setattr__(self, "psf", _check_psf(self.psf))
-        f = self.decimation
-        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f < 1:
-            raise ValueError(f"decimation must be a positive integer (1 or 2 for Pléiades), got "
-                             f"{f!r}")
-        object.__setattr__(self, "decimation", int(f))
+        object.__setattr__(self, "decimation", check_int(
+            "decimation", self.decimation, 1, hint="the resolution ratio: 1 or 2 for Pléiades"))
         for name in ("noise_a", "noise_b"):
-            value = getattr(self, name)
-            try:
-                object.__setattr__(self, name, check_real(name, value, positive=False))
-            except ValueError as err:
-                raise ValueError(f"{err}; the noise variance a + b * x must be non-negative")\
-                    from None
-        nb = self.n_bits
-        if isinstance(nb, bool) or not isinstance(nb, numbers.Integral) or not 1 <= nb <= 32:
-            raise ValueError(f"n_bits must be an integer in [1, 32], got {nb!r}")
-        object.__setattr__(self, "n_bits", int(nb))
+            object.__setattr__(self, name, check_real(
+                name, getattr(self, name), positive=False,
+                hint="the noise variance a + b * x must be non-negative"))
+        object.__setattr__(self, "n_bits", check_int(
+            "n_bits", self.n_bits, 1, maximum=32,
+            hint="the bit depth of the simulated digital numbers (12 for Pléiades)"))
         if not isinstance(self.quantize, bool):
             raise TypeError(f"quantize must be a bool, got {type(self.quantize).__name__}")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sciml_inverse import atomic_path
+from sciml_inverse import atomic_path, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -146,7 +146,7 @@ def _select_bands(values: np.ndarray, band: int | Sequence[int] | None,
         return values
     bands = [band] if isinstance(band, (int, np.integer)) else list(band)
     for b in bands:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
+        if check_int("band", b, 1, hint="bands are numbered from 1") > n:
             raise ValueError(f"band {b!r} does not exist in {path.name}, which has {n} band(s) "
                              f"(bands are numbered from 1)")
     return values[[int(b) - 1 for b in bands]]

@@ -142,8 +142,8 @@ def estimate_noise(image: Any, *, n_bits: int = 12, band: int | None = None, n_b
     from ._source import RasterSource
 
     check_int("n_bins", n_bins, 2)
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or not 1 <= n_bits <= 32:
-        raise ValueError(f"n_bits must be an integer in [1, 32], got {n_bits!r}")
+    n_bits = check_int("n_bits", n_bits, 1, maximum=32,
+                       hint="the bit depth of the digital numbers (12 for Pléiades)")
     if isinstance(image, np.ndarray):
         from ._io import georeferenced
 

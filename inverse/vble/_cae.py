@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_real
 
 from ._entropy import EntropyBottleneck, GaussianConditional
 from ._layers import GDN, MaskedConv2d, conv, deconv
@@ -123,8 +123,11 @@ class CAEConfig:
     Raises
     ------
     ValueError
-        For a non-positive size, ``n_bits`` outside [1, 16], ``alpha <= 0`` or a malformed
-        width tuple.
+        For a non-positive size, ``n_bits`` outside [1, 16], ``alpha`` not finite and > 0 or a
+        malformed width tuple.
+    TypeError
+        For an ``alpha`` that is not a real number (a non-int size or ``n_bits`` raises
+        :class:`sciml_inverse.ArgumentTypeError`, both a ``TypeError`` and a ``ValueError``).
 
     Examples
     --------
@@ -147,14 +150,11 @@ class CAEConfig:
     def __post_init__(self) -> None:
         for name in ("in_channels", "N", "M"):
             _positive_int(name, getattr(self, name))
-        if isinstance(self.n_bits, bool) or not isinstance(self.n_bits, int) \
-                or not 1 <= self.n_bits <= 16:
-            raise ValueError(f"CAEConfig.n_bits must be an int in [1, 16] (8 or 12 typically), "
-                             f"got {self.n_bits!r}")
-        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha) \
-                or self.alpha <= 0:
-            raise ValueError(f"CAEConfig.alpha must be a finite float > 0, got {self.alpha!r}")
-        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "n_bits", check_int("CAEConfig.n_bits", self.n_bits, 1,
+                                                     maximum=16, hint="8 or 12 typically"))
+        object.__setattr__(self, "alpha", check_real(
+            "CAEConfig.alpha", self.alpha, positive=True,
+            hint="the rate-distortion weight of the training loss (default 0.0067)"))
         if not isinstance(self.std_decoder, bool):
             raise ValueError(f"CAEConfig.std_decoder must be a bool, got {self.std_decoder!r}")
         object.__setattr__(self, "hyper_channels",

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_int, check_number
+from sciml_inverse import check_int, check_number, check_real
 
 __all__ = [
     "read_gray",
@@ -109,7 +109,8 @@ def read_gray(path: str | os.PathLike, *, n_bits: int = 12, trim_nodata: bool = 
     ValueError
         Wrong band count (anything but 1, 3 or 4), a multi-band image that is not ``uint8``
         (e.g. a float multispectral product), a one-band image that is not integer, a bad
-        ``n_bits``, or an image that is all no-data.
+        ``n_bits``, or an image that is all no-data. A non-int ``n_bits`` raises
+        :class:`sciml_inverse.ArgumentTypeError` (a ``TypeError`` and a ``ValueError``).
 
     Examples
     --------
@@ -122,8 +123,8 @@ def read_gray(path: str | os.PathLike, *, n_bits: int = 12, trim_nodata: bool = 
     """
     import tifffile
 
-    if isinstance(n_bits, bool) or not isinstance(n_bits, int) or not 1 <= n_bits <= 16:
-        raise ValueError(f"n_bits must be an int in [1, 16], got {n_bits!r}")
+    n_bits = check_int("n_bits", n_bits, 1, maximum=16,
+                       hint="the sensor's bits per sample (12 for Pléiades)")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image at {path}")
@@ -174,6 +175,8 @@ class PatchSource:
     ------
     ValueError
         Not a 2-D finite array, non-positive weight, bad gain range.
+    TypeError
+        A gain bound that is not a real number.
     """
 
     name: str
@@ -191,12 +194,17 @@ class PatchSource:
         object.__setattr__(self, "image", img)
         w = self.weight
         check_number(f"PatchSource {self.name!r}: weight", w)
-        g = tuple(self.gain)
-        if len(g) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-                                  for v in g) or g[0] > g[1]:
-            raise ValueError(f"PatchSource {self.name!r}: gain must be (low, high) with "
-                             f"0 < low <= high, got {self.gain!r}")
-        object.__setattr__(self, "gain", (float(g[0]), float(g[1])))
+        form = f"PatchSource {self.name!r}: gain must be (low, high) with 0 < low <= high"
+        try:
+            lo, hi = self.gain
+        except (TypeError, ValueError):
+            raise ValueError(f"{form}, got {self.gain!r}") from None
+        lo, hi = (check_real(f"PatchSource {self.name!r}: gain[{i}]", v, positive=True,
+                             hint="gain is (low, high) with 0 < low <= high")
+                  for i, v in enumerate((lo, hi)))
+        if lo > hi:  # type: ignore[operator]
+            raise ValueError(f"{form}, got {self.gain!r}")
+        object.__setattr__(self, "gain", (lo, hi))
 
 
 def dihedral(x: Tensor, k: int, flip: bool) -> Tensor:
@@ -351,6 +359,8 @@ def load_satellite_train(folder: str | os.PathLike, *, n_bits: int = 12,
     ValueError
         If the folder is an ``eval`` folder (never train on it), no pan image is named,
         ``naip_share`` is out of range, or ``val_rows`` leaves too little of an image.
+    TypeError
+        If ``naip_share`` is not a real number.
     """
     folder = Path(folder)
     if folder.name == "eval" or "eval" in folder.parts[-2:]:
@@ -363,8 +373,8 @@ def load_satellite_train(folder: str | os.PathLike, *, n_bits: int = 12,
     pan_names, naip_names = tuple(pan_names), tuple(naip_names)
     if not pan_names:
         raise ValueError("at least one panchromatic image is needed (pan_names is empty)")
-    if not (isinstance(naip_share, (int, float)) and 0 <= naip_share < 1):
-        raise ValueError(f"naip_share must be in [0, 1), got {naip_share!r}")
+    check_real("naip_share", naip_share, positive=False, maximum=1, include_maximum=False,
+               hint="the share of NAIP patches in a batch, in [0, 1)")
     check_int("val_rows", val_rows, 0)
     for n in pan_names + naip_names:
         if not (folder / f"{n}.tif").is_file():

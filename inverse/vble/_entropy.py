@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sciml_inverse import full_precision, upcast
+from sciml_inverse import check_int, check_real, full_precision, upcast
 
 from ._layers import LowerBound, lower_bound
 
@@ -66,9 +66,10 @@ class EntropyBottleneck(nn.Module):
     def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3, 3),
                  init_scale: float = 10.0, likelihood_bound: float = 1e-9) -> None:
         super().__init__()
-        self.channels = int(channels)
-        self.filters = tuple(int(f) for f in filters)
-        self.init_scale = float(init_scale)
+        self.channels = check_int("channels", channels, 1)
+        self.filters = tuple(check_int(f"filters[{i}]", f, 1) for i, f in enumerate(filters))
+        self.init_scale: float = check_real(  # type: ignore[assignment]
+            "init_scale", init_scale, positive=True, hint="the initial spread of the density")
         widths = (1, *self.filters, 1)
         scale = self.init_scale ** (1.0 / (len(self.filters) + 1))
         self.matrices = nn.ParameterList()
@@ -82,7 +83,9 @@ class EntropyBottleneck(nn.Module):
                 nn.Parameter(torch.empty(self.channels, widths[i + 1], 1).uniform_(-0.5, 0.5)))
             if i < len(self.filters):
                 self.factors.append(nn.Parameter(torch.zeros(self.channels, widths[i + 1], 1)))
-        self.likelihood_bound = float(likelihood_bound)
+        self.likelihood_bound: float = check_real(  # type: ignore[assignment]
+            "likelihood_bound", likelihood_bound, positive=False,
+            hint="the smallest likelihood (> 0 keeps log(p) finite, 0 disables the floor)")
         self.likelihood_lower_bound = LowerBound(self.likelihood_bound)
 
     def logits_cumulative(self, t: Tensor) -> Tensor:
@@ -185,10 +188,12 @@ class GaussianConditional(nn.Module):
 
     def __init__(self, scale_bound: float = 0.11, likelihood_bound: float = 1e-9) -> None:
         super().__init__()
-        if not scale_bound > 0:
-            raise ValueError(f"scale_bound must be > 0, got {scale_bound}")
+        scale_bound = check_real("scale_bound", scale_bound, positive=True,
+                                 hint="the smallest Gaussian scale (0.11 in CompressAI)")
         self.lower_bound_scale = LowerBound(scale_bound)
-        self.likelihood_bound = float(likelihood_bound)
+        self.likelihood_bound = check_real("likelihood_bound", likelihood_bound, positive=False,
+                                           hint="the smallest likelihood (> 0 keeps log(p) "
+                                                "finite)")
         self.likelihood_lower_bound = LowerBound(self.likelihood_bound)
 
     def likelihood(self, y: Tensor, scales: Tensor, means: Tensor | None = None) -> Tensor:

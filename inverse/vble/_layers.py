@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_real
+
 __all__ = [
     "LowerBound",
     "lower_bound",
@@ -82,7 +84,7 @@ class LowerBound(nn.Module):
 
     def __init__(self, bound: float) -> None:
         super().__init__()
-        self.register_buffer("bound", torch.tensor([float(bound)]))
+        self.register_buffer("bound", torch.tensor([check_real("bound", bound)]))
 
     def forward(self, x: Tensor) -> Tensor:
         return lower_bound(x, self.bound)
@@ -110,8 +112,10 @@ class NonNegativeParametrizer(nn.Module):
 
     def __init__(self, minimum: float = 0.0, reparam_offset: float = 2.0**-18) -> None:
         super().__init__()
-        self.minimum = float(minimum)
-        self.reparam_offset = float(reparam_offset)
+        self.minimum: float = check_real(  # type: ignore[assignment]
+            "minimum", minimum, positive=False, hint="the lower bound of the represented value")
+        self.reparam_offset: float = check_real(  # type: ignore[assignment]
+            "reparam_offset", reparam_offset, positive=True)
         self.register_buffer("pedestal", torch.tensor([self.reparam_offset**2]))
         self.lower_bound = LowerBound((self.minimum + self.reparam_offset**2) ** 0.5)
 
@@ -149,13 +153,15 @@ class GDN(nn.Module):
     def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6,
                  gamma_init: float = 0.1) -> None:
         super().__init__()
-        self.channels = int(channels)
+        self.channels = check_int("channels", channels, 1)
         self.inverse = bool(inverse)
+        check_real("beta_min", beta_min, positive=False)
+        gamma_init = check_real("gamma_init", gamma_init, positive=False)
         self.beta_reparam = NonNegativeParametrizer(minimum=beta_min)
         self.beta = nn.Parameter(self.beta_reparam.init(torch.ones(self.channels)))
         self.gamma_reparam = NonNegativeParametrizer()
         self.gamma = nn.Parameter(
-            self.gamma_reparam.init(float(gamma_init) * torch.eye(self.channels)))
+            self.gamma_reparam.init(gamma_init * torch.eye(self.channels)))
 
     def effective_beta(self) -> Tensor:
         """:math:`\\beta` (shape (C,)), after the non-negative reparametrisation."""

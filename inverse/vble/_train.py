@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from sciml_inverse import check_int as _int
 from sciml_inverse import check_number as _num
-from sciml_inverse import full_precision, load_checkpoint, load_weights, upcast
+from sciml_inverse import check_real, full_precision, load_checkpoint, load_weights, upcast
 from sciml_inverse import library_version as library_version
 from sciml_inverse._deprecation import renamed_arguments
 
@@ -129,14 +129,15 @@ class TrainOptions:
         if isinstance(self.lr_milestones, list):
             object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
         ms = self.lr_milestones
-        if not isinstance(ms, tuple) or not all(
-                isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ms) or any(
-                b <= a for a, b in zip(ms, ms[1:], strict=False)):
-            raise ValueError(f"lr_milestones must be an increasing tuple of positive ints, got "
-                             f"{ms!r}")
-        _num("lr_decay", self.lr_decay)
-        if self.lr_decay > 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        rule = "lr_milestones must be an increasing tuple of positive ints"
+        if not isinstance(ms, tuple):
+            raise ValueError(f"{rule}, got {ms!r}")
+        for i, m in enumerate(ms):
+            _int(f"lr_milestones[{i}]", m, 1, hint=rule)
+        if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
+            raise ValueError(f"{rule}, got {ms!r}")
+        check_real("lr_decay", self.lr_decay, positive=True, maximum=1.0,
+                   hint="the factor on the learning rate at each milestone, in (0, 1]")
         if self.grad_clip is not None:
             _num("grad_clip", self.grad_clip)
         _int("seed", self.seed, 0)

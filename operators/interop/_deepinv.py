@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sciml_inverse import check_positive_tensor, check_real
+
 from .._base import LinearOperator, _as_shape
 
 __all__ = ["to_deepinv", "from_deepinv"]
@@ -31,11 +33,14 @@ def _import_deepinv(feature: str = "operators.interop.to_deepinv/from_deepinv"):
 
 
 # ---------------------------------------------------------------------------------- to_deepinv
+_GAMMA_HINT = "gamma (the prox step) is a positive float or a tensor with one value per sample"
+
+
 def _gamma_per_sample(gamma: float | Tensor, like: Tensor, n_event: int) -> Tensor | float:
     """Validate deepinv's ``gamma`` and return it as a float or a tensor of the batch shape."""
     if isinstance(gamma, Tensor):
-        if gamma.is_complex():
-            raise TypeError("gamma must be real and positive, got a complex tensor")
+        # one synchronization catches complex values, NaN, inf, 0 and negative values
+        check_positive_tensor("gamma", gamma, hint=_GAMMA_HINT)
         n_batch = like.ndim - n_event
         g = gamma.to(device=like.device)
         if g.ndim > n_batch:  # e.g. deepinv's (B, 1, 1, 1) convention
@@ -45,14 +50,9 @@ def _gamma_per_sample(gamma: float | Tensor, like: Tensor, n_event: int) -> Tens
             g = g.reshape(g.shape[:n_batch])
         elif 0 < g.ndim < n_batch:  # deepinv's per-sample values run along the first dim
             g = g.reshape(g.shape + (1,) * (n_batch - g.ndim))
-        if bool((g.detach() <= 0).any()):
-            raise ValueError("gamma must be positive")
         return g
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        raise TypeError(f"gamma must be a positive float or a tensor, got {type(gamma).__name__}")
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma}")
-    return float(gamma)
+    return check_real("gamma", gamma, positive=True,  # type: ignore[return-value]
+                      hint=_GAMMA_HINT)
 
 
 def _prox_l2(op: LinearOperator, z, y: Tensor, gamma: float | Tensor) -> Tensor:
@@ -141,9 +141,9 @@ def _physics_class() -> type:
             """Least-squares solution by :func:`operators.lsqr` (``tol`` sets its atol and btol)."""
             opts: dict = {}
             if max_iter is not None:
-                opts["max_iter"] = int(max_iter)
+                opts["max_iter"] = max_iter  # lsqr validates both (no silent truncation)
             if tol is not None:
-                opts["atol"] = opts["btol"] = float(tol)
+                opts["atol"] = opts["btol"] = tol
             return lsqr(self.op, y, **opts).solution
 
         # ------------------------------------------------------------ norms

@@ -61,9 +61,10 @@ def _validate(op: LinearOperator, b: Tensor, rtol: float, atol: float, max_iter:
                          f"in_shape {op.in_shape} and out_shape {op.out_shape}; for least squares "
                          f"use op.solve_normal or lsqr")
     op._check_input(b, op.in_shape, "cg")
-    check_real("rtol", rtol)
-    check_real("atol", atol)
-    if not (rtol >= 0 and atol >= 0) or (rtol == 0 and atol == 0):
+    hint = "cg stops at ||r|| <= max(rtol * ||b||, atol)"
+    check_real("rtol", rtol, positive=False, hint=hint)
+    check_real("atol", atol, positive=False, hint=hint)
+    if rtol == 0 and atol == 0:
         raise ValueError(f"need rtol >= 0 and atol >= 0, not both zero; got rtol={rtol}, "
                          f"atol={atol}")
     check_int("check_every", check_every, 1)

@@ -99,11 +99,7 @@ def lsqr(op: LinearOperator, b: Tensor, *, damp: float = 0.0, atol: float = 1e-6
         raise TypeError(f"lsqr expects a LinearOperator, got {type(op).__name__}")
     op._check_input(b, op.out_shape, "lsqr")
     for name, v in (("damp", damp), ("atol", atol), ("btol", btol)):
-        check_real(name, v)
-    if not damp >= 0:
-        raise ValueError(f"damp must be >= 0, got {damp}")
-    if not (atol >= 0 and btol >= 0):
-        raise ValueError(f"atol and btol must be >= 0, got {atol}, {btol}")
+        check_real(name, v, positive=False)
     n_in = 1
     for s in op.in_shape:
         n_in *= s

@@ -104,9 +104,8 @@ def power_method(op: LinearOperator, *, max_iter: int = 200, tol: float = 1e-7,
         raise ValueError(f"power_method needs a square operator, got {op.in_shape} -> "
                          f"{op.out_shape}; use A.opnorm() for the norm of a rectangular A")
     check_int("max_iter", max_iter, 1)
-    check_real("tol", tol)
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol}")
+    check_real("tol", tol, positive=True, hint="the relative change of the eigenvalue estimate "
+                                              "that stops the iteration")
     nd = len(op.in_shape)
     if x0 is None:
         ref = op._reference_tensor()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_tolerance
+from sciml_inverse import check_finite, check_int, check_real, check_tolerance
 
 from ._stats import Recorder, SolverStats, _check_recorder
 from ._tableaus import RK4_38, ButcherTableau, _tensors, get_tableau
@@ -122,9 +122,8 @@ def _check_times(t: Tensor) -> tuple[list[float], bool]:
     if t.requires_grad:
         raise ValueError("t must not require grad: output times are treated as constants; pass "
                          "t.detach()")
+    check_finite("t", t, hint="the output times must be finite")
     ts = t.detach().double().tolist()
-    if not all(math.isfinite(v) for v in ts):
-        raise ValueError("t contains NaN or infinite values")
     reverse = len(ts) > 1 and ts[1] < ts[0]
     inc = [b > a for a, b in zip(ts[:-1], ts[1:], strict=True)]
     if not (all(inc) or not any(inc)) or any(b == a for a, b in zip(ts[:-1], ts[1:],
@@ -293,12 +292,22 @@ def _resolve_method(method: str | ButcherTableau | None) -> ButcherTableau | str
     return get_tableau(method)
 
 
+def _positive_step(name: str, h: object) -> float:
+    """A step-size option (a number or a one-element tensor) as a finite float > 0."""
+    if isinstance(h, Tensor):
+        h = h.detach()
+    hint = "a step size is a finite float > 0 (or a one-element tensor)"
+    return check_real(name, check_tolerance(name, h, hint=hint),  # type: ignore[return-value]
+                      positive=True, hint=hint)
+
+
 def _valid_step(h: object) -> bool:
     """Whether ``h`` is a valid ``options["step_size"]`` (checked with its message in _solve)."""
     try:
-        return isinstance(h, int | float | Tensor) and math.isfinite(float(h)) and float(h) > 0
-    except (TypeError, ValueError, RuntimeError):
+        _positive_step("step_size", h)
+    except (TypeError, ValueError):
         return False
+    return True
 
 
 def _check_options(options: dict | None, tab: ButcherTableau) -> dict:
@@ -388,20 +397,15 @@ def _solve(prob: _Problem, tab: ButcherTableau, ts: list[float], rtol: float, at
     max_steps = opts.get("max_num_steps", 2 ** 31 - 1)
     if isinstance(max_steps, Tensor):
         max_steps = int(max_steps)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"options['max_num_steps'] must be a positive int, got {max_steps!r}")
+    check_int("options['max_num_steps']", max_steps, 1,
+              hint="the budget of step attempts per output interval")
     step_size = opts.get("step_size")
     fixed = not tab.adaptive or step_size is not None
-    if step_size is not None and not (isinstance(step_size, int | float | Tensor)
-                                      and math.isfinite(float(step_size))
-                                      and float(step_size) > 0):
-        raise ValueError(f"options['step_size'] must be a positive finite float, got "
-                         f"{step_size!r}")
+    if step_size is not None:
+        _positive_step("options['step_size']", step_size)
     first_step = opts.get("first_step")
-    if first_step is not None and not (math.isfinite(float(first_step))
-                                       and float(first_step) > 0):
-        raise ValueError(f"options['first_step'] must be a positive finite float, got "
-                         f"{first_step!r}")
+    if first_step is not None:
+        _positive_step("options['first_step']", first_step)
 
     def fail(status: str, msg: str) -> None:
         rec["status"] = status
@@ -1041,10 +1045,10 @@ def local_step(func: Callable, t: float | Tensor, y: State, *,
         if t.numel() != 1:
             raise TypeError("t must be a scalar")
         t = float(t.detach())
-    if not isinstance(t, int | float) or not math.isfinite(t):
-        raise TypeError(f"t must be a finite float or a 0-d tensor, got {t!r}")
-    if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt != 0):
-        raise ValueError(f"dt must be a non-zero finite float, got {dt!r}")
+    t = check_real("t", t, hint="the start time is a finite float or a 0-d tensor")
+    rule = "dt must be a non-zero finite float (negative steps backwards) or None (automatic)"
+    if check_real("dt", dt, allow_none=True, hint=rule) == 0:
+        raise ValueError(f"{rule}, got {dt!r}")
     reverse = dt is not None and dt < 0
     prob = _Problem(func, y, reverse)
     coef = _tensors(tab, prob.dtype, prob.device)

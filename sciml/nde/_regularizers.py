@@ -16,14 +16,13 @@ adjoint solve) and the SDE solver.
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_real
 
 from ._stats import Recorder, SolverStats, _as_stats
 
@@ -48,9 +47,8 @@ class ConstantWeight(AbstractSchedule):
     value: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.value, int | float) and math.isfinite(self.value)
-                and self.value >= 0):
-            raise ValueError(f"weight must be a finite float >= 0, got {self.value!r}")
+        object.__setattr__(self, "value", check_real(
+            "weight", self.value, positive=False, hint="a regularization weight (0 switches off)"))
 
     def __call__(self, epoch: int) -> float:
         return float(self.value)
@@ -74,10 +72,11 @@ class ExponentialDecay(AbstractSchedule):
     epochs: int
 
     def __post_init__(self) -> None:
-        if not (self.start > 0 and self.end > 0 and math.isfinite(self.start)
-                and math.isfinite(self.end)):
-            raise ValueError(f"start and end must be positive finite floats, got {self.start}, "
-                             f"{self.end} (use ConstantWeight(0.0) to switch off)")
+        for name in ("start", "end"):
+            object.__setattr__(self, name, check_real(
+                name, getattr(self, name), positive=True,
+                hint="the weights are annealed geometrically; use ConstantWeight(0.0) to switch "
+                     "off"))
         check_int("epochs", self.epochs, 1)
 
     def __call__(self, epoch: int) -> float:
@@ -88,9 +87,9 @@ class ExponentialDecay(AbstractSchedule):
 def _as_schedule(weight: float | AbstractSchedule) -> AbstractSchedule:
     if isinstance(weight, AbstractSchedule):
         return weight
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise TypeError(f"weight must be a float or a schedule, got {type(weight).__name__}")
-    return ConstantWeight(float(weight))
+    return ConstantWeight(check_real(  # type: ignore[arg-type]
+        "weight", weight, hint="give a float >= 0 or a schedule (ConstantWeight, "
+                               "ExponentialDecay)"))
 
 
 class AbstractSolverRegularizer(abc.ABC):

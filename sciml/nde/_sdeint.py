@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import torch
 
-from sciml_inverse import check_finite
+from sciml_inverse import check_finite, check_int, check_real, check_tolerance
 
 from ._stats import Recorder, SolverStats, _check_recorder
 
@@ -131,17 +131,17 @@ class PIController:
     i_reject: float = 1.0 / 1.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.safety <= 1.0:
-            raise ValueError(f"safety must be in (0, 1], got {self.safety}")
-        if not 0.0 < self.facmin < 1.0 < self.facmax:
-            raise ValueError(
-                f"need 0 < facmin < 1 < facmax, got facmin={self.facmin}, facmax={self.facmax}"
-            )
-        if self.i_accept <= 0 or self.i_reject <= 0 or self.p_accept < 0:
-            raise ValueError(
-                "need i_accept > 0, i_reject > 0 and p_accept >= 0, got "
-                f"{self.i_accept}, {self.i_reject}, {self.p_accept}"
-            )
+        check_real("safety", self.safety, positive=True, maximum=1.0,
+                   hint="the safety factor on the proposed step, in (0, 1]")
+        rule = "need 0 < facmin < 1 < facmax (the bounds of the step-size ratio)"
+        check_real("facmin", self.facmin, positive=True, maximum=1.0, include_maximum=False,
+                   hint=rule)
+        if check_real("facmax", self.facmax, hint=rule) <= 1.0:  # type: ignore[operator]
+            raise ValueError(f"{rule}, got facmin={self.facmin}, facmax={self.facmax}")
+        hint = "need i_accept > 0, i_reject > 0 and p_accept >= 0 (the PI exponents)"
+        check_real("i_accept", self.i_accept, positive=True, hint=hint)
+        check_real("i_reject", self.i_reject, positive=True, hint=hint)
+        check_real("p_accept", self.p_accept, positive=False, hint=hint)
 
     def propose(
         self, error: float, dt: float, prev_ratio: float | None
@@ -410,14 +410,11 @@ def _scaled_error(
     return torch.where(ms > 0, ms.clamp_min(tiny).sqrt(), torch.zeros_like(ms))
 
 
-def _num(x: Any, name: str) -> float:
-    if isinstance(x, torch.Tensor):
-        if x.numel() != 1:
-            raise TypeError(f"{name} must be a scalar")
-        x = float(x)
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        raise TypeError(f"{name} must be a float, got {type(x).__name__}")
-    return float(x)
+def _num(x: Any, name: str, positive: bool | None = None, hint: str = "") -> float:
+    """A float from a number or a one-element tensor: finite, > 0 / >= 0 if ``positive`` is
+    True / False (the shared validators)."""
+    return check_real(name, check_tolerance(name, x, hint=hint),  # type: ignore[return-value]
+                      positive=positive, hint=hint)
 
 
 def _check_finite_numbers(**values: Any) -> None:
@@ -586,21 +583,21 @@ def sdeint(
             f"SDE has noise type {fsde.noise_type} but method {method} only supports noise types "
             f"{scheme.noise_types}."
         )
-    dt, rtol, atol, dt_min = (_num(dt, "dt"), _num(rtol, "rtol"), _num(atol, "atol"),
-                              _num(dt_min, "dt_min"))
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be positive and finite, got {dt}")
-    if adaptive and (rtol < 0 or atol < 0 or rtol + atol == 0):
+    dt = _num(dt, "dt", positive=True, hint="the (initial) step size")
+    tol_hint = "need rtol >= 0, atol >= 0, not both 0" if adaptive else ""
+    rtol = _num(rtol, "rtol", positive=False if adaptive else None, hint=tol_hint)
+    atol = _num(atol, "atol", positive=False if adaptive else None, hint=tol_hint)
+    dt_min = _num(dt_min, "dt_min", positive=True if adaptive else None,
+                  hint="the smallest step of the adaptive stepping" if adaptive else "")
+    if adaptive and rtol + atol == 0:
         raise ValueError(f"need rtol >= 0, atol >= 0, not both 0; got rtol={rtol}, atol={atol}")
-    if adaptive and not dt_min > 0:
-        raise ValueError(f"dt_min must be positive, got {dt_min}")
     controller = ours.get("controller") or PIController()
     if not isinstance(controller, PIController):
         raise TypeError(f"options['controller'] must be a PIController, got "
                         f"{type(controller).__name__}")
     max_steps = ours.get("max_steps")
-    if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
-        raise ValueError(f"options['max_steps'] must be a positive int, got {max_steps!r}")
+    if max_steps is not None:
+        check_int("options['max_steps']", max_steps, 1, hint="the most solver steps")
     throw = bool(ours.get("throw", True))
     estimate_error = ours.get("estimate_error")
     estimate_error = adaptive if estimate_error is None else bool(estimate_error)
@@ -619,8 +616,8 @@ def sdeint(
                             f"{type(generator).__name__}")
         entropy = int(torch.randint(0, 2**31 - 1, (), generator=generator))
     if entropy is not None:
-        if not isinstance(entropy, int) or isinstance(entropy, bool):
-            raise TypeError(f"options['entropy'] must be an int, got {type(entropy).__name__}")
+        entropy = check_int("options['entropy']", entropy, 0,
+                            hint="the seed of the default Brownian motion")
         bmc = torchsde.BrownianInterval(
             t0=t_start, t1=t_end, size=tuple(bmc.shape), dtype=y0c.dtype, device=y0c.device,
             entropy=entropy, levy_area_approximation=bmc.levy_area_approximation)

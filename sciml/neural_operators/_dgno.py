@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_int, check_number
+from sciml_inverse import check_int, check_number, check_real
 
 from ._base import AbstractNeuralOperator, _check_points
 from ._multionet import OperatorJet, _InnerProductOperator
@@ -131,8 +131,10 @@ class BernoulliLikelihood(AbstractCoefficientLikelihood):
     high: float = 10.0
 
     def __post_init__(self) -> None:
-        if not self.high > self.low:
-            raise ValueError(f"need high > low, got low={self.low}, high={self.high}")
+        rule = "need high > low (the range of the coefficient)"
+        check_real("low", self.low, hint=rule)
+        if not check_real("high", self.high, hint=rule) > self.low:  # type: ignore[operator]
+            raise ValueError(f"{rule}, got low={self.low}, high={self.high}")
 
     def nll(self, decoded: Tensor, a: Tensor) -> Tensor:
         target = ((a - self.low) / (self.high - self.low)).clamp(0, 1)

@@ -87,8 +87,6 @@ class InverseOptions:
         check_number("data_weight", self.data_weight, positive=False)
         check_number("pde_weight", self.pde_weight, positive=False)
         check_number("gamma", self.gamma)
-        if not self.lr > 0 or self.data_weight < 0 or self.pde_weight < 0:
-            raise ValueError("need lr > 0 and non-negative weights")
 
 
 @dataclass

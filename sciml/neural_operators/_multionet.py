@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from sciml_inverse import check_int
+from sciml_inverse import check_int, check_real
 
 from ._base import (
     AbstractActivation,
@@ -61,9 +61,8 @@ class _InnerProductOperator(AbstractNeuralOperator):
         if len(trunk_layers) != len(branch_layers):
             raise ValueError(f"trunk_layers and branch_layers must have the same length, got "
                              f"{trunk_layers} and {branch_layers}")
-        if not 1 <= n_summed <= len(trunk_layers) - 1:
-            raise ValueError(f"sum_layers must be in [1, {len(trunk_layers) - 1}] (the number of "
-                             f"hidden layers after the lifting layer), got {n_summed}")
+        n_summed = check_int("sum_layers", n_summed, 1, maximum=len(trunk_layers) - 1,
+                             hint="the number of hidden layers after the lifting layer")
         if trunk_layers[-n_summed:] != branch_layers[-n_summed:]:
             raise ValueError(f"the last {n_summed} trunk and branch widths must match pairwise, "
                              f"got {trunk_layers[-n_summed:]} and {branch_layers[-n_summed:]}")
@@ -198,10 +197,11 @@ class MultiONet(_InnerProductOperator):
                  activation_branch: AbstractActivation | None = None,
                  sum_layers: int | None = None, weight_init: float = 0.0,
                  encoder: nn.Module | None = None) -> None:
-        n = len(list(trunk_layers)) - 1 if sum_layers is None else int(sum_layers)
+        n = len(list(trunk_layers)) - 1 if sum_layers is None else sum_layers
         super().__init__(in_size_x, in_size_a, trunk_layers, branch_layers, activation_trunk,
                          activation_branch, n, encoder)
-        self.weights = nn.Parameter(torch.full((self.n_summed,), float(weight_init)))
+        w0 = check_real("weight_init", weight_init, hint="the initial layer weights w_k")
+        self.weights = nn.Parameter(torch.full((self.n_summed,), w0))
 
     def _coefficients(self) -> Tensor:
         return self.weights / self.n_summed

@@ -205,8 +205,9 @@ class PDE:
             raise TypeError(f"domain must be a Box, got {type(self.domain).__name__}")
         if not callable(self.flux):
             raise TypeError("flux must be a function of Fields returning (B, P, n_test_dims)")
-        if not (callable(self.source) or isinstance(self.source, (int, float))):
-            raise TypeError("source must be a number or a function of Fields returning (B, P)")
+        if not callable(self.source):
+            check_real("source", self.source,
+                       hint="source must be a number or a function of Fields returning (B, P)")
         for name in ("mollifier", "coefficient", "constitutive", "strong",
                      "coefficient_with_gradient"):
             v = getattr(self, name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from sciml_inverse import check_int
+
 from ._base import SiLUId, SiLUSin, TanhSin
 from ._dgno import DGNO, BernoulliLikelihood, GaussianLikelihood
 from ._encoders import CNNEncoder, MLPEncoder
@@ -78,8 +80,7 @@ def darcy_dgno(case: str, *, grid: int = 29, seed: int | None = None) -> DGNO:
     """
     if case not in DARCY_CASES:
         raise ValueError(f"case must be one of {DARCY_CASES}, got {case!r}")
-    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 5:
-        raise ValueError(f"grid must be an integer >= 5, got {grid!r}")
+    check_int("grid", grid, 5, hint="nodes per side of the Darcy grid (29 by default)")
     if seed is None:
         return _build_darcy_dgno(case, grid)
     with torch.random.fork_rng(devices=[]):

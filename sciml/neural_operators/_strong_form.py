@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from sciml_inverse import check_int, check_real
+
 from ._base import AbstractNeuralOperator, _check_points
 from ._dgno import _mollify, sine_mollifier
 from ._multionet import OperatorJet, _InnerProductOperator
@@ -139,9 +141,9 @@ class StrongFormOptions:
     scale: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.n_points < 1 or not self.scale > 0:
-            raise ValueError(f"need n_points >= 1 and scale > 0, got {self.n_points}, "
-                             f"{self.scale}")
+        check_int("n_points", self.n_points, 1, hint="collocation points per sample")
+        check_real("source", self.source)
+        check_real("scale", self.scale, positive=True)
 
 
 @dataclass(frozen=True)

@@ -118,17 +118,11 @@ class TrainOptions:
         check_int("seed", self.seed, 0)
         if self.step_size is not None:
             check_int("step_size", self.step_size, 1)
-        for name in ("lr", "weight_decay", "gamma"):
-            check_real(name, getattr(self, name))
+        check_real("lr", self.lr, positive=True, hint="the Adam learning rate")
+        check_real("weight_decay", self.weight_decay, positive=False)
+        check_real("gamma", self.gamma, positive=True, maximum=1.0,
+                   hint="the learning-rate factor every step_size epochs, in (0, 1]")
         check_number("grad_clip", self.grad_clip, allow_none=True)
-        if self.epochs < 0 or self.batch_size < 1 or self.validate_every < 1:
-            raise ValueError(f"need epochs >= 0, batch_size >= 1, validate_every >= 1; got "
-                             f"{self.epochs}, {self.batch_size}, {self.validate_every}")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 < self.gamma <= 1:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, 0 < gamma <= 1; got {self.lr}, "
-                             f"{self.weight_decay}, {self.gamma}")
-        if self.step_size is not None and self.step_size < 1:
-            raise ValueError(f"step_size must be >= 1 or None, got {self.step_size}")
 
 
 @dataclass

@@ -80,14 +80,8 @@ class WeakFormOptions:
     def __post_init__(self) -> None:
         check_int("n_centres", self.n_centres, 1)
         check_int("quadrature_points", self.quadrature_points, 2)
-        check_real("radius", self.radius)
-        if int(self.n_centres) < 1:
-            raise ValueError(f"n_centres must be >= 1, got {self.n_centres}")
-        if not 0.0 < float(self.radius) < 0.5:
-            raise ValueError(f"radius must lie in (0, 0.5) so the supports fit in the unit "
-                             f"square, got {self.radius}")
-        if int(self.quadrature_points) < 2:
-            raise ValueError(f"quadrature_points must be >= 2, got {self.quadrature_points}")
+        check_real("radius", self.radius, positive=True, maximum=0.5, include_maximum=False,
+                   hint="radius must lie in (0, 0.5) so the supports fit in the unit square")
         if self.dim != 2:
             raise ValueError(f"only dim=2 is implemented, got {self.dim}")
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from sciml_inverse import check_real
+from sciml_inverse import check_int, check_real
 
 __all__ = ["gaussian_random_field", "piecewise_field", "smooth_field"]
 
@@ -23,23 +23,10 @@ DEFAULT_ALPHA = 2.0
 
 
 def _check_common(n_samples: object, grid: object, seed: object) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)):
-        raise TypeError(f"grid must be an int (nodes per side), got {type(grid).__name__}")
-    if grid < 3:
-        raise ValueError(
-            f"grid must be >= 3 (nodes per side including the boundary, so that there is at "
-            f"least one interior node), got {grid}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"seed must be an int (fields are always seeded), got {type(seed).__name__}"
-        )
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    check_int("n_samples", n_samples, 1, hint="the number of fields to draw")
+    check_int("grid", grid, 3, hint="nodes per side including the boundary, so that there is "
+                                    "at least one interior node")
+    check_int("seed", seed, 0, hint="fields are always seeded: pass a non-negative int")
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -164,9 +151,8 @@ def piecewise_field(
         ) from exc
     _check_positive("values[0]", low)
     _check_positive("values[1]", high)
-    threshold = float(threshold)
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold}")
+    threshold = check_real("threshold", threshold,  # type: ignore[assignment]
+                           hint="the level of the Gaussian field that separates the two phases")
     g = gaussian_random_field(
         n_samples, grid, seed=seed, length_scale=length_scale, alpha=alpha
     )

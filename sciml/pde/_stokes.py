@@ -65,15 +65,17 @@ def cylinder_mesh(h: float = 0.04, *, h_cylinder: float | None = None) -> Any:
     Raises
     ------
     ValueError
-        If ``h`` is not in ``(0, 0.5]``.
+        If ``h`` is not in ``(0, 0.5]`` or ``h_cylinder`` is not finite and > 0.
+    TypeError
+        If ``h`` or ``h_cylinder`` is not a real number.
     """
     import gmsh
     import skfem
 
-    h = float(h)
-    if not 0 < h <= 0.5:
-        raise ValueError(f"h must lie in (0, 0.5], got {h}")
-    hc = h / 2 if h_cylinder is None else float(h_cylinder)
+    hint = "h must lie in (0, 0.5] (the target element size; 0.04 for the reference data)"
+    h = check_real("h", h, positive=True, maximum=0.5, hint=hint)  # type: ignore[assignment]
+    hc = h / 2 if h_cylinder is None else check_real(  # type: ignore[assignment]
+        "h_cylinder", h_cylinder, positive=True, hint="the element size on the cylinder")
     gmsh.initialize(interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
