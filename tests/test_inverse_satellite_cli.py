@@ -311,7 +311,7 @@ def test_tile_restorer_batch_equals_tiles_one_by_one(tiny_cae):
     model = copy.deepcopy(tiny_cae[0]).double()
     deg = PleiadesDegradation(mtf=0.1, decimation=1)
     fn = VBLETileRestorer(deg, model, VBLEOptions(
-        n_iter=3, n_samples=3, return_samples=2, conditional="exact", cg_rtol=1e-12,
+        steps=3, n_samples=3, return_samples=2, conditional="exact", cg_rtol=1e-12,
         cg_max_iter=3000))
     rng = np.random.default_rng(1)
     tiles = [(rng.random((1, 32, 32)).astype(np.float32), None) for _ in range(3)]
