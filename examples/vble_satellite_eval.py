@@ -264,17 +264,15 @@ def decoder_fit_ceiling(cae, x: torch.Tensor, n_iter: int) -> float:
 # ------------------------------------------------------------------------------------------ models
 def load_models(args) -> dict:
     """The CAEs by bitrate name."""
-    from inverse.vble._cae import CAEConfig, CompressiveAutoencoder
+    from inverse.vble import SHIPPED_MODELS, CAEConfig, CompressiveAutoencoder
 
     if args.tiny_random_cae:
         out = {}
-        from inverse.vble import SHIPPED_MODELS
-
         for i, name in enumerate(SHIPPED_MODELS):
             torch.manual_seed(args.seed + i)
             out[name] = CompressiveAutoencoder(CAEConfig(N=8, M=12)).eval()
         return out
-    from inverse.vble import SHIPPED_MODELS, default_cae, load_cae
+    from inverse.vble import default_cae, load_cae
 
     def load(path):
         try:
@@ -287,12 +285,8 @@ def load_models(args) -> dict:
     out = {}
     for name in SHIPPED_MODELS:
         path = getattr(args, f"model_{name}")
+        # (load_cae keeps the 1e-9 likelihood floors of float16 files: nothing to repair here)
         out[name] = (load(path) if path else default_cae(name)).eval()
-        # a float16 checkpoint stores the 1e-9 likelihood floors as 0 (underflow), which lets
-        # -log2 p reach inf: restore them
-        for mod in (out[name].entropy_bottleneck, out[name].gaussian_conditional):
-            with torch.no_grad():
-                mod.likelihood_lower_bound.bound.clamp_(min=1e-9)
     return out
 
 

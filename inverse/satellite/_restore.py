@@ -4,13 +4,14 @@ raster (:func:`restore_raster`, the code path of ``sciml-inverse restore`` and o
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from sciml_inverse._deprecation import renamed_arguments
 
 from ._degradation import PleiadesDegradation
 from ._io import (
@@ -47,6 +48,7 @@ def cae_fingerprint(cae: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+@renamed_arguments(iterations="n_iter")  # the former attribute name reads n_iter, warning
 class VBLETileRestorer:
     """``restore_fn`` for :func:`~inverse.satellite.restore_tiled` that runs
     :func:`inverse.vble.vble_restore` on one observation tile.
@@ -100,13 +102,6 @@ class VBLETileRestorer:
         self.n_iter: list[int] = []
 
     has_std = True
-
-    @property
-    def iterations(self) -> list[int]:
-        """Deprecated alias of :attr:`n_iter`."""
-        warnings.warn("VBLETileRestorer.iterations is deprecated, use .n_iter",
-                      DeprecationWarning, stacklevel=2)
-        return self.n_iter
 
     def __call__(self, obs: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Restore one tile; returns ``restored``, ``std`` (and ``samples`` when
