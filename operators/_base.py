@@ -348,6 +348,17 @@ class LinearOperator(nn.Module, abc.ABC):
     # the generic algebra does not (e.g. decimation after a circular blur). ``Composition`` asks
     # its outer factor through these hooks and falls back to the generic path on ``None``; it
     # never tests for concrete classes.
+    def _closed_form_normal(self, like: Tensor) -> bool:
+        """Whether :meth:`solve_normal` has a closed form here (no CG) for inputs like
+        ``like``; conservative: False where unsure (e.g. for preconditioner choices)."""
+        g = self.gram()
+        return any(f(like) is not None for f in (g._diagonal_symbol, g._fourier_symbol,
+                                                   g._dct_symbol))
+
+    def _closed_form_normal_outer(self, inner: LinearOperator, like: Tensor) -> bool:
+        """Whether :meth:`_solve_normal_outer` has a closed form for ``self @ inner``."""
+        return False
+
     def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
                             cache: dict) -> Tensor | None:
         """``((self @ inner)^H (self @ inner) + rho I)^{-1} b`` in closed form, else None.
@@ -486,7 +497,7 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 #: keyword options of :func:`operators.cg` that ``solve_normal`` passes to its CG fallback
-_CG_OPTIONS = frozenset({"rtol", "atol", "max_iter", "check_every", "throw"})
+_CG_OPTIONS = frozenset({"rtol", "atol", "max_iter", "check_every", "throw", "preconditioner"})
 
 
 def _first(sym):

@@ -100,6 +100,9 @@ class Decimation(LinearOperator):
             return sym[0], sym[1]
         return None
 
+    def _closed_form_normal_outer(self, inner: LinearOperator, like: Tensor) -> bool:
+        return self._decimated_fourier(inner, like) is not None
+
     def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
                             cache: dict) -> Tensor | None:
         found = self._decimated_fourier(inner, b)

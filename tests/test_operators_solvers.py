@@ -15,6 +15,7 @@ import operators.solvers._power as power_module
 from operators import (
     CGResult,
     Convolution,
+    Decimation,
     Dense,
     Diagonal,
     FiniteDifference,
@@ -487,3 +488,87 @@ def test_lsqr_bad_operator_and_shapes():
         lsqr(randn(4, 3), randn(4))
     with pytest.raises(ValueError, match=r"lsqr expects a tensor of shape \(\*batch, 4\)"):
         lsqr(Dense(randn(4, 3)), randn(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# preconditioned cg
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_preconditioned_cg_iterates_match_scipy(k):
+    """Same preconditioned Krylov iterates as scipy.sparse.linalg.cg(M=...) after k steps."""
+    A = _spd(10, cond=1e3)
+    P = torch.diag(1.0 / torch.diagonal(A)) + 0.01 * _spd(10, cond=3.0)  # SPD, not exact
+    b = randn(10)
+    res = cg(Dense(A), b, rtol=1e-15, max_iter=k, preconditioner=Dense(P))
+    assert res.n_iter == k and not bool(res.converged)
+    ref, info = spla.cg(A.numpy(), b.numpy(), rtol=1e-15, atol=0.0, maxiter=k, M=P.numpy())
+    assert info == k
+    np.testing.assert_allclose(res.solution.numpy(), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_preconditioner_cuts_iterations_not_accuracy():
+    """A badly scaled system D S D: the Jacobi preconditioner (a callable) needs far fewer
+    iterations for the same solution and the same (unpreconditioned) residual test."""
+    s = _spd(40, cond=5.0)
+    d = torch.logspace(0, 3, 40, dtype=F64)
+    A = d[:, None] * s * d[None, :]
+    b = randn(2, 40)
+    plain = cg(Dense(A), b, rtol=1e-10, max_iter=2000)
+    jac = 1.0 / torch.diagonal(A)
+    pre = cg(Dense(A), b, rtol=1e-10, max_iter=2000, preconditioner=lambda r: jac * r)
+    assert bool(plain.converged.all()) and bool(pre.converged.all())
+    assert pre.n_iter < plain.n_iter / 3
+    ref = torch.linalg.solve(A, b.T).T
+    assert _rel(pre.solution, ref) < 1e-6
+    assert bool((pre.residual_norm <= 1e-10 * b.norm(dim=-1)).all())
+
+
+def test_preconditioned_cg_implicit_gradients_equal_the_plain_ones():
+    A = _spd(8, cond=100.0)
+    P = Dense(torch.diag(1.0 / torch.diagonal(A)))
+    b = randn(2, 8).requires_grad_(True)
+    w = randn(2, 8)
+    g = [torch.autograd.grad((cg(Dense(A), b, rtol=1e-13, preconditioner=p).solution * w).sum(),
+                             b)[0] for p in (None, P)]
+    torch.testing.assert_close(g[0], g[1], rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(g[0], torch.linalg.solve(A, w.T).T, rtol=1e-8, atol=1e-10)
+
+
+def test_solve_normal_passes_the_preconditioner_to_its_cg_fallback():
+    """A blur between two non-constant diagonals has no closed form (CG); the preconditioner
+    (the closed-form solve of the blur alone with averaged scales) keeps the solution."""
+    shape = (1, 16, 16)
+    blur = Convolution(psf(5, 5), shape)
+    sig = 0.5 + torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=F64)
+    op = Diagonal(sig, shape) @ blur @ Diagonal(sig, shape)
+    assert not op._closed_form_normal(sig[None])
+    assert blur._closed_form_normal(sig[None])
+    b = randn(3, *shape)
+    c = float(sig.pow(4).mean())
+
+    def pre(r):
+        return blur.solve_normal(r, 1.0 / c) / c
+
+    x = op.solve_normal(b, 1.0, rtol=1e-12, max_iter=500, preconditioner=pre)
+    ref = op.solve_normal(b, 1.0, rtol=1e-12, max_iter=500)
+    torch.testing.assert_close(x, ref, rtol=0, atol=1e-9)
+    torch.testing.assert_close(op.adjoint(op(x)) + x, b, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("pre", "exc", "match"), [
+    ("jacobi", TypeError, "preconditioner must be a LinearOperator or a callable"),
+    (Identity((3,)), ValueError, r"the preconditioner maps \(3,\)")])
+def test_cg_bad_preconditioner(pre, exc, match):
+    with pytest.raises(exc, match=match):
+        cg(Dense(_spd(4)), randn(4), preconditioner=pre)
+
+
+def test_closed_form_normal_reports_the_closed_forms():
+    shape = (1, 12, 12)
+    like = torch.zeros(1, *shape, dtype=F64)
+    blur = Convolution(psf(3, 3), shape)
+    assert blur._closed_form_normal(like)
+    assert (Decimation(2, shape) @ blur)._closed_form_normal(like)  # Zhao et al. rule
+    assert Mask(torch.rand(shape, dtype=F64) > 0.5)._closed_form_normal(like)
+    assert not (Mask(torch.rand(1, 6, 6, dtype=F64) > 0.5) @ Decimation(2, shape)
+                @ blur)._closed_form_normal(like)

@@ -76,12 +76,14 @@ def _validate(op: LinearOperator, b: Tensor, rtol: float, atol: float, max_iter:
 
 
 def _cg_loop(op: LinearOperator, b: Tensor, x0: Tensor | None, rtol: float, atol: float,
-             max_iter: int, check_every: int):
+             max_iter: int, check_every: int, precond=None):
     nd = len(op.in_shape)
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - op.forward(x) if x0 is not None else b.clone()
-    p = r.clone()
-    rs = _sqnorm(r, nd)
+    z = r if precond is None else precond(r)
+    p = z.clone()
+    rs = _sqnorm(r, nd)  # ||r||^2: the stopping test
+    rz = rs if precond is None else _inner(r, z, nd).real  # <r, P r>: the step sizes
     bnorm = _sqnorm(b, nd).sqrt()
     thresh = torch.maximum(rtol * bnorm, torch.full_like(bnorm, atol))
     active = rs.sqrt() > thresh
@@ -90,16 +92,22 @@ def _cg_loop(op: LinearOperator, b: Tensor, x0: Tensor | None, rtol: float, atol
         mp = op.forward(p)
         pmp = _inner(p, mp, nd).real
         ok = active & (pmp > 0)
-        alpha = torch.where(ok, rs / torch.where(ok, pmp, torch.ones_like(pmp)),
-                            torch.zeros_like(rs))
+        alpha = torch.where(ok, rz / torch.where(ok, pmp, torch.ones_like(pmp)),
+                            torch.zeros_like(rz))
         a = _expand_per_sample(alpha, nd)
         x = x + a * p
         r = r - a * mp
         rs_new = _sqnorm(r, nd)
-        beta = torch.where(ok, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)),
-                           torch.zeros_like(rs))
-        p = r + _expand_per_sample(beta, nd) * p
+        if precond is None:
+            z, rz_new = r, rs_new
+        else:
+            z = precond(r)
+            rz_new = _inner(r, z, nd).real
+        beta = torch.where(ok, rz_new / torch.where(rz > 0, rz, torch.ones_like(rz)),
+                           torch.zeros_like(rz))
+        p = z + _expand_per_sample(beta, nd) * p
         rs = torch.where(ok, rs_new, rs)
+        rz = torch.where(ok, rz_new, rz)
         active = ok & (rs.sqrt() > thresh)
         if it % check_every == 0 and not bool(active.any()):
             break
@@ -146,7 +154,7 @@ class _ImplicitCG(torch.autograd.Function):
 
 def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float | None = None,
        atol: float = 0.0, max_iter: int | None = None, check_every: int = 1,
-       throw: bool = False) -> CGResult:
+       throw: bool = False, preconditioner=None) -> CGResult:
     r"""Batched conjugate gradient for :math:`M x = b`, :math:`M` Hermitian positive definite.
 
     Each sample has its own step sizes and stops on its own: a sample whose residual satisfies
@@ -181,6 +189,12 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float |
         iterations; converged samples are frozen at every iteration regardless.
     throw : bool, default False
         Raise ``RuntimeError`` if some sample did not converge (else just report it).
+    preconditioner : LinearOperator or callable, optional
+        :math:`P \approx M^{-1}`, Hermitian positive definite, applied to batched residuals
+        ``(*batch, *in_shape)`` (preconditioned CG: step sizes from :math:`\langle r, P r
+        \rangle`). The stopping test stays on the unpreconditioned :math:`\|r\|`, so a
+        preconditioner changes the iteration count, not the tolerance. The implicit-gradient
+        solve uses it too.
 
     Returns
     -------
@@ -204,14 +218,26 @@ def cg(op: LinearOperator, b: Tensor, *, x0: Tensor | None = None, rtol: float |
     if rtol is None:  # a non-tensor b is rejected by _validate
         rtol = default_cg_rtol(b.dtype) if isinstance(b, Tensor) else 1e-6
     max_iter = _validate(op, b, rtol, atol, max_iter, check_every)
+    if preconditioner is not None:
+        if isinstance(preconditioner, LinearOperator):
+            if preconditioner.in_shape != op.in_shape or preconditioner.out_shape != op.in_shape:
+                raise ValueError(f"cg: the preconditioner maps {preconditioner.in_shape} -> "
+                                 f"{preconditioner.out_shape}, the system needs {op.in_shape} -> "
+                                 f"{op.in_shape}")
+            preconditioner = preconditioner.forward
+        elif not callable(preconditioner):
+            raise TypeError(f"cg: preconditioner must be a LinearOperator or a callable "
+                            f"(batched residual -> batched residual), got "
+                            f"{type(preconditioner).__name__}")
     if b.numel() == 0:  # an empty batch: solve one zero sample, return none
         batch = tuple(b.shape[: b.ndim - len(op.in_shape)])
         one = cg(op, b.new_zeros((*(max(s, 1) for s in batch), *op.in_shape)), rtol=rtol,
-                 atol=atol, max_iter=max_iter, check_every=check_every)
+                 atol=atol, max_iter=max_iter, check_every=check_every,
+                 preconditioner=preconditioner)
         return CGResult(solution=_empty_slice(one.solution, batch, len(op.in_shape)), n_iter=0,
                         residual_norm=_empty_slice(one.residual_norm, batch, 0),
                         converged=_empty_slice(one.converged, batch, 0))
-    opts = (rtol, atol, max_iter, check_every)
+    opts = (rtol, atol, max_iter, check_every, preconditioner)
     if x0 is not None:
         op._check_input(x0, op.in_shape, "cg(x0)")
         with torch.no_grad():
