@@ -15,11 +15,13 @@ a = 1e-5, b = 1e-4, ``--decimation``), then restored by :func:`inverse.satellite
 with the exact conditional, in each mode:
 
 * ``old``: the settings before issue 11's throughput work: one tile per network call,
-  ``--iters`` iterations always (``stop_rtol=0``);
-* ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4) and the CLI's
-  ``--stop-rtol`` (0, i.e. off, unless ``--stop-rtol`` is given here; ``--iters`` the cap);
-* ``stop`` (opt-in, ``--modes old new stop``): ``new`` plus the stopping rule at
-  ``--stop-rtol-optin`` (0.05).
+  ``--iters`` iterations always (``stop_rtol=0``), float32 CAE in the default memory format
+  (``precision="fp32"``, ``channels_last=False``);
+* ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4), the CLI's
+  ``--stop-rtol`` (0.05; ``--iters`` the cap) and ``--precision`` (``auto``: bfloat16 decoder
+  passes in the optimization where the CPU/GPU has bfloat16, channels-last CAE);
+* ``fp32`` (opt-in, ``--modes old new fp32``): ``new`` with ``precision="fp32"`` (what the
+  mixed precision contributes).
 
 Both use ``--iters`` (300) and ``--samples`` (100), the CLI defaults, unless told otherwise
 (the JSON's ``cli_defaults`` says whether they were). Printed and written to JSON, per mode:
@@ -63,9 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stop-rtol", type=float, default=None,
                    help="new mode: stopping rule (default: the CLI's)")
     p.add_argument("--model", default="auto", help="auto, low, high or a CAE checkpoint")
-    p.add_argument("--stop-rtol-optin", type=float, default=0.05,
-                   help="mode 'stop': the stopping rule's value (default 0.05)")
-    p.add_argument("--modes", nargs="+", default=["old", "new"], choices=("old", "new", "stop"))
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="new mode: decoder precision of the optimization (default: the CLI's)")
+    p.add_argument("--modes", nargs="+", default=["old", "new"], choices=("old", "new", "fp32"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", metavar="PATH")
@@ -90,7 +92,12 @@ def main(argv=None) -> int:
         restore_raster,
         simulate_raster,
     )
-    from inverse.satellite._cli import DEFAULT_STOP_RTOL, _auto_model, load_model
+    from inverse.satellite._cli import (
+        DEFAULT_PRECISION,
+        DEFAULT_STOP_RTOL,
+        _auto_model,
+        load_model,
+    )
     from inverse.satellite._source import RasterSource
     from inverse.vble import VBLEOptions
 
@@ -120,13 +127,13 @@ def main(argv=None) -> int:
         model = _auto_model(RasterSource.from_dataarray(obs), deg)
     cae = load_model(model, args.device)
     stop = DEFAULT_STOP_RTOL if args.stop_rtol is None else args.stop_rtol
+    prec = DEFAULT_PRECISION if args.precision is None else args.precision
+    common = {"conditional": "exact", "steps": args.iters, "n_samples": args.samples,
+              "seed": args.seed}
     settings = {
-        "old": (VBLEOptions(conditional="exact", steps=args.iters, n_samples=args.samples,
-                            seed=args.seed), 1),
-        "new": (VBLEOptions(conditional="exact", steps=args.iters, n_samples=args.samples,
-                            seed=args.seed, stop_rtol=stop), args.tile_batch),
-        "stop": (VBLEOptions(conditional="exact", steps=args.iters, n_samples=args.samples,
-                             seed=args.seed, stop_rtol=args.stop_rtol_optin), args.tile_batch),
+        "old": (VBLEOptions(**common, precision="fp32", channels_last=False), 1),
+        "new": (VBLEOptions(**common, stop_rtol=stop, precision=prec), args.tile_batch),
+        "fp32": (VBLEOptions(**common, stop_rtol=stop, precision="fp32"), args.tile_batch),
     }
     dn = float(2 ** bits - 1)
     x = crop.values[0].astype(np.float64)
@@ -149,6 +156,7 @@ def main(argv=None) -> int:
         std = res.std.values[0].astype(np.float64)
         err = (rest - x)[b:-b, b:-b]
         row = {"tile_batch": tile_batch, "stop_rtol": options.stop_rtol,
+               "precision": options.precision, "channels_last": options.channels_last,
                "steps": options.steps, "n_samples": options.n_samples,
                "seconds": sec, "seconds_per_mpx": sec / mpx, "mpx_per_s": mpx / sec,
                "psnr": float(10 * np.log10(dn * dn / np.mean(err ** 2))),
@@ -165,12 +173,13 @@ def main(argv=None) -> int:
            "decimation": args.decimation, "tile": args.tile, "overlap": args.overlap,
            "model": model, "iters": args.iters, "samples": args.samples,
            "cli_defaults": args.iters == 300 and args.samples == 100 and args.tile == 256
-           and args.overlap == 32 and args.tile_batch == 4 and stop == DEFAULT_STOP_RTOL,
+           and args.overlap == 32 and args.tile_batch == 4 and stop == DEFAULT_STOP_RTOL
+           and prec == DEFAULT_PRECISION,
            "modes": rows, "machine": platform.machine(), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
     if "new" in rows:
         out["scene_40k_minutes_new"] = 1600.0 * rows["new"]["seconds_per_mpx"] / 60
-    for m in [m for m in ("new", "stop") if m in rows and "old" in rows]:
+    for m in [m for m in ("new", "fp32") if m in rows and "old" in rows]:
         o, n = rows["old"], rows[m]
         cmp = {"speedup": o["seconds_per_mpx"] / n["seconds_per_mpx"],
                "psnr_diff_db": n["psnr"] - o["psnr"],

@@ -19,11 +19,13 @@ Data: 128x128 blocks of the **held-out validation strips** (bottom 128 rows) of 
 panchromatic images (:func:`inverse.vble.load_satellite_train`; the shipped CAEs never trained
 on them), two busy and two smooth/dark blocks; never the eval image. Degradations: the
 MTF 0.10 settings of ``examples/vble_satellite_eval.py`` (decimation 1 and 2, noise vlow, low,
-high). Model: ``--model auto`` (:func:`inverse.vble.select_model`), default options, 300
-iterations; 24 samples per :math:`c`. The optimization is run once per record and the
-sampling repeated per :math:`c` (private helpers of :mod:`inverse.vble._posterior`).
+high). Model: ``--model auto`` (:func:`inverse.vble.select_model`), the CLI's default
+options (:func:`inverse.vble.default_options`: stopping rule, mixed precision, 300 iterations
+at most); 24 samples per :math:`c`. The optimization (``vble_restore``'s own loop) is run once
+per record and the sampling repeated per :math:`c` (private helpers of
+:mod:`inverse.vble._posterior`).
 
-Run (two processes by decimation, ~20 min each on a busy 2-core machine, then the fit)::
+Run (two processes by decimation, about 10 min each on a busy 2-core machine, then the fit)::
 
     python scripts/fit_vble_decoder_error.py --decimation 1 --out d1.json
     python scripts/fit_vble_decoder_error.py --decimation 2 --out d2.json
@@ -90,17 +92,11 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
             nstd = math.sqrt(float(noise.variance(y.mean())))
             cae = models[select_model(nstd, s.decimation, s.mtf)]
             opts = default_options(steps=300, n_samples=samples, seed=0)
-            gen = torch.Generator().manual_seed(0)
             t0 = time.perf_counter()
             cae.requires_grad_(False)
+            saved = P._to_channels_last(cae, opts, torch.device("cpu"))
             st = P._Variational(y, op, noise, cae, opts, P.initial_estimate(y, op))
-            adam = torch.optim.Adam(st.params, lr=opts.lr)
-            for _ in range(opts.steps):
-                adam.zero_grad(set_to_none=False)
-                st.terms(gen)["loss"].sum().backward()
-                st.clip_gradients()
-                adam.step()
-                st.project()
+            _, n_iter = P._optimize(st, opts, P._ImageRNG(1, opts.seed, torch.device("cpu")))
             with torch.no_grad():
                 xz = crop(cae.decode(st.y_bar), st.size)
                 sig0 = crop(cae.decode_std(st.y_bar), st.size)
@@ -110,7 +106,8 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
             rec = {"setting": s.name, "crop_name": str(cname), "c_hat": c_hat,
                    "true_rms_err_over_sigma": float(((x - xz) ** 2).mean().sqrt()
                                                     / (sig0 ** 2).mean().sqrt()),
-                   "seconds_optimization": time.perf_counter() - t0, "by_c": {}}
+                   "seconds_optimization": time.perf_counter() - t0,
+                   "n_iter": int(n_iter[0]), "by_c": {}}
             for c in C_GRID:
                 o = default_options(steps=300, n_samples=samples, return_samples=samples,
                                     seed=0, decoder_error_scale=c)
@@ -119,6 +116,8 @@ def measure(decimation: int, out: Path, samples: int = 24) -> list[dict]:
                 rec["by_c"][str(c)] = {"psnr": E.quality(xm, x)["psnr"],
                                        "coverage_2sigma": cal["coverage_2sigma"],
                                        "zscore_std": cal["zscore_std"]}
+            for t, data in saved:
+                t.data = data
             recs.append(rec)
             write_json(out, recs)
             print(s.name, cname, f"c_hat={c_hat:.3f}", {c: round(v["zscore_std"], 2)

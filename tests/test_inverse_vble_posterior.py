@@ -505,3 +505,74 @@ def test_stopping_early_equals_running_that_many_iterations(cae):
 def test_stopping_rule_options_are_checked(kw, match):
     with pytest.raises(ValueError, match=match):
         VBLEOptions(**kw)
+
+
+def test_channels_last_is_the_same_arithmetic_and_leaves_the_cae_as_it_was():
+    """The channels-last run equals the default-format run (float64 and tight CG solves: to
+    rounding; with a loose CG tolerance a rounding difference can end a solve one iteration
+    earlier), and the CAE's parameters come back in their own memory format and values."""
+    cae = _xz_cae()
+    before = {k: (v.clone(), v.stride()) for k, v in cae.state_dict().items()}
+    x, op, y = _blur_problem(seed=4)
+    op, y = op.double(), y.double()
+    noise = GaussianNoise(0.02)
+    runs = [vble_restore(y, op, noise, cae, VBLEOptions(steps=20, n_samples=6,
+                                                        conditional="exact", cg_rtol=1e-12,
+                                                        cg_max_iter=2000, channels_last=cl))
+            for cl in (False, True)]
+    torch.testing.assert_close(runs[0].x_mmse, runs[1].x_mmse, rtol=0, atol=1e-8)
+    torch.testing.assert_close(runs[0].x_std, runs[1].x_std, rtol=0, atol=1e-8)
+    for k, v in cae.state_dict().items():
+        assert v.stride() == before[k][1], k
+        torch.testing.assert_close(v, before[k][0], rtol=0, atol=0)
+
+
+def test_bf16_decoder_passes_move_the_restoration_much_less_than_its_std():
+    """precision='bf16' (float32 on a CPU without native bfloat16) changes only the decoder
+    passes of the optimization: the MMSE image moves by far less than the posterior std."""
+    torch.manual_seed(0)
+    cae = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval()
+    _, op, y = _blur_problem(seed=5)
+    noise = GaussianNoise(0.02)
+    res = {p: vble_restore(y, op, noise, cae, VBLEOptions(steps=40, n_samples=32,
+                                                          conditional="exact", precision=p))
+           for p in ("fp32", "bf16")}
+    assert res["bf16"].x_mmse.dtype == torch.float32 and res["bf16"].x_std.dtype == torch.float32
+    shift = (res["bf16"].x_mmse - res["fp32"].x_mmse).pow(2).mean().sqrt()
+    assert float(shift) < 0.25 * float(res["fp32"].x_std.mean())
+    torch.testing.assert_close(res["bf16"].x_std.mean(), res["fp32"].x_std.mean(), rtol=0.1,
+                               atol=0)
+
+
+@pytest.mark.parametrize(("kw", "err", "match"), [
+    (dict(precision="fp16"), ValueError, "no gradient scaler.*bf16"),
+    (dict(precision="half"), ValueError, "precision must be one of"),
+    (dict(channels_last="yes"), TypeError, "channels_last must be True, False or None"),
+    (dict(cg_precondition=1), TypeError, "cg_precondition must be True or False")])
+def test_precision_options_are_checked(kw, err, match):
+    with pytest.raises(err, match=match):
+        VBLEOptions(**kw)
+
+
+def test_cli_defaults_are_default_options():
+    """``restore``'s stopping rule and precision defaults are those of default_options."""
+    from inverse.satellite._cli import DEFAULT_PRECISION, DEFAULT_STOP_RTOL
+    from inverse.vble import default_options
+
+    d = default_options()
+    assert (d.stop_rtol, d.precision) == (DEFAULT_STOP_RTOL, DEFAULT_PRECISION) == (0.05, "auto")
+
+
+def test_auto_precision_never_picks_float16_for_the_restoration():
+    """'auto' on a CUDA device without bfloat16 would be float16 + a gradient scaler in
+    training; the restoration loop has no scaler, so it runs float32 there."""
+    from inverse.vble._posterior import _decoder_precision
+    from sciml_inverse import resolve_precision
+
+    cuda = torch.device("cuda")
+    if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        assert resolve_precision("auto", cuda).name == "fp16"
+        assert _decoder_precision("auto", cuda).name == "fp32"
+    else:
+        assert _decoder_precision("auto", cuda).name == "bf16"
+    assert _decoder_precision("fp32", torch.device("cpu")).dtype is None
