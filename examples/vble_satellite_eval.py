@@ -560,8 +560,9 @@ def parse_args(argv):
                    help="smoke setting: 2 degradations, one 64x64 crop, few iterations")
     p.add_argument("--tiny-random-cae", action="store_true",
                    help="test only: tiny random CAEs instead of the shipped weights")
-    p.add_argument("--model-low", type=Path, default=None, help="checkpoint (load_cae) of the "
-                   "low-bitrate CAE; default: the shipped default_cae('low')")
+    p.add_argument("--model-xlow", type=Path, default=None, help="checkpoint (load_cae) of the "
+                   "lowest-bitrate CAE; default: the shipped default_cae('xlow')")
+    p.add_argument("--model-low", type=Path, default=None, help="same for 'low'")
     p.add_argument("--model-high", type=Path, default=None, help="same for 'high'")
     p.add_argument("--model-xhigh", type=Path, default=None, help="same for 'xhigh'")
     p.add_argument("--data-dir", type=Path, default=DATA)

@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rows held out at the bottom of each pan image for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints")
-    p.add_argument("--init-from", default=None, metavar="PATH|low|high|xhigh",
+    p.add_argument("--init-from", default=None, metavar="PATH|xlow|low|high|xhigh",
                    help="warm start: initial CAE weights from a saved model (load_cae) or a "
                         "shipped one (its N, M and widths must match); ignored on --resume "
                         "once a checkpoint exists")

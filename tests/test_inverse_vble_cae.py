@@ -504,7 +504,7 @@ def test_save_load_roundtrip(tmp_path):
 def test_shipped_weights_have_positive_likelihood_floors():
     from inverse.vble import SHIPPED_MODELS
 
-    assert SHIPPED_MODELS == ("low", "high", "xhigh")
+    assert SHIPPED_MODELS == ("xlow", "low", "high", "xhigh")
     for bitrate in SHIPPED_MODELS:
         cae = default_cae(bitrate)
         assert float(cae.gaussian_conditional.likelihood_lower_bound.bound) == pytest.approx(1e-9)

@@ -38,9 +38,11 @@ __all__ = ["save_cae", "load_cae", "default_cae", "cae_from_compressai", "WEIGHT
 KIND = "vble-cae"
 #: The layout of files written before the common format.
 LEGACY_FORMAT = ("sciml-inverse/vble-cae", 1)
-#: Folder of the shipped weights ``cae_low.pt``, ``cae_high.pt``, ``cae_xhigh.pt``.
+#: Folder of the shipped weights ``cae_xlow.pt``, ``cae_low.pt``, ``cae_high.pt``,
+#: ``cae_xhigh.pt``.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-_BITRATES = {"low": "cae_low.pt", "high": "cae_high.pt", "xhigh": "cae_xhigh.pt"}
+_BITRATES = {"xlow": "cae_xlow.pt", "low": "cae_low.pt", "high": "cae_high.pt",
+             "xhigh": "cae_xhigh.pt"}
 #: Names of the shipped CAEs, lowest rate first (:func:`default_cae`, ``--model NAME``).
 SHIPPED_MODELS = tuple(_BITRATES)
 
@@ -157,10 +159,11 @@ def default_cae(bitrate: str = "low") -> CompressiveAutoencoder:
 
     Parameters
     ----------
-    bitrate : {"low", "high", "xhigh"}
-        ``"low"``: trained with α = 0.0067 (strongest prior, 1.22 bpp on the validation
-        strips); ``"high"``: α = 0.0483 (1.46 bpp); ``"xhigh"``: α = 2 (1.89 bpp, the most
-        accurate decoder). See ``inverse/vble/weights/README.md``.
+    bitrate : {"xlow", "low", "high", "xhigh"}
+        ``"xlow"``: trained with α = 0.0003 (strongest prior, 0.46 bpp on the validation
+        strips); ``"low"``: α = 0.0067 (1.22 bpp); ``"high"``: α = 0.0483 (1.46 bpp);
+        ``"xhigh"``: α = 2 (1.89 bpp, the most accurate decoder). See
+        ``inverse/vble/weights/README.md``.
 
     Returns
     -------
