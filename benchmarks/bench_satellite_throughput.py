@@ -19,7 +19,7 @@ with the exact conditional, in each mode:
   (``precision="fp32"``, ``channels_last=False``);
 * ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4), the CLI's
   ``--stop-rtol`` (0.05; ``--iters`` the cap) and ``--precision`` (``auto``: bfloat16 decoder
-  passes in the optimization where the CPU/GPU has bfloat16, channels-last CAE);
+  passes where the CPU/GPU has bfloat16, channels-last CAE, preconditioned solves);
 * ``fp32`` (opt-in, ``--modes old new fp32``): ``new`` with ``precision="fp32"`` (what the
   mixed precision contributes).
 
@@ -64,9 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tile-batch", type=int, default=4, help="new mode: tiles per call")
     p.add_argument("--stop-rtol", type=float, default=None,
                    help="new mode: stopping rule (default: the CLI's)")
-    p.add_argument("--model", default="auto", help="auto, low, high or a CAE checkpoint")
+    p.add_argument("--model", default="auto",
+                   help="auto, a shipped name (xlow, low, high, xhigh) or a CAE checkpoint")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
-                   help="new mode: decoder precision of the optimization (default: the CLI's)")
+                   help="new mode: decoder precision (default: the CLI's)")
     p.add_argument("--modes", nargs="+", default=["old", "new"], choices=("old", "new", "fp32"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)

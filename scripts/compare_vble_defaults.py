@@ -17,25 +17,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
+from fit_vble_decoder_error import _example  # the example as a module (scripts/ on sys.path)
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = (0, 3, 6, 8)  # indices into the example's ALL_SETTINGS
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("vble_satellite_eval",
-                                                  ROOT / "examples" / "vble_satellite_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vble_satellite_eval"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> None:
@@ -53,7 +42,7 @@ def main(argv=None) -> None:
         key, _, value = item.partition("=")
         new[key] = ast.literal_eval(value)
     variants = {"old": dict(channels_last=False, precision="fp32", stop_rtol=0.0), "new": new}
-    ev = _example()
+    ev = _example("vble_satellite_eval")
     data = ev.parse_args(["--json", "/dev/null"]).data_dir
     rows = []
     for rel in ev.TRAIN_IMAGES:

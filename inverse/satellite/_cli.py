@@ -70,8 +70,8 @@ METHODS = ("vble-xz", "vble-z", "map-z", "tikhonov", "tv")
 #: train crops (equal PSNR and coverage at about 40 % of the iterations); the same value as
 #: :func:`inverse.vble.default_options`.
 DEFAULT_STOP_RTOL = 0.05
-#: ``--precision`` default: bfloat16 decoder passes in the optimization where the device has
-#: native bfloat16 (AMX/AVX512-BF16 CPUs, recent GPUs), float32 elsewhere.
+#: ``--precision`` default: bfloat16 decoder passes (optimization and samples) where the device
+#: has native bfloat16 (AMX/AVX512-BF16 CPUs, recent GPUs), float32 elsewhere.
 DEFAULT_PRECISION = "auto"
 
 
@@ -262,9 +262,9 @@ def _register_restore(subparsers) -> None:
                         f"below this fraction of its total decrease (default "
                         f"{DEFAULT_STOP_RTOL}; 0: always --iters iterations)")
     m.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULT_PRECISION,
-                   help="arithmetic of the decoder passes of the optimization (default "
+                   help="arithmetic of the decoder passes, optimization and samples (default "
                         f"{DEFAULT_PRECISION}: bfloat16 where the CPU/GPU has it natively; "
-                        "samples and std map always float32)")
+                        "likelihood, rate, solves, mean and std always float32)")
     m.add_argument("--rate-scale", type=_positive_float, default=1.0,
                    help="bitrate modulation s (< 1: stronger prior)")
     m.add_argument("--seed", type=_int_at_least(0), default=0)

@@ -131,8 +131,8 @@ def select_model(noise_std: float, decimation: int, mtf: float,
 
 def default_options(**overrides) -> VBLEOptions:
     """The CLI's default restoration options: VBLE-xz with the exact Gaussian conditional,
-    the stopping rule at ``stop_rtol=0.05`` and ``precision="auto"`` (bfloat16 decoder passes
-    in the optimization where the device has native bfloat16).
+    the stopping rule at ``stop_rtol=0.05`` and ``precision="auto"`` (bfloat16 decoder passes,
+    optimization and samples, where the device has native bfloat16).
 
     Keyword arguments override fields of :class:`VBLEOptions`.
     """

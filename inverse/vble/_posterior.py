@@ -38,7 +38,6 @@ MaudBqrd/VBLE and deepinv PR #1017; facts carried over, code written anew, their
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -546,7 +545,7 @@ class _Variational:
         self.method = options.method
         self.s = options.rate_scale
         self.decoder_error_scale: Tensor | None = None
-        # mixed precision of the optimization's decoder passes (VBLEOptions.precision)
+        # mixed precision of the decoder passes (VBLEOptions.precision)
         self.precision = _decoder_precision(options.precision, x0.device)
         x_pad, _ = pad_to_multiple(x0, cae.pad_multiple)
         with torch.no_grad():
@@ -581,17 +580,15 @@ class _Variational:
         v = gen.rand(k, tuple(zb.shape[1:]), zb)
         return yb + a_y.repeat(k, 1, 1, 1) * (u - 0.5), zb + a_z.repeat(k, 1, 1, 1) * (v - 0.5)
 
-    def image_samples(self, y_t: Tensor, k: int, gen: _ImageRNG,
-                      mixed: bool = False) -> Tensor:
-        """Image-space samples ``(k*B, C, H, W)`` for latent draws ``y_t`` (``mixed``: the
-        decoders under the autocast of ``VBLEOptions.precision``, outputs in float32)."""
-        amp = self.precision.autocast() if mixed else contextlib.nullcontext()
-        with amp:
+    def image_samples(self, y_t: Tensor, k: int, gen: _ImageRNG) -> Tensor:
+        """Image-space samples ``(k*B, C, H, W)`` for latent draws ``y_t`` (the decoders under
+        the autocast of ``VBLEOptions.precision``, outputs in float32)."""
+        with self.precision.autocast():
             mean = upcast(crop(self.cae.decode(y_t), self.size))
         if self.method != "vble_xz":
             return mean / self.s
         # stop-gradient on sigma_theta: gradients reach y only through D and the prior
-        with torch.no_grad(), amp:
+        with torch.no_grad(), self.precision.autocast():
             sigma = upcast(crop(self.cae.decode_std(y_t), self.size))
         eps = gen.randn(k, tuple(mean.shape[1:]), mean)
         return (mean + self.b().repeat(k, 1, 1, 1) * sigma * eps) / self.s
@@ -602,7 +599,7 @@ class _Variational:
         bsz = self.y_bar.shape[0]
         gen = _as_rng(gen, bsz)
         y_t, z_t = self.draw_latents(k, gen)
-        x = self.image_samples(y_t, k, gen, mixed=True)
+        x = self.image_samples(y_t, k, gen)
         ax = self.op(x.reshape(k, bsz, *x.shape[1:]))
         obs = self.y_obs.expand(k, *self.y_obs.shape)
         data = self.noise.nll(ax.reshape(k * bsz, *ax.shape[2:]),
@@ -1107,8 +1104,7 @@ def _sample(state: _Variational, options: VBLEOptions, gen: _ImageRNG | torch.Ge
             sig = sig * scale.repeat(k).reshape(-1, *([1] * (sig.ndim - 1)))
             x = _exact_samples(state, mean, sig, k, gen, options)
         else:
-            x = state.image_samples(y_t, k, gen, mixed=True).reshape(k, bsz,
-                                                                *x_zmmse.shape[1:])
+            x = state.image_samples(y_t, k, gen).reshape(k, bsz, *x_zmmse.shape[1:])
         d = (x - x_zmmse).double()
         s1 += d.sum(0)
         s2 += (d * d).sum(0)
