@@ -191,17 +191,12 @@ class Composition(_Composite):
             return None
         return (_product([s[0] for s in syms]), _union_dims(s[1] for s in syms))
 
-    def _closed_form_normal(self, like: Tensor) -> bool:
-        if len(self.ops) == 2 and self.ops[0]._closed_form_normal_outer(self.ops[1], like):
-            return True
-        return super()._closed_form_normal(like)
-
-    def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
+    def _normal_solver(self, like: Tensor):
         if len(self.ops) == 2:  # a closed form the outer factor knows (its registered rule)
-            x = self.ops[0]._solve_normal_outer(self.ops[1], b, rho, self._cache())
-            if x is not None:
-                return x
-        return super()._solve_normal(b, rho, **cg_kwargs)
+            solve = self.ops[0]._normal_solver_outer(self.ops[1], like, self._cache())
+            if solve is not None:
+                return solve
+        return super()._normal_solver(like)
 
     def opnorm(self, **kwargs) -> Tensor:
         if len(self.ops) == 2:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -317,27 +317,36 @@ class LinearOperator(nn.Module, abc.ABC):
 
     def _solve_normal(self, b: Tensor, rho: Tensor, **cg_kwargs) -> Tensor:
         """Unchecked solve; ``rho`` is a real tensor broadcastable to ``b``."""
-        like = b
+        solve = self._normal_solver(b)
+        if solve is not None:
+            return solve(b, rho)
+        from ._algebra import Identity, Scaled, Sum
+        from .solvers._cg import cg
+
+        m = Sum([self.gram(), Scaled(rho.reshape(rho.shape[: max(rho.ndim - len(self.in_shape),
+                                                                   0)]),
+                                     Identity(self.in_shape), _checked=True)])
+        return cg(m, b, **cg_kwargs).solution
+
+    def _normal_solver(self, like: Tensor) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """The closed-form solve ``(b, rho) -> (A^H A + rho I)^{-1} b`` of the generic path
+        for inputs like ``like`` (a diagonal, Fourier- or DCT-diagonal Gram), else None (CG).
+        The one dispatch behind :meth:`_solve_normal` and :meth:`_closed_form_normal`."""
         g = self.gram()
         d = g._diagonal_symbol(like)
         if d is not None:
-            return b / (d + rho)
+            return lambda b, rho: b / (d + rho)
         s = g._fourier_symbol(like)
         if s is not None:
             from ._fourier import fourier_apply
 
-            return fourier_apply(b, 1.0 / (s[0] + rho), s[1])
+            return lambda b, rho: fourier_apply(b, 1.0 / (s[0] + rho), s[1])
         c = g._dct_symbol(like)
         if c is not None:
             from ._dct import dct_apply
 
-            return dct_apply(b, 1.0 / (c[0] + rho), c[1])
-        from ._algebra import Identity, Scaled, Sum
-        from .solvers._cg import cg
-
-        m = Sum([g, Scaled(rho.reshape(rho.shape[: max(rho.ndim - len(self.in_shape), 0)]),
-                           Identity(self.in_shape), _checked=True)])
-        return cg(m, b, **cg_kwargs).solution
+            return lambda b, rho: dct_apply(b, 1.0 / (c[0] + rho), c[1])
+        return None
 
     def _diagonal_symbol(self, like=None) -> Tensor | float | None:
         """``d`` with ``A x = d * x`` (broadcasting over ``(*batch, *in_shape)``), else None."""
@@ -349,19 +358,15 @@ class LinearOperator(nn.Module, abc.ABC):
     # its outer factor through these hooks and falls back to the generic path on ``None``; it
     # never tests for concrete classes.
     def _closed_form_normal(self, like: Tensor) -> bool:
-        """Whether :meth:`solve_normal` has a closed form here (no CG) for inputs like
-        ``like``; conservative: False where unsure (e.g. for preconditioner choices)."""
-        g = self.gram()
-        return any(f(like) is not None for f in (g._diagonal_symbol, g._fourier_symbol,
-                                                   g._dct_symbol))
+        """Whether the generic :meth:`solve_normal` path has a closed form here (no CG) for
+        inputs like ``like``; conservative: False where unsure (e.g. for preconditioner
+        choices; operators with their own ``_solve_normal`` may say False)."""
+        return self._normal_solver(like) is not None
 
-    def _closed_form_normal_outer(self, inner: LinearOperator, like: Tensor) -> bool:
-        """Whether :meth:`_solve_normal_outer` has a closed form for ``self @ inner``."""
-        return False
-
-    def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
-                            cache: dict) -> Tensor | None:
-        """``((self @ inner)^H (self @ inner) + rho I)^{-1} b`` in closed form, else None.
+    def _normal_solver_outer(self, inner: LinearOperator, like: Tensor,
+                             cache: dict) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """The closed-form solve ``(b, rho) -> ((self @ inner)^H (self @ inner) + rho I)^{-1} b``
+        for inputs like ``like``, else None.
 
         ``cache`` is the composition's cache (for values that depend on ``inner`` only)."""
         return None

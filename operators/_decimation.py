@@ -100,12 +100,8 @@ class Decimation(LinearOperator):
             return sym[0], sym[1]
         return None
 
-    def _closed_form_normal_outer(self, inner: LinearOperator, like: Tensor) -> bool:
-        return self._decimated_fourier(inner, like) is not None
-
-    def _solve_normal_outer(self, inner: LinearOperator, b: Tensor, rho: Tensor,
-                            cache: dict) -> Tensor | None:
-        found = self._decimated_fourier(inner, b)
+    def _normal_solver_outer(self, inner: LinearOperator, like: Tensor, cache: dict):
+        found = self._decimated_fourier(inner, like)
         if found is None:
             return None
         otf, real_kernel = found
@@ -118,7 +114,7 @@ class Decimation(LinearOperator):
             power = _block_mean(otf.abs() ** 2, f)
             if not power.requires_grad:
                 cache["aliased_power"] = {key: power}
-        return _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
+        return lambda b, rho: _decimated_blur_solve(f, otf, real_kernel, b, rho, power)
 
     def _opnorm_outer(self, inner: LinearOperator) -> Tensor | None:
         found = self._decimated_fourier(inner, inner._reference_tensor())

@@ -7,6 +7,8 @@ user's arguments:
 * :func:`atomic_path`, :func:`write_atomic`, :func:`write_bytes_atomic`, :func:`write_json` --
   atomic file writing;
 * :func:`main` -- the ``sciml-inverse`` command line (plugin dispatcher);
+* :func:`interruptible`, :func:`raise_if_interrupted` -- Ctrl-C and SIGTERM as one
+  ``KeyboardInterrupt`` that a garbage-collection callback cannot swallow;
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`Checkpoint` -- the one checkpoint
   format (format tag, library version, kind, config, state; ``weights_only=True`` always; NaN
   or infinite weights rejected), :func:`load_weights` -- weights into a module, a
@@ -44,6 +46,8 @@ from ._fit import FitOptions as FitOptions
 from ._fit import FitResult as FitResult
 from ._fit import TrainTask as TrainTask
 from ._fit import fit as fit
+from ._interrupt import interruptible as interruptible
+from ._interrupt import raise_if_interrupted as raise_if_interrupted
 from ._io import atomic_path as atomic_path
 from ._io import write_atomic as write_atomic
 from ._io import write_bytes_atomic as write_bytes_atomic
@@ -56,8 +60,8 @@ from ._version import library_version as library_version
 
 __all__ = ["ArgumentTypeError", "Checkpoint", "FitOptions", "FitResult", "Precision", "TrainTask",
            "atomic_path", "check_device", "check_finite", "check_finite_state_dict", "check_int",
-           "check_keys",
-           "check_number", "check_positive_tensor", "check_real", "check_representable",
-           "check_shape", "check_tensor", "check_tolerance", "fit", "full_precision",
-           "library_version", "load_checkpoint", "load_weights", "main", "resolve_precision",
-           "save_checkpoint", "upcast", "write_atomic", "write_bytes_atomic", "write_json"]
+           "check_keys", "check_number", "check_positive_tensor", "check_real",
+           "check_representable", "check_shape", "check_tensor", "check_tolerance", "fit",
+           "full_precision", "interruptible", "library_version", "load_checkpoint", "load_weights",
+           "main", "raise_if_interrupted", "resolve_precision", "save_checkpoint", "upcast",
+           "write_atomic", "write_bytes_atomic", "write_json"]

@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import torch
 
+from ._interrupt import raise_if_interrupted
+
 __all__ = ["atomic_path", "write_atomic", "write_bytes_atomic", "write_json"]
 
 
@@ -60,6 +62,7 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600 files
+        raise_if_interrupted()  # an interrupt the interpreter dropped still stops the commit
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

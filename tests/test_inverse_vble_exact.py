@@ -187,6 +187,66 @@ def test_vble_restore_exact_conditional_runs_and_reports_scale():
     assert float(fixed.params["decoder_error_scale"]) == 2.5
 
 
+def test_antithetic_pairs_average_to_the_conditional_mean():
+    # VBLEOptions.antithetic: the pair (x+, x-) shares the latent draw and negated perturbations,
+    # so its average is the conditional mean mu(z) to solver precision, and x+ is the sample an
+    # independent draw with the same stream gives
+    from types import SimpleNamespace
+
+    from inverse.vble._posterior import _exact_samples, _ImageRNG
+
+    a, op, mean, sigma, y = _dense_problem(4)
+    noise = GaussianNoise(0.3)
+    k = 5
+    g = torch.Generator().manual_seed(9)
+    means = mean + 0.1 * torch.randn(k, mean.shape[1], generator=g, dtype=torch.float64)
+    sigs = sigma * (1 + 0.2 * torch.rand(k, mean.shape[1], generator=g, dtype=torch.float64))
+    state = SimpleNamespace(y_bar=torch.zeros(1, 1), y_obs=y, op=op, noise=noise)
+    opts = VBLEOptions(conditional="exact", cg_rtol=1e-13, cg_max_iter=200)
+    pm = _exact_samples(state, means, sigs, k, _ImageRNG(1, 3, torch.device("cpu")), opts,
+                        antithetic=True)
+    assert pm.shape == (2, k, 1, mean.shape[1])
+    mu = exact_conditional_sample(y.expand(k, -1), op, noise, means, sigs, rtol=1e-13,
+                                  max_iter=200)
+    torch.testing.assert_close((pm[0, :, 0] + pm[1, :, 0]) / 2, mu, rtol=1e-9, atol=1e-11)
+    assert float((pm[0] - pm[1]).abs().min()) > 0  # the pair differs
+    one = _exact_samples(state, means, sigs, k, _ImageRNG(1, 3, torch.device("cpu")), opts)
+    torch.testing.assert_close(one, pm[0], rtol=1e-9, atol=1e-11)
+
+
+def test_antithetic_estimates_match_independent_samples():
+    # same optimized q(z), same posterior: the antithetic mean and std (law of total variance)
+    # agree with independent samples within Monte-Carlo error, and the mean is closer to the
+    # large-sample mean (the image-space noise is averaged out exactly)
+    torch.manual_seed(0)
+    cae = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval()
+    shape = (1, 32, 32)
+    op = Convolution(torch.ones(3, 3) / 9, shape)
+    y = op(torch.rand(1, *shape, generator=torch.Generator().manual_seed(1)))
+    noise = GaussianNoise(0.02)
+
+    def run(n, anti, seed=0):
+        return vble_restore(y, op, noise, cae, VBLEOptions(
+            steps=3, n_samples=n, conditional="exact", decoder_error_scale=1.0,
+            antithetic=anti, seed=seed, return_samples=min(n, 4)))
+
+    ref = run(2000, False, seed=7)
+    anti, ind = run(200, True), run(200, False)
+    ratio = float((anti.x_std ** 2).mean() / (ind.x_std ** 2).mean())
+    assert 0.95 <= ratio <= 1.05, ratio
+    ratio_ref = float((anti.x_std ** 2).mean() / (ref.x_std ** 2).mean())
+    assert 0.95 <= ratio_ref <= 1.05, ratio_ref
+    err_anti = float(((anti.x_mmse - ref.x_mmse) ** 2).mean())
+    err_ind = float(((ind.x_mmse - ref.x_mmse) ** 2).mean())
+    assert err_anti < 0.5 * err_ind
+    assert anti.samples.shape == (4, 1, *shape)
+    # odd counts round up to pairs; fewer than 4 samples draw independent ones
+    assert run(5, True).x_std.shape == (1, *shape)
+    assert bool((run(3, True).x_std > 0).all())
+    with pytest.raises(TypeError, match="antithetic must be True or False"):
+        VBLEOptions(antithetic=1)
+
+
 def test_exact_conditional_option_errors():
     with pytest.raises(ValueError, match="needs method='vble_xz'"):
         VBLEOptions(method="vble_z", conditional="exact")

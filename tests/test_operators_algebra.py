@@ -298,17 +298,24 @@ def test_composition_rules_are_owned_by_the_outer_operator():
         def adjoint(self, y):
             return y / 2
 
-        def _solve_normal_outer(self, inner, b, rho, cache):
+        def _normal_solver_outer(self, inner, like, cache):
             if not isinstance(inner, Halve):
                 return None
-            Halve.calls += 1
-            return b / (1 / 16 + rho)  # (A^H A + rho I)^{-1} b for A = x / 4
+
+            def solve(b, rho):
+                Halve.calls += 1
+                return b / (1 / 16 + rho)  # (A^H A + rho I)^{-1} b for A = x / 4
+
+            return solve
 
     shape = (1, 8, 8)
     op = Halve(shape, shape) @ Halve(shape, shape)
     b = torch.rand(2, *shape)
     torch.testing.assert_close(op.solve_normal(b, 0.5), b / (1 / 16 + 0.5))
     assert Halve.calls == 1
+    # the same hook answers "is there a closed form?" (one dispatch for both)
+    assert op._closed_form_normal(b) and Halve.calls == 1
+    assert not (Halve(shape, shape) @ (0.5 * Identity(shape)))._closed_form_normal(b)
     # an inner operator the rule does not know: the generic path (CG), same answer
     op2 = Halve(shape, shape) @ (0.5 * Identity(shape))
     torch.testing.assert_close(op2.solve_normal(b, 0.5), b / (1 / 16 + 0.5))

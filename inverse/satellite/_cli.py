@@ -251,9 +251,11 @@ def _register_restore(subparsers) -> None:
                         "classical baselines tikhonov (exact Gaussian posterior std) and tv "
                         "(no std)")
     m.add_argument("--samples", type=_int_at_least(2), default=100,
-                   help="posterior samples for the mean and std (default 100)")
+                   help="posterior samples for the mean and std (default 100; with the exact "
+                        "conditional, antithetic pairs: an odd count is rounded up)")
     m.add_argument("--save-samples", type=_int_at_least(0), default=0, metavar="K",
-                   help="store K samples in the NetCDF (default 0)")
+                   help="store K samples in the NetCDF (default 0; with the exact conditional "
+                        "consecutive samples are antithetic pairs)")
     m.add_argument("--iters", type=_int_at_least(0), default=300,
                    help="optimization iterations per tile (default 300)")
     m.add_argument("--lr", type=_positive_float, default=0.1)
@@ -301,17 +303,11 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int],
     """Run a command: input errors are one line with status 1, Ctrl-C (or SIGTERM) one line with
     130; the outputs are written under temporary names that are removed, so nothing partial is
     left next to or at their paths."""
-    import signal
-    import threading
+    from sciml_inverse import interruptible
 
-    def _terminate(signum, frame):  # SIGTERM (kill, a scheduler's timeout) -> same clean exit
-        raise KeyboardInterrupt
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return run(args)
+        with interruptible():  # SIGINT and SIGTERM (kill, a scheduler's timeout): one clean exit
+            return run(args)
     except KeyboardInterrupt:
         print(f"sciml-inverse {command}: interrupted; no output was written (rerun with the "
               "same --work-dir to resume)" if getattr(args, "work_dir", None) else
@@ -320,9 +316,6 @@ def _guarded(command: str, run: Callable[[argparse.Namespace], int],
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError, TypeError,
             OSError, RuntimeError) as err:
         return _fail(command, err)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _restore(args: argparse.Namespace) -> int:

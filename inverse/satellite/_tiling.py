@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sciml_inverse import check_int, write_json
+from sciml_inverse import check_int, raise_if_interrupted, write_json
 
 from ._io import _atomic_path
 
@@ -579,6 +579,7 @@ def restore_tiled(observation: Any, restore_fn: RestoreFn, *, tile: int = 256, o
         skipped."""
         nonlocal n_valid
         for region, w in blend_weights(shape[1:], tile, overlap, margin, f):
+            raise_if_interrupted()  # Ctrl-C/SIGTERM the interpreter dropped (sciml_inverse)
             rs, cs = region
             obs_sl = (slice(None), slice(rs.start // f, rs.stop // f),
                       slice(cs.start // f, cs.stop // f))
