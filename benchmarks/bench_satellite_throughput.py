@@ -16,10 +16,13 @@ with the exact conditional, in each mode:
 
 * ``old``: the settings before issue 11's throughput work: one tile per network call,
   ``--iters`` iterations always (``stop_rtol=0``), float32 CAE in the default memory format
-  (``precision="fp32"``, ``channels_last=False``);
+  (``precision="fp32"``, ``channels_last=False``), plain CG (``cg_precondition=False``;
+  until stop 22 this mode kept the preconditioner, so the stop-21 speed-up of 4.69x left it
+  out) and independent samples (``antithetic=False``, the sampling before stop 22);
 * ``new``: the current CLI defaults: ``--tile-batch`` tiles per call (4), the CLI's
   ``--stop-rtol`` (0.05; ``--iters`` the cap) and ``--precision`` (``auto``: bfloat16 decoder
-  passes where the CPU/GPU has bfloat16, channels-last CAE, preconditioned solves);
+  passes where the CPU/GPU has bfloat16, channels-last CAE, preconditioned solves,
+  antithetic samples);
 * ``fp32`` (opt-in, ``--modes old new fp32``): ``new`` with ``precision="fp32"`` (what the
   mixed precision contributes).
 
@@ -132,7 +135,8 @@ def main(argv=None) -> int:
     common = {"conditional": "exact", "steps": args.iters, "n_samples": args.samples,
               "seed": args.seed}
     settings = {
-        "old": (VBLEOptions(**common, precision="fp32", channels_last=False), 1),
+        "old": (VBLEOptions(**common, precision="fp32", channels_last=False,
+                            cg_precondition=False, antithetic=False), 1),
         "new": (VBLEOptions(**common, stop_rtol=stop, precision=prec), args.tile_batch),
         "fp32": (VBLEOptions(**common, stop_rtol=stop, precision="fp32"), args.tile_batch),
     }
@@ -158,6 +162,7 @@ def main(argv=None) -> int:
         err = (rest - x)[b:-b, b:-b]
         row = {"tile_batch": tile_batch, "stop_rtol": options.stop_rtol,
                "precision": options.precision, "channels_last": options.channels_last,
+               "cg_precondition": options.cg_precondition, "antithetic": options.antithetic,
                "steps": options.steps, "n_samples": options.n_samples,
                "seconds": sec, "seconds_per_mpx": sec / mpx, "mpx_per_s": mpx / sec,
                "psnr": float(10 * np.log10(dn * dn / np.mean(err ** 2))),

@@ -490,10 +490,20 @@ def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
         assert mode["n_tiles"] == 4
         assert mode["mpx_per_s"] > 0 and 0 <= mode["coverage_2std"] <= 1
         assert np.isfinite(mode["psnr"])
-    assert row["modes"]["old"]["tile_batch"] == 1 and row["modes"]["new"]["tile_batch"] == 4
-    # 2 iterations: the stopping rule cannot act, so new = old up to rounding (batching only)
-    assert abs(row["psnr_diff_db"]) < 1e-3 and abs(row["coverage_diff"]) < 1e-3
-    assert row["speedup"] > 0
+    old, new = row["modes"]["old"], row["modes"]["new"]
+    assert old["tile_batch"] == 1 and new["tile_batch"] == 4
+    # old is the code before the throughput work: plain CG, independent samples, float32
+    assert (old["cg_precondition"], old["antithetic"], old["precision"]) == (False, False, "fp32")
+    assert (new["cg_precondition"], new["antithetic"]) == (True, True)
+    # 2 iterations: the stopping rule cannot act in either mode
+    assert old["iterations_per_tile"] == new["iterations_per_tile"] == [2, 2, 2, 2]
+    # the reported differences and speed-up are those of the two rows (batching alone is
+    # tested to rounding in test_tile_restorer_batch_equals_tiles_one_by_one; here the std of
+    # the tiny random CAE makes the conditional solves ill-conditioned, so plain and preconditioned CG stopped at
+    # the same tolerance differ visibly)
+    assert row["psnr_diff_db"] == pytest.approx(new["psnr"] - old["psnr"])
+    assert row["coverage_diff"] == pytest.approx(new["coverage_2std"] - old["coverage_2std"])
+    assert row["speedup"] == pytest.approx(old["seconds_per_mpx"] / new["seconds_per_mpx"])
 
 
 def test_cog_output_is_a_cloud_optimized_geotiff(tmp_path):
