@@ -499,8 +499,8 @@ def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
     assert old["iterations_per_tile"] == new["iterations_per_tile"] == [2, 2, 2, 2]
     # the reported differences and speed-up are those of the two rows (batching alone is
     # tested to rounding in test_tile_restorer_batch_equals_tiles_one_by_one; here the std of
-    # the tiny random CAE makes the conditional solves ill-conditioned, so plain and preconditioned CG stopped at
-    # the same tolerance differ visibly)
+    # the tiny random CAE makes the conditional solves ill-conditioned, so plain and
+    # preconditioned CG stopped at the same tolerance differ visibly)
     assert row["psnr_diff_db"] == pytest.approx(new["psnr"] - old["psnr"])
     assert row["coverage_diff"] == pytest.approx(new["coverage_2std"] - old["coverage_2std"])
     assert row["speedup"] == pytest.approx(old["seconds_per_mpx"] / new["seconds_per_mpx"])
