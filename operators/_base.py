@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -292,6 +293,12 @@ class LinearOperator(nn.Module, abc.ABC):
         TypeError
             If ``rho`` is neither a real number nor a real tensor.
 
+        Warns
+        -----
+        RuntimeWarning
+            If the conjugate-gradient fallback stops at ``max_iter`` before its tolerance (the
+            returned solution is then inexact).
+
         Examples
         --------
         >>> import torch
@@ -326,7 +333,14 @@ class LinearOperator(nn.Module, abc.ABC):
         m = Sum([self.gram(), Scaled(rho.reshape(rho.shape[: max(rho.ndim - len(self.in_shape),
                                                                    0)]),
                                      Identity(self.in_shape), _checked=True)])
-        return cg(m, b, **cg_kwargs).solution
+        res = cg(m, b, **cg_kwargs)
+        if not bool(res.converged.all()):  # never a silent unconverged solve
+            warnings.warn(
+                f"solve_normal: conjugate gradient stopped at max_iter={res.n_iter} before "
+                f"reaching its tolerance in {int((~res.converged).sum())} of "
+                f"{res.converged.numel()} system(s); the solution is inexact. Raise max_iter, "
+                f"loosen rtol/atol or pass a preconditioner", RuntimeWarning, stacklevel=3)
+        return res.solution
 
     def _normal_solver(self, like: Tensor) -> Callable[[Tensor, Tensor], Tensor] | None:
         """The closed-form solve ``(b, rho) -> (A^H A + rho I)^{-1} b`` of the generic path

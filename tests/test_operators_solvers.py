@@ -572,3 +572,22 @@ def test_closed_form_normal_reports_the_closed_forms():
     assert Mask(torch.rand(shape, dtype=F64) > 0.5)._closed_form_normal(like)
     assert not (Mask(torch.rand(1, 6, 6, dtype=F64) > 0.5) @ Decimation(2, shape)
                 @ blur)._closed_form_normal(like)
+
+
+def test_solve_normal_warns_when_its_cg_fallback_does_not_converge():
+    # no closed form (mask after decimation after blur): the CG fallback; an unconverged solve
+    # is reported, never returned silently
+    import warnings
+
+    shape = (1, 12, 12)
+    g = torch.Generator().manual_seed(0)
+    op = (Mask(torch.rand(1, 6, 6, generator=g, dtype=F64) > 0.5) @ Decimation(2, shape)
+          @ Convolution(psf(3, 3), shape))
+    b = torch.randn(2, *shape, generator=g, dtype=F64)
+    with pytest.warns(RuntimeWarning, match=r"stopped at max_iter=2 .* in 2 of 2 system"):
+        op.solve_normal(b, 1e-3, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = op.solve_normal(b, 1e-3, max_iter=500)
+    r = op.H(op(x)) + 1e-3 * x - b
+    assert float(r.norm() / b.norm()) < 1e-8
