@@ -169,12 +169,18 @@ def test_calibrated_scale_gives_calibrated_samples():
     assert float((z1.abs() <= 2).double().mean()) > 0.99
 
 
-def test_vble_restore_exact_conditional_runs_and_reports_scale():
+def _tiny_blur_problem():
+    """A random tiny CAE with a std decoder and a blurred 32² image."""
     torch.manual_seed(0)
     cae = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval()
     shape = (1, 32, 32)
     op = Convolution(torch.ones(3, 3) / 9, shape)
     y = op(torch.rand(1, *shape, generator=torch.Generator().manual_seed(1)))
+    return cae, shape, op, y
+
+
+def test_vble_restore_exact_conditional_runs_and_reports_scale():
+    cae, shape, op, y = _tiny_blur_problem()
     res = vble_restore(y, op, GaussianNoise(0.01), cae,
                        VBLEOptions(steps=3, n_samples=4, conditional="exact"))
     assert res.x_mmse.shape == (1, *shape)
@@ -218,11 +224,7 @@ def test_antithetic_estimates_match_independent_samples():
     # same optimized q(z), same posterior: the antithetic mean and std (law of total variance)
     # agree with independent samples within Monte-Carlo error, and the mean is closer to the
     # large-sample mean (the image-space noise is averaged out exactly)
-    torch.manual_seed(0)
-    cae = CompressiveAutoencoder(CAEConfig(N=8, M=12, std_decoder=True)).eval()
-    shape = (1, 32, 32)
-    op = Convolution(torch.ones(3, 3) / 9, shape)
-    y = op(torch.rand(1, *shape, generator=torch.Generator().manual_seed(1)))
+    cae, shape, op, y = _tiny_blur_problem()
     noise = GaussianNoise(0.02)
 
     def run(n, anti, seed=0):
