@@ -156,6 +156,25 @@ def test_shared_trunk_jet_matches_autograd(laplacian):
         torch.testing.assert_close(jet.laplacian, lap, rtol=1e-10, atol=1e-10)
 
 
+def test_shared_trunk_jet_hessian_matches_autograd():
+    m = _small_onet(activation_trunk=TanhSin(), weight_init=1.0)
+    _perturb(m)
+    b, x = torch.randn(3, 6, dtype=F64), torch.rand(7, 2, dtype=F64)
+    jet = m.jet(b, x, laplacian=True, hessian=True)
+    xb = x.expand(3, -1, -1).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(m(b, xb).sum(), xb, create_graph=True)
+    hes = torch.stack([torch.autograd.grad(g[..., i].sum(), xb, retain_graph=True)[0]
+                       for i in range(2)], -2)  # (B, N, i, j) = d_i d_j u
+    assert jet.hessian.shape == (3, 7, 2, 2)
+    torch.testing.assert_close(jet.hessian, hes, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(jet.hessian.diagonal(dim1=-2, dim2=-1).sum(-1), jet.laplacian,
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(jet.grad, g, rtol=1e-12, atol=1e-12)
+    # gradients with respect to the parameters flow through the Hessian (second-order training)
+    jet.hessian[..., 0, 1].sum().backward()
+    assert all(p.grad is not None for p in m.trunk.parameters())
+
+
 def test_every_parameter_receives_a_gradient():
     enc = CNNEncoder(9, channels=(3,), hidden=(7,), out_size=6, kernel=3)
     for net in (MultiONet(2, 6, [8] * 3, [8] * 3, weight_init=1.0, encoder=enc),

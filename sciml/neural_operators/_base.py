@@ -173,20 +173,24 @@ class SiLUId(AbstractActivation):
 
 # ------------------------------------------------------------------------------ MLP stack
 class Jet:
-    """Values, spatial Jacobians and Laplacians of a stack's hidden layers at shared points.
+    """Values, spatial Jacobians, Laplacians and Hessians of a stack's hidden layers at shared
+    points.
 
     Attributes
     ----------
     values : list of Tensor, each ``(N, width)``
     jacobians : list of Tensor, each ``(N, width, d_x)`` (``None`` when not requested)
     laplacians : list of Tensor, each ``(N, width)`` (``None`` when not requested)
+    hessians : list of Tensor, each ``(N, width, d_x, d_x)`` (``None`` when not requested)
     """
 
     def __init__(self, values: list[Tensor], jacobians: list[Tensor] | None,
-                 laplacians: list[Tensor] | None) -> None:
+                 laplacians: list[Tensor] | None,
+                 hessians: list[Tensor] | None = None) -> None:
         self.values = values
         self.jacobians = jacobians
         self.laplacians = laplacians
+        self.hessians = hessians
 
 
 class MLPStack(nn.Module):
@@ -230,28 +234,39 @@ class MLPStack(nn.Module):
             out.append(h)
         return out
 
-    def jet(self, x: Tensor, *, jacobian: bool = True, laplacian: bool = False) -> Jet:
+    def jet(self, x: Tensor, *, jacobian: bool = True, laplacian: bool = False,
+            hessian: bool = False) -> Jet:
         r"""Hidden outputs and their exact spatial derivatives at shared points ``x`` ``(N, d)``.
 
         Forward-mode propagation with the closed-form σ', σ'': for ``z = W h + b``,
-        :math:`J_z = W J_h`, :math:`\Delta z = W \Delta h`; after σ,
-        :math:`J = \sigma'(z) J_z`, :math:`\Delta = \sigma''(z)\,|J_z|^2 + \sigma'(z)\,\Delta z`.
-        Costs about ``1 + d_x`` (``2 + d_x`` with the Laplacian) forward passes, once per batch.
+        :math:`J_z = W J_h`, :math:`\Delta z = W \Delta h`, :math:`H_z = W H_h`; after σ,
+        :math:`J = \sigma'(z) J_z`, :math:`\Delta = \sigma''(z)\,|J_z|^2 + \sigma'(z)\,\Delta z`
+        and :math:`H = \sigma''(z)\,J_z J_z^\top + \sigma'(z)\,H_z`.
+        Costs about ``1 + d_x`` (``2 + d_x`` with the Laplacian, ``1 + d_x + d_x^2`` with the
+        Hessian) forward passes, once per batch.
         """
-        want_j = jacobian or laplacian
+        want_j = jacobian or laplacian or hessian
+        second = laplacian or hessian
         h = x
         jac = (torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1)
                if want_j else None)  # (N, d_in, d)
         lap = torch.zeros_like(x) if laplacian else None
-        values, jacs, laps = [], [], []
+        d = x.shape[-1]
+        hes = x.new_zeros(x.shape[0], d, d, d) if hessian else None  # (N, d_in, d, d)
+        values, jacs, laps, hess = [], [], [], []
         act = self.activation
         for i, lin in enumerate(self.linears):
             z = lin(h)
             if want_j:
                 jz = (jac.transpose(1, 2) @ lin.weight.T).transpose(1, 2)  # (N, w_out, d)
-                if laplacian:
+                if second:
                     h, d1, d2 = act.value_and_derivatives(z, 2)
-                    lap = d2 * (jz ** 2).sum(-1) + d1 * (lap @ lin.weight.T)
+                    if laplacian:
+                        lap = d2 * (jz ** 2).sum(-1) + d1 * (lap @ lin.weight.T)
+                    if hessian:
+                        hz = torch.einsum("nidk,oi->nodk", hes, lin.weight)
+                        hes = (d2[..., None, None] * jz[..., :, None] * jz[..., None, :]
+                               + d1[..., None, None] * hz)
                 else:
                     h, d1 = act.value_and_derivatives(z, 1)
                 jac = d1.unsqueeze(-1) * jz
@@ -263,4 +278,7 @@ class MLPStack(nn.Module):
                     jacs.append(jac)
                 if laplacian:
                     laps.append(lap)
-        return Jet(values, jacs if jacobian else None, laps if laplacian else None)
+                if hessian:
+                    hess.append(hes)
+        return Jet(values, jacs if jacobian else None, laps if laplacian else None,
+                   hess if hessian else None)

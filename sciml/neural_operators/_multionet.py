@@ -30,12 +30,15 @@ class OperatorJet:
     value : Tensor ``(B, N)``
     grad : Tensor ``(B, N, d_x)`` or None
     laplacian : Tensor ``(B, N)`` or None
+    hessian : Tensor ``(B, N, d_x, d_x)`` or None
     """
 
-    def __init__(self, value: Tensor, grad: Tensor | None, laplacian: Tensor | None) -> None:
+    def __init__(self, value: Tensor, grad: Tensor | None, laplacian: Tensor | None,
+                 hessian: Tensor | None = None) -> None:
         self.value = value
         self.grad = grad
         self.laplacian = laplacian
+        self.hessian = hessian
 
 
 class _InnerProductOperator(AbstractNeuralOperator):
@@ -106,30 +109,35 @@ class _InnerProductOperator(AbstractNeuralOperator):
         return out + self.bias
 
     def jet(self, a_or_branch: Tensor | list[Tensor], x: Tensor, *, grad: bool = True,
-            laplacian: bool = False) -> OperatorJet:
+            laplacian: bool = False, hessian: bool = False) -> OperatorJet:
         """Values and exact spatial derivatives at points ``x`` ``(N, d_x)`` shared by the batch.
 
         The trunk features and their Jacobians/Laplacians are computed once (``MLPStack.jet``)
         and contracted with the per-sample branch vectors: the same numbers as autograd on the
         batch layout with ``x`` repeated per sample, at a fraction of the cost.
         ``a_or_branch`` is the operator input or precomputed :meth:`branch_features`.
+        ``hessian=True`` adds the full second derivatives ``(B, N, d_x, d_x)`` (e.g. the
+        velocity gradient of a stream function).
         """
         branch = (a_or_branch if isinstance(a_or_branch, list)
                   else self.branch_features(a_or_branch))
         _check_points(x, branch[0].shape[0], self.in_size_x)
         if x.ndim != 2:
             raise ValueError("jet needs shared points x of shape (N, d_x)")
-        tj = self.trunk.jet(x, jacobian=grad, laplacian=laplacian)
+        tj = self.trunk.jet(x, jacobian=grad, laplacian=laplacian, hessian=hessian)
         lo = len(tj.values) - self.n_summed
         c = self._coefficients()
         val, g, lap = 0, 0 if grad else None, 0 if laplacian else None
+        hes = 0 if hessian else None
         for k, b in enumerate(branch):
             val = val + c[k] * (b @ tj.values[lo + k].T)
             if grad:
                 g = g + c[k] * torch.einsum("bw,nwd->bnd", b, tj.jacobians[lo + k])
             if laplacian:
                 lap = lap + c[k] * (b @ tj.laplacians[lo + k].T)
-        return OperatorJet(val + self.bias, g, lap)
+            if hessian:
+                hes = hes + c[k] * torch.einsum("bw,nwij->bnij", b, tj.hessians[lo + k])
+        return OperatorJet(val + self.bias, g, lap, hes)
 
 
 class MultiONet(_InnerProductOperator):
