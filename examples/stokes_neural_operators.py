@@ -14,14 +14,20 @@ Models (``--models``, comma separated):
     Supervised: one MultiONet per output field (``u``, ``v``, ``p``), branch = the inflow
     profile at 256 points, trunk = the node coordinates, [100]×5.
 ``dgno``
-    No solution labels: MLP encoder of the inflow profile to β ∈ (−1, 1)^128, one MultiONet
-    decoder per field (velocity-pressure form, not the reference's stream function), trained on
-    the weak momentum residuals :math:`\\overline{\\mu\\nabla u_i\\cdot\\nabla\\phi_j -
-    p\\,\\partial_i\\phi_j}` and the weak continuity residual :math:`\\overline{(\\nabla\\cdot
-    \\mathbf u)\\phi_j}` (Wendland test functions, centres outside the cylinder, residuals
-    times ``R``), plus soft boundary conditions: inflow ``u = a``, ``v = 0`` (the likelihood of
-    ``a``), no slip on walls and cylinder, do-nothing outflow :math:`\\mu\\partial_x\\mathbf u
-    - p\\,\\mathbf e_x = 0`. Validated on labelled fields (model selection only).
+    No solution labels: MLP encoder of the inflow profile to β ∈ (−1, 1)^128 and MultiONet
+    decoders of the stream function ψ (:math:`u = \\psi_y`, :math:`v = -\\psi_x`: exactly
+    divergence-free; the velocity gradient is the Hessian of ψ from the shared-trunk jet) and
+    the pressure. Trained on weak momentum residuals
+    :math:`\\overline{\\sigma\\nabla\\phi_j}` (Wendland test functions, centres outside the
+    cylinder) and soft boundary conditions: inflow ``u = a``, ``v = 0`` (the likelihood of
+    ``a``), no slip on walls and cylinder, the data's do-nothing outflow
+    :math:`\\mu\\partial_x\\mathbf u - p\\,\\mathbf e_x = 0`. ``--dgno-form primal``
+    (default): :math:`\\sigma = \\mu\\nabla\\mathbf u - p\\mathbf I` (the solver's form);
+    ``--dgno-form mixed`` (the reference's): decoders of the symmetric stress
+    :math:`(s_{11}, s_{22}, s_{12})` as well, and the four pointwise constitutive residuals of
+    :math:`\\sigma = -p\\mathbf I + \\mu(\\nabla\\mathbf u + \\nabla\\mathbf u^\\top)`,
+    :math:`p = -\\operatorname{tr}\\sigma/2`. Validated on labelled fields (model selection
+    only).
 
 Results are keyed ``rel_l2.<model>.<field>`` (mean relative L2 error over the test set at the
 mesh nodes); figures (reference | prediction | error on the mesh) go to ``--fig-dir``.
@@ -158,23 +164,44 @@ LENGTH, HEIGHT = 2.0, 1.0
 BOX = Box((0.0, 0.0), (LENGTH, HEIGHT), ("x", "y"))
 
 
-class StokesDGNO(AbstractNeuralOperator):
-    """Encoder of the inflow profile to β and one MultiONet decoder per field (u, v, p).
+STRESS = ("s11", "s22", "s12")
 
-    ``forward(a, x)`` returns the three fields side by side, ``(B, 3N)`` (validation compares
-    them with the labelled ``[u, v, p]``); :meth:`fields` returns them apart.
+
+class StokesDGNO(AbstractNeuralOperator):
+    """Encoder of the inflow profile to β and MultiONet decoders of the stream function ψ and
+    the pressure p; with ``mixed=True`` also of the symmetric stress (s11, s22, s12) (the
+    reference's layout).
+
+    The velocity is :math:`u = \\psi_y`, :math:`v = -\\psi_x`, divergence-free by
+    construction; its gradient is the Hessian of ψ from the shared-trunk jet
+    (``MultiONet.jet(..., hessian=True)``). ``forward(a, x)`` returns ``u``, ``v``, ``p`` side
+    by side, ``(B, 3N)`` (validation compares them with the labelled ``[u, v, p]``);
+    :meth:`fields` returns them apart.
     """
 
-    def __init__(self, n_inflow: int, width: int, latent: int = 128) -> None:
+    def __init__(self, n_inflow: int, width: int, latent: int = 128, *,
+                 mixed: bool = False) -> None:
         super().__init__()
+        self.mixed = bool(mixed)
         self.encoder = MLPEncoder(n_inflow, (256, 128), latent, bounded=True, ndim=1)
         self.decoders = nn.ModuleDict({
             f: MultiONet(2, latent, [width] * 5, [width] * 5, activation_trunk=TanhSin(),
-                         activation_branch=TanhSin()) for f in FIELDS})
+                         activation_branch=TanhSin())
+            for f in ("psi", "p", *(STRESS if mixed else ()))})
+
+    def velocity(self, beta, x, *, gradient: bool = False):
+        """``u, v`` ``(B, N)`` at shared points ``x`` ``(N, 2)``, and with ``gradient`` their
+        gradients ``∇u, ∇v`` ``(B, N, 2)`` (else None)."""
+        jet = self.decoders["psi"].jet(beta, x, grad=True, hessian=gradient)
+        u, v = jet.grad[..., 1], -jet.grad[..., 0]
+        if not gradient:
+            return u, v, None, None
+        return u, v, jet.hessian[..., 1, :], -jet.hessian[..., 0, :]
 
     def fields(self, a, x):
         beta = self.encoder(a)
-        return {f: self.decoders[f](beta, x) for f in FIELDS}
+        u, v, _, _ = self.velocity(beta, x)
+        return {"u": u, "v": v, "p": self.decoders["p"](beta, x)}
 
     def forward(self, a, x):
         return torch.cat(list(self.fields(a, x).values()), -1)
@@ -195,12 +222,29 @@ def boundary_points(y_inflow, n: int):
 
 
 class StokesWeakObjective(AbstractObjective):
-    """Weak Stokes residuals (momentum and continuity) and soft boundary conditions.
+    """Weak form of Stokes flow for a stream-function DGNO, with soft boundary conditions.
+
+    * Weak momentum: :math:`\\overline{\\sigma_{i1}\\partial_x\\phi_j +
+      \\sigma_{i2}\\partial_y\\phi_j} = 0` (``-∇·σ = 0``), with
+      :math:`\\sigma = \\mu\\nabla\\mathbf u - p\\mathbf I` (primal form, ``model.mixed``
+      false) or the decoded stress (mixed form). Integration by parts makes it
+      :math:`-\\overline{(\\nabla\\cdot\\sigma)_i\\,\\phi_j}`, whose size does not depend on
+      the radius ``R``. (The first version multiplied these residuals by ``R``, which
+      weighted the momentum balance ``R² ≈ 10⁻³`` times less than the reference does.)
+    * Mixed form only: pointwise constitutive residuals at the quadrature points (the
+      reference's four):
+      :math:`-p + 2\\mu u_x - s_{11}`, :math:`-p + 2\\mu v_y - s_{22}`,
+      :math:`\\mu(u_y + v_x) - s_{12}`, :math:`p + (s_{11} + s_{22})/2`.
+    * Continuity holds exactly (stream function).
+    * Boundary: no slip on walls and cylinder, inflow ``u = a``, ``v = 0`` (the likelihood of
+      ``a``), and the data's do-nothing outflow :math:`\\mu\\partial_x\\mathbf u -
+      p\\,\\mathbf e_x = 0` (the natural condition of the solver's
+      :math:`\\mu\\nabla\\mathbf u:\\nabla\\mathbf v` form; the reference's data use
+      ``p = 0``).
 
     Test-function centres: ``n_centres`` per step, 3/4 uniform in the channel and 1/4 in
     ``[0.3, 0.7] × [0.4, 0.8]`` around the cylinder (as the reference), kept ``R`` away from the
-    walls and the cylinder (those closer are dropped). The momentum residuals are multiplied by
-    ``R`` (``∇φ`` scales as ``1/R``), so their size does not depend on the radius.
+    walls and the cylinder (those closer are dropped).
     """
 
     def __init__(self, boundary, weak: WeakFormOptions, bc_weight: float, pde_weight: float):
@@ -221,40 +265,52 @@ class StokesWeakObjective(AbstractObjective):
         return c[far]
 
     def residuals(self, model, beta, generator):
+        """Weak momentum residuals ``(B, n_c)`` each and constitutive residuals
+        ``(B, n_c·Q, 4)`` (``None`` for the primal form)."""
         tf = sample_test_functions(self.weak, centres=self.centres(generator), domain=BOX)
-        jets = {f: model.decoders[f].jet(beta, tf.points) for f in FIELDS}
+        x = tf.points
+        _, _, gu, gv = model.velocity(beta, x, gradient=True)
+        p = model.decoders["p"](beta, x)
         b, nc, q = beta.shape[0], tf.n_centres, tf.n_quadrature
-        gu = jets["u"].grad.reshape(b, nc, q, 2)
-        gv = jets["v"].grad.reshape(b, nc, q, 2)
-        p = jets["p"].value.reshape(b, nc, q)
-        dphi, phi, r = tf.grad_v, tf.v, tf.radius
-        mom_x = r * (MU * (gu * dphi).sum(-1) - p * dphi[:, 0]).mean(-1)
-        mom_y = r * (MU * (gv * dphi).sum(-1) - p * dphi[:, 1]).mean(-1)
-        div = ((gu[..., 0] + gv[..., 1]) * phi).mean(-1)
-        return mom_x, mom_y, div
+        dphi = tf.grad_v
+
+        def weak(sx, sy):
+            return (sx.reshape(b, nc, q) * dphi[:, 0] + sy.reshape(b, nc, q) * dphi[:, 1]).mean(-1)
+
+        if not model.mixed:  # σ = μ∇u − pI (the solver's form)
+            return (weak(MU * gu[..., 0] - p, MU * gu[..., 1]),
+                    weak(MU * gv[..., 0], MU * gv[..., 1] - p), None)
+        s11, s22, s12 = (model.decoders[k](beta, x) for k in STRESS)
+        constitutive = torch.stack([-p + 2 * MU * gu[..., 0] - s11,
+                                    -p + 2 * MU * gv[..., 1] - s22,
+                                    MU * (gu[..., 1] + gv[..., 0]) - s12,
+                                    p + 0.5 * (s11 + s22)], -1)
+        return weak(s11, s12), weak(s12, s22), constitutive
 
     def boundary_loss(self, model, beta, a):
         ns, out, inflow = (self.boundary[k] for k in ("noslip", "outflow", "inflow"))
-        dec = model.decoders
-        noslip = dec["u"](beta, ns).pow(2).mean() + dec["v"](beta, ns).pow(2).mean()
-        inlet = (dec["u"](beta, inflow) - a).pow(2).mean() + dec["v"](beta, inflow).pow(2).mean()
-        ju, jv = dec["u"].jet(beta, out), dec["v"].jet(beta, out)
-        p_out = dec["p"](beta, out)
-        outlet = ((MU * ju.grad[..., 0] - p_out).pow(2).mean()
-                  + (MU * jv.grad[..., 0]).pow(2).mean())
+        u, v, _, _ = model.velocity(beta, ns)
+        noslip = u.pow(2).mean() + v.pow(2).mean()
+        u, v, _, _ = model.velocity(beta, inflow)
+        inlet = (u - a).pow(2).mean() + v.pow(2).mean()
+        _, _, gu, gv = model.velocity(beta, out, gradient=True)
+        p_out = model.decoders["p"](beta, out)
+        outlet = (MU * gu[..., 0] - p_out).pow(2).mean() + (MU * gv[..., 0]).pow(2).mean()
         return noslip, inlet, outlet
 
     def loss(self, model, batch, generator):
         (a,) = batch
         beta = model.encoder(a)
-        mom_x, mom_y, div = self.residuals(model, beta, generator)
-        pde = mom_x.pow(2).mean() + mom_y.pow(2).mean() + div.pow(2).mean()
+        mom_x, mom_y, constitutive = self.residuals(model, beta, generator)
+        weak = mom_x.pow(2).mean() + mom_y.pow(2).mean()
+        const = (weak.new_zeros(()) if constitutive is None
+                 else constitutive.pow(2).mean((0, 1)).sum())
         noslip, inlet, outlet = self.boundary_loss(model, beta, a)
         bc = noslip + inlet + outlet
-        loss = self.bc_weight * bc + self.pde_weight * pde
-        return loss, {"loss": float(loss.detach()), "pde": float(pde.detach()),
-                      "inlet": float(inlet.detach()), "noslip": float(noslip.detach()),
-                      "outlet": float(outlet.detach())}
+        loss = self.bc_weight * bc + self.pde_weight * (weak + const)
+        return loss, {"loss": float(loss.detach()), "weak": float(weak.detach()),
+                      "constitutive": float(const.detach()), "inlet": float(inlet.detach()),
+                      "noslip": float(noslip.detach()), "outlet": float(outlet.detach())}
 
 
 def run_dgno(args, res):
@@ -262,7 +318,8 @@ def run_dgno(args, res):
     settings = {"epochs": args.dgno_epochs, "batch": args.batch, "sizes": list(args.sizes),
                 "width": args.width, "seed": args.seed, "h": args.h,
                 "n_centres": args.n_centres, "radius": args.radius,
-                "bc_weight": args.bc_weight, "pde_weight": args.pde_weight}
+                "bc_weight": args.bc_weight, "pde_weight": args.pde_weight,
+                "form": args.dgno_form}
     runs = res["runs"].setdefault("dgno", {})
     if runs.get("u", {}).get("settings") == settings:
         return
@@ -272,7 +329,7 @@ def run_dgno(args, res):
     labels = {f: torch.tensor(getattr(data, f), dtype=torch.float32) for f in FIELDS}
     tr, va, te = slice(0, n_tr), slice(n_tr, n_tr + n_va), slice(n_tr + n_va, None)
     torch.manual_seed(args.seed)
-    model = StokesDGNO(a.shape[1], args.width)
+    model = StokesDGNO(a.shape[1], args.width, mixed=args.dgno_form == "mixed")
     model.encoder.fit_normalization(a[tr])
     weak = WeakFormOptions(n_centres=args.n_centres, radius=args.radius, quadrature_points=8)
     objective = StokesWeakObjective(boundary_points(data.y_inflow, 100), weak, args.bc_weight,
@@ -314,7 +371,11 @@ def main(argv=None):
     p.add_argument("--dgno-epochs", type=int, default=30)
     p.add_argument("--n-centres", type=int, default=100, help="DGNO test functions per step")
     p.add_argument("--radius", type=float, default=0.03, help="DGNO test-function radius")
-    p.add_argument("--bc-weight", type=float, default=1.0)
+    p.add_argument("--dgno-form", choices=("primal", "mixed"), default="primal",
+                   help="DGNO weak form: primal (mu grad u : grad phi - p div phi, the solver's "
+                        "form) or mixed (stress decoders and constitutive residuals, the "
+                        "reference's)")
+    p.add_argument("--bc-weight", type=float, default=2.0)
     p.add_argument("--pde-weight", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=25)
     p.add_argument("--width", type=int, default=100)

@@ -78,3 +78,85 @@ def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monk
     before = out.read_text()
     ex.main(args)  # rerun: finished runs are skipped
     assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]
+
+
+# ------------------------------------------------------------------------------ Stokes DGNO
+def test_stokes_dgno_velocity_is_the_curl_of_the_stream_function(monkeypatch):
+    """u = ψ_y, v = −ψ_x and their gradients (from the jet's Hessian) against autograd in
+    float64; the velocity is divergence-free to rounding."""
+    import torch
+
+    ex = _load(ROOT / "examples" / "stokes_neural_operators.py", "_ex_stokes_v", monkeypatch)
+    torch.manual_seed(0)
+    model = ex.StokesDGNO(9, 12, latent=6).double()
+    for p in model.parameters():  # the reference's w_k = 0 init would make ψ constant
+        torch.nn.init.normal_(p, std=0.3)
+    beta = torch.rand(3, 6, dtype=torch.float64) * 2 - 1
+    x = torch.rand(11, 2, dtype=torch.float64)
+    u, v, gu, gv = model.velocity(beta, x, gradient=True)
+    xb = x.expand(3, -1, -1).clone().requires_grad_(True)
+    psi = model.decoders["psi"](beta, xb)
+    (g,) = torch.autograd.grad(psi.sum(), xb, create_graph=True)
+    torch.testing.assert_close(u, g[..., 1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(v, -g[..., 0], rtol=1e-12, atol=1e-12)
+    (du,) = torch.autograd.grad(g[..., 1].sum(), xb, retain_graph=True)
+    (dv,) = torch.autograd.grad(-g[..., 0].sum(), xb)
+    torch.testing.assert_close(gu, du, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gv, dv, rtol=1e-10, atol=1e-10)
+    assert float((gu[..., 0] + gv[..., 1]).detach().abs().max()) < 1e-12
+    fields = model.fields(torch.rand(3, 9, dtype=torch.float64), x)
+    assert set(fields) == {"u", "v", "p"} and fields["u"].shape == (3, 11)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_stokes_weak_residuals_vanish_for_poiseuille_flow(mixed, monkeypatch):
+    """Exact Stokes flow u = 4Uy(1−y), v = 0, p = 8μU(2 − x) (with its stress in the mixed
+    form): the weak momentum residuals (and the four constitutive ones) are zero to rounding; a
+    wrong pressure gradient and a wrong shear stress are seen."""
+    import torch
+
+    from sciml.neural_operators import WeakFormOptions
+
+    ex = _load(ROOT / "examples" / "stokes_neural_operators.py", "_ex_stokes_r", monkeypatch)
+    mu, big_u = ex.MU, 1.5
+
+    class Exact:
+        def __init__(self, shear_error=0.0, p_scale=1.0):
+            self.mixed = mixed
+            self.err, self.p_scale = shear_error, p_scale
+            self.decoders = {"p": self._p, "s11": lambda b, x: -self._p(b, x),
+                             "s22": lambda b, x: -self._p(b, x), "s12": self._s12}
+
+        def _p(self, beta, x):
+            return (self.p_scale * 8 * mu * big_u * (2 - x[:, 0])).expand(beta.shape[0], -1)
+
+        def _s12(self, beta, x):
+            return (mu * 4 * big_u * (1 - 2 * x[:, 1]) + self.err).expand(beta.shape[0], -1)
+
+        def velocity(self, beta, x, *, gradient=False):
+            b, y = beta.shape[0], x[:, 1]
+            u = (4 * big_u * y * (1 - y)).expand(b, -1)
+            gu = torch.stack([torch.zeros_like(y), 4 * big_u * (1 - 2 * y)], -1).expand(b, -1, -1)
+            zero = torch.zeros_like(u)
+            return u, zero, gu, torch.zeros_like(gu)
+
+    weak = WeakFormOptions(n_centres=40, radius=0.05, quadrature_points=8)
+    objective = ex.StokesWeakObjective({}, weak, 1.0, 1.0)
+    beta = torch.zeros(2, 3, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        torch.set_default_dtype(torch.float64)
+        try:
+            mx, my, const = objective.residuals(Exact(), beta, gen)
+            bad = objective.residuals(Exact(shear_error=0.01), beta, gen)
+            unbalanced = objective.residuals(Exact(p_scale=2.0), beta, gen)
+        finally:
+            torch.set_default_dtype(torch.float32)
+    assert mx.shape[0] == 2 and mx.dtype == torch.float64
+    assert float(mx.abs().max()) < 1e-12 and float(my.abs().max()) < 1e-12
+    assert float(unbalanced[0].abs().min()) > 1e-3  # ∂p/∂x no longer balances the shear
+    if mixed:
+        assert const.shape[-1] == 4 and float(const.abs().max()) < 1e-12
+        assert float(bad[2][..., 2].abs().min()) > 0.009  # the shear constitutive residual
+    else:
+        assert const is None
