@@ -242,7 +242,7 @@ def main(argv=None):
     p.add_argument("--n-centres", type=int, default=100)
     p.add_argument("--radius", type=float, default=1e-3,
                    help="test-function radius in x (reference: 1e-4)")
-    p.add_argument("--dgno-loss", choices=("light", "reference"), default="light",
+    p.add_argument("--dgno-loss", choices=("light", "reference"), default="reference",
                    help="DGNO loss weights (see dgno_loss_settings)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
