@@ -125,7 +125,7 @@ def run_multionet(args, res):
     x = torch.tensor(data.gridx, dtype=torch.float32)
     tr, va, te = slice(0, n_tr), slice(n_tr, n_tr + n_va), slice(n_tr + n_va, None)
     runs = res["runs"].setdefault("multionet", {})
-    for field in FIELDS:
+    for field in args.fields:
         settings = {"epochs": args.epochs, "batch": args.batch, "sizes": list(args.sizes),
                     "width": args.width, "seed": args.seed, "h": args.h}
         if runs.get(field, {}).get("settings") == settings:
@@ -368,6 +368,8 @@ def main(argv=None):
     p.add_argument("--n-val", type=int, default=50)
     p.add_argument("--n-test", type=int, default=100)
     p.add_argument("--epochs", type=int, default=300, help="MultiONet epochs")
+    p.add_argument("--fields", default="u,v,p",
+                   help="fields of the supervised MultiONet runs (one network each)")
     p.add_argument("--dgno-epochs", type=int, default=30)
     p.add_argument("--n-centres", type=int, default=100, help="DGNO test functions per step")
     p.add_argument("--radius", type=float, default=0.03, help="DGNO test-function radius")
@@ -399,6 +401,10 @@ def main(argv=None):
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, tempfile.mkdtemp(prefix=prefix))
     args.sizes = (args.n_train, args.n_val, args.n_test)
+    args.fields = [f for f in args.fields.split(",") if f]
+    if not args.fields or set(args.fields) - set(FIELDS):
+        p.error(f"--fields takes a comma-separated subset of {','.join(FIELDS)}, got "
+                f"{','.join(args.fields) or 'nothing'}")
     models = [m for m in args.models.split(",") if m]
     bad = sorted(set(models) - set(ALL_MODELS))
     if bad:

@@ -80,6 +80,17 @@ def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monk
     assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]
 
 
+def test_stokes_example_fields_selects_the_supervised_runs(tmp_path, monkeypatch):
+    ex = _load(ROOT / "examples" / "stokes_neural_operators.py", "_ex_stokes_f", monkeypatch)
+    out = tmp_path / "res.json"
+    base = ["--quick", "--models", "multionet", "--cache-dir", str(tmp_path / "data"),
+            "--run-dir", str(tmp_path / "runs"), "--fig-dir", str(tmp_path / "figs")]
+    ex.main(base + ["--fields", "v", "--json", str(out)])
+    assert set(json.loads(out.read_text())["rel_l2"]["multionet"]) == {"v"}
+    with pytest.raises(SystemExit):
+        ex.main(base + ["--fields", "v,w"])
+
+
 # ------------------------------------------------------------------------------ Stokes DGNO
 def test_stokes_dgno_velocity_is_the_curl_of_the_stream_function(monkeypatch):
     """u = ψ_y, v = −ψ_x and their gradients (from the jet's Hessian) against autograd in

@@ -162,7 +162,7 @@ def default_cae(bitrate: str = "low") -> CompressiveAutoencoder:
     bitrate : {"xlow", "low", "high", "xhigh"}
         ``"xlow"``: trained with α = 0.0003 (strongest prior, 0.46 bpp on the validation
         strips); ``"low"``: α = 0.0067 (1.22 bpp); ``"high"``: α = 0.0483 (1.46 bpp);
-        ``"xhigh"``: α = 2 (2.35 bpp, the most accurate decoder). See
+        ``"xhigh"``: α = 2 (1.89 bpp, the most accurate decoder). See
         ``inverse/vble/weights/README.md``.
 
     Returns
