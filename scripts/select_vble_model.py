@@ -26,6 +26,7 @@ calibration targets met (coverage in [0.90, 0.98], z-score std in [0.8, 1.25]).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -36,9 +37,20 @@ import torch
 
 from sciml_inverse import write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fit_vble_decoder_error as F  # noqa: E402  (the blocks and the example module)
 
+def _sibling(name: str):
+    """The script ``scripts/<name>.py`` as a module (no import-path edit)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent
+                                                  / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+F = _sibling("fit_vble_decoder_error")  # the blocks, and the example module as F.E
 E = F.E
 PSNR_TIE_DB = 0.05
 
