@@ -391,6 +391,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 6/2/2 samples on a coarse mesh, 1 epoch, width 16")
     args = p.parse_args(argv)
+    args.fields = [f for f in args.fields.split(",") if f]
+    if not args.fields or set(args.fields) - set(FIELDS):
+        p.error(f"--fields takes a comma-separated subset of {','.join(FIELDS)}, got "
+                f"{','.join(args.fields) or 'nothing'}")
     torch.set_num_threads(args.threads)
     if args.quick:
         args.n_train, args.n_val, args.n_test = 6, 2, 2
@@ -401,10 +405,6 @@ def main(argv=None):
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, tempfile.mkdtemp(prefix=prefix))
     args.sizes = (args.n_train, args.n_val, args.n_test)
-    args.fields = [f for f in args.fields.split(",") if f]
-    if not args.fields or set(args.fields) - set(FIELDS):
-        p.error(f"--fields takes a comma-separated subset of {','.join(FIELDS)}, got "
-                f"{','.join(args.fields) or 'nothing'}")
     models = [m for m in args.models.split(",") if m]
     bad = sorted(set(models) - set(ALL_MODELS))
     if bad:
