@@ -34,9 +34,10 @@ On a CPU the network evaluations are compute-bound, so batching 64 images saves 
 image (large batches even fall out of cache; ``invert`` chunks them on the CPU); the gain comes
 from L-BFGS needing ≈ 55 gradient evaluations per image where ``fmin_cg`` makes ≈ 100 value and
 ≈ 100 gradient calls. The ≥ 10× target is not reached on this CPU. On an accelerator a batched
-call costs about what a single-image call does, so the batch should pay off there
-(``--device cuda``); not yet measured against ``fmin_cg`` (our inversion alone: 28 ms for 64
-images on an H100, untrained model of the same size).
+call costs about what a single-image call does, so the batch pays off there: on an NVIDIA H200
+(``--device cuda --rounds 1``, float64, 4 Dec 2026; ``results_lpn_prior_eval_h200.json``) ours
+took 0.855 s against 21.6 s for ``fmin_cg`` (**25.3×**), 64/64 converged both, R agreeing to
+5e-13 relative.
 """
 
 from __future__ import annotations

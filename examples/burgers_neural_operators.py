@@ -109,11 +109,12 @@ def build_multionet(seed: int, width: int) -> MultiONet:
                      activation_branch=SiLU())
 
 
-def build_dgno(seed: int, width: int, x_mesh, *, squared: bool = False) -> DGNO:
+def build_dgno(seed: int, width: int, x_mesh, *, squared: bool = False,
+               weight_init: float = 0.0) -> DGNO:
     torch.manual_seed(seed)
     enc = MLPEncoder(128, (256, 128), 128, bounded=True, ndim=1)
     dec = MultiONet(2, 128, [width] * 5, [width] * 5, activation_trunk=TanhSin(),
-                    activation_branch=TanhSin())
+                    activation_branch=TanhSin(), weight_init=weight_init)
     return DGNO(enc, dec, None, GaussianLikelihood(squared=squared),
                 pde=burgers_pde(x_nodes=x_mesh))
 
@@ -167,10 +168,14 @@ def dgno_loss_settings(args) -> dict:
     notebook's: 10,000 × the MSE of the initial condition + 1,000 × (mean r² + the sum of the
     2,500 largest r² of the batch))."""
     if args.dgno_loss == "reference":
-        return {"dgno_loss": "reference", "data_weight": 1e4, "pde_weight": 1e3,
-                "residual_weight": 1.0, "top_k": 2500, "squared_likelihood": True}
-    return {"dgno_loss": "light", "data_weight": 10.0, "pde_weight": 1.0,
-            "residual_weight": None, "top_k": None, "squared_likelihood": False}
+        out = {"dgno_loss": "reference", "data_weight": 1e4, "pde_weight": 1e3,
+               "residual_weight": 1.0, "top_k": 2500, "squared_likelihood": True}
+    else:
+        out = {"dgno_loss": "light", "data_weight": 10.0, "pde_weight": 1.0,
+               "residual_weight": None, "top_k": None, "squared_likelihood": False}
+    if getattr(args, "dgno_pde_weight", None) is not None:
+        out["pde_weight"] = args.dgno_pde_weight
+    return out
 
 
 def run(name, args, res):
@@ -181,6 +186,8 @@ def run(name, args, res):
         settings["points_per_step"] = args.points
     if name == "dgno":
         settings.update(n_centres=args.n_centres, radius=args.radius, **dgno_loss_settings(args))
+        if args.dgno_w_init != 0.0:
+            settings["w_init"] = args.dgno_w_init
     if res["runs"].get(name, {}).get("settings") == settings:
         return
     (a, u), (av, uv), (at, ut), x, data = splits(args)
@@ -192,7 +199,7 @@ def run(name, args, res):
     else:
         loss = dgno_loss_settings(args)
         model = build_dgno(args.seed, args.width, torch.tensor(data.x_mesh),
-                           squared=loss["squared_likelihood"])
+                           squared=loss["squared_likelihood"], weight_init=args.dgno_w_init)
         model.encoder.fit_normalization(a)
         weak = WeakFormOptions(n_centres=args.n_centres, radius=args.radius,
                                quadrature_points=12)
@@ -202,7 +209,8 @@ def run(name, args, res):
         train, lr = (a,), 1e-3
     tag = "" if name != "multionet" or args.points is None else f"_p{args.points}"
     if name == "dgno":  # runs with other loss weights must not resume this one's checkpoint
-        tag = f"_{args.dgno_loss}"
+        tag = (f"_{args.dgno_loss}" + ("" if args.dgno_w_init == 0.0 else f"_w{args.dgno_w_init:g}")
+               + ("" if args.dgno_pde_weight is None else f"_pw{args.dgno_pde_weight:g}"))
     ckpt = os.path.join(args.run_dir,
                         f"burgers_{name}_e{epochs}_w{args.width}_s{args.seed}{tag}.pt")
     t0 = time.perf_counter()
@@ -242,6 +250,11 @@ def main(argv=None):
     p.add_argument("--n-centres", type=int, default=100)
     p.add_argument("--radius", type=float, default=1e-3,
                    help="test-function radius in x (reference: 1e-4)")
+    p.add_argument("--dgno-w-init", type=float, default=0.0,
+                   help="initial value of the u-decoder's MultiONet layer weights w_k (default 0, "
+                        "the operator starts at zero; 1: arXiv v1)")
+    p.add_argument("--dgno-pde-weight", type=float, default=None,
+                   help="override the PDE-term weight of --dgno-loss (reference 1000, light 1)")
     p.add_argument("--dgno-loss", choices=("light", "reference"), default="reference",
                    help="DGNO loss weights (see dgno_loss_settings)")
     p.add_argument("--seed", type=int, default=0)
@@ -263,6 +276,8 @@ def main(argv=None):
                 setattr(args, key, tempfile.mkdtemp(prefix=prefix))
         if args.fig_dir == p.get_default("fig_dir"):
             args.fig_dir = tempfile.mkdtemp(prefix="burgers_figs_")
+    if args.dgno_pde_weight is not None and not args.dgno_pde_weight > 0:
+        p.error(f"--dgno-pde-weight must be > 0, got {args.dgno_pde_weight}")
     args.sizes = (args.n_train, args.n_val, args.n_test)
     models = [m for m in args.models.split(",") if m]
     bad = sorted(set(models) - set(ALL_MODELS))

@@ -136,13 +136,15 @@ def build_dgno(case: str, seed: int) -> DGNO:
     return darcy_dgno(case, grid=GRID)
 
 
-def dgno_loss_options(case: str, n_centres: int, flux_weight: float = 1.0) -> DGNOLossOptions:
+def dgno_loss_options(case: str, n_centres: int, flux_weight: float = 1.0,
+                      top_k: int | None = None) -> DGNOLossOptions:
     weak = WeakFormOptions(n_centres=n_centres, radius=1e-4, quadrature_points=7)
     if case == "piecewise":
         return DGNOLossOptions(weak=weak, data_weight=1.0, pde_weight=1.0,
-                               flux_weight=flux_weight, interpolation=Interpolation.NEAREST)
+                               flux_weight=flux_weight, interpolation=Interpolation.NEAREST,
+                               top_k=top_k)
     return DGNOLossOptions(weak=weak, data_weight=0.25, pde_weight=1.0,
-                           interpolation=Interpolation.BILINEAR)
+                           interpolation=Interpolation.BILINEAR, top_k=top_k)
 
 
 def build_pi(seed: int) -> PhysicsInformedOperator:
@@ -227,9 +229,27 @@ def run_supervised(name, case, seed, args, res):
     save_results(res, args.json)
 
 
+def _dgno_variant(args) -> dict:
+    """The DGNO settings that differ from the defaults (flux weight, top-k term, learning rate)."""
+    out: dict = {}
+    if args.flux_weight != 1.0:
+        out["flux_weight"] = args.flux_weight
+    if args.dgno_top_k is not None:
+        out["top_k"] = args.dgno_top_k
+    if args.dgno_lr != 1e-3:
+        out["lr"] = args.dgno_lr
+    return out
+
+
+def _dgno_tag(args) -> str:
+    """``_fw<w>_topk<k>_lr<lr>`` for the non-default settings ("" for the defaults)."""
+    short = {"flux_weight": "fw", "top_k": "topk", "lr": "lr"}
+    return "".join(f"_{short[k]}{v:g}" for k, v in _dgno_variant(args).items())
+
+
 def _dgno_name(args) -> str:
-    """``dgno``, or ``dgno_fw<weight>`` for a non-default flux weight (kept apart in the JSON)."""
-    return "dgno" if args.flux_weight == 1.0 else f"dgno_fw{args.flux_weight:g}"
+    """``dgno`` + :func:`_dgno_tag` (non-default settings are kept apart in the JSON)."""
+    return "dgno" + _dgno_tag(args)
 
 
 def trained_dgno(case, seed, args):
@@ -237,10 +257,11 @@ def trained_dgno(case, seed, args):
     model = build_dgno(case, seed)
     model.encoder.fit_normalization(a)
     epochs = args.epochs or args.dgno_epochs
-    tag = "" if args.flux_weight == 1.0 else f"_fw{args.flux_weight:g}"
-    ckpt = os.path.join(args.run_dir, f"dgno_{case}_s{seed}_e{epochs}_c{args.n_centres}{tag}.pt")
-    opts = schedule(epochs, 1e-3, seed, weight_decay=1e-4, validate_every=5)
-    objective = DGNOObjective(dgno_loss_options(case, args.n_centres, args.flux_weight))
+    ckpt = os.path.join(args.run_dir,
+                        f"dgno_{case}_s{seed}_e{epochs}_c{args.n_centres}{_dgno_tag(args)}.pt")
+    opts = schedule(epochs, args.dgno_lr, seed, weight_decay=1e-4, validate_every=5)
+    objective = DGNOObjective(dgno_loss_options(case, args.n_centres, args.flux_weight,
+                                                args.dgno_top_k))
     result, secs = train_or_load(model, objective, (a,), val, x, opts, ckpt, args)
     return model, result, secs, epochs, ckpt
 
@@ -250,9 +271,7 @@ def run_dgno(case, seed, args, res):
     key = f"{name}/{case}/{seed}"
     epochs = args.epochs or args.dgno_epochs
     settings = {"epochs": epochs, "lr": 1e-3, "batch": 50, "n_centres": args.n_centres,
-                **_stop(args), "radius": 1e-4, **({} if args.flux_weight == 1.0 else
-                                   {"flux_weight": args.flux_weight}),
-                "quadrature": 25}
+                **_stop(args), "radius": 1e-4, **_dgno_variant(args), "quadrature": 25}
     if res["runs"].get(key, {}).get("settings") == settings:
         return
     model, result, secs, _, ckpt = trained_dgno(case, seed, args)
@@ -303,8 +322,7 @@ def run_inverse(case, seed, args, res):
     its = args.inverse_iterations or its
     settings = {"instances": args.inverse_instances, "sensors": 100, "snr_db": 25, **_stop(args),
                 "iterations": its, "dgno_epochs": args.epochs or args.dgno_epochs,
-                "n_centres": args.n_centres,
-                **({} if args.flux_weight == 1.0 else {"flux_weight": args.flux_weight})}
+                "n_centres": args.n_centres, **_dgno_variant(args)}
     if res["runs"].get(key, {}).get("settings") == settings:
         return
     model, *_ = trained_dgno(case, seed, args)
@@ -314,7 +332,8 @@ def run_inverse(case, seed, args, res):
                              if 0 < k // GRID < GRID - 1 and 0 < k % GRID < GRID - 1])
     opts = InverseOptions(steps=its, step_size=50 if case == "piecewise" else 250,
                           gamma=0.5 if case == "piecewise" else 0.6,
-                          loss=dgno_loss_options(case, args.n_centres, args.flux_weight), seed=seed)
+                          loss=dgno_loss_options(case, args.n_centres, args.flux_weight,
+                                                args.dgno_top_k), seed=seed)
     per = []
     t0 = time.perf_counter()
     for i in range(args.inverse_instances):
@@ -376,6 +395,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=None, help="override every training length")
     p.add_argument("--sup-epochs", type=int, default=150)
     p.add_argument("--dgno-epochs", type=int, default=120)
+    p.add_argument("--dgno-top-k", type=int, default=None,
+                   help="add the sum of the K largest squared PDE residuals of a batch to the "
+                        "DGNO loss (the reference's smooth-Darcy term: 1000); default: none")
+    p.add_argument("--dgno-lr", type=float, default=1e-3,
+                   help="DGNO AdamW learning rate (reference: 5e-4); default 1e-3")
     p.add_argument("--pi-epochs", type=int, default=60)
     p.add_argument("--inverse-instances", type=int, default=2)
     p.add_argument("--n-centres", type=int, default=50,
@@ -413,6 +437,10 @@ def main(argv: list[str] | None = None) -> dict:
     bad = sorted(set(models) - set(ALL_MODELS))
     if bad:
         p.error(f"unknown models {bad}; choose from {ALL_MODELS}")
+    if args.dgno_top_k is not None and args.dgno_top_k < 1:
+        p.error(f"--dgno-top-k must be >= 1, got {args.dgno_top_k}")
+    if not args.dgno_lr > 0:
+        p.error(f"--dgno-lr must be > 0, got {args.dgno_lr}")
     cases = [c for c in args.cases.split(",") if c]
     if set(cases) - {"piecewise", "smooth"}:
         p.error("cases must be piecewise and/or smooth")

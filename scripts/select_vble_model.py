@@ -56,11 +56,10 @@ PSNR_TIE_DB = 0.05
 
 
 def score(weights: Path, rule: tuple[float, ...] | None, out: Path) -> list[dict]:
-    from inverse.vble import _posterior as P
     from inverse.vble import default_options, load_cae, load_satellite_train, vble_restore
 
-    if rule is not None:  # (k, c0) at rho = 1/4, then at rho = 1
-        P.DECODER_ERROR_RULE = ((0.25, rule[0], rule[1]), (1.0, rule[2], rule[3]))
+    # (k, c0) at rho = 1/4, then at rho = 1; None: the shipped rule
+    table = None if rule is None else ((0.25, rule[0], rule[1]), (1.0, rule[2], rule[3]))
     torch.set_num_threads(1)
     cae = load_cae(weights).eval()
     val = load_satellite_train(E.DATA / "train", val_rows=128).val
@@ -74,7 +73,7 @@ def score(weights: Path, rule: tuple[float, ...] | None, out: Path) -> list[dict
             y, op, noise = E.degrade(x, s, seed=20_000 + 100 * E.ALL_SETTINGS.index(s) + k)
             t0 = time.perf_counter()
             res = vble_restore(y, op, noise, cae, default_options(
-                n_samples=100, return_samples=100, seed=0))
+                n_samples=100, return_samples=100, seed=0, decoder_error_rule=table))
             cal = E.calibration(res.x_mmse, res.x_std, x, res.samples)
             recs.append({"setting": s.name, "block": f"{name}:{c0}",
                          "psnr": E.quality(res.x_mmse, x)["psnr"],

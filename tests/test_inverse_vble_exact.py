@@ -193,6 +193,46 @@ def test_vble_restore_exact_conditional_runs_and_reports_scale():
     assert float(fixed.params["decoder_error_scale"]) == 2.5
 
 
+def test_decoder_error_rule_of_another_model():
+    """A per-call (rho, k, c0) table: used by decoder_error_rule, estimate_decoder_error_scale
+    and VBLEOptions.decoder_error_rule instead of the shipped table; bad tables are refused."""
+    table = ((1.0, 3.0, 0.5), (0.25, 6.0, 2.0))  # unsorted on purpose
+    assert decoder_error_rule(1.0, table) == pytest.approx((3.0, 0.5), rel=1e-12)
+    assert decoder_error_rule(0.1, table) == (6.0, 2.0)
+    assert decoder_error_rule(0.5, table) == pytest.approx((math.sqrt(18.0), 1.0), rel=1e-12)
+    assert decoder_error_rule(0.5, ((1.0, 2.0, 1.0),)) == (2.0, 1.0)
+    for bad, err, match in ((((1.0, 2.0),), ValueError, "3 numbers"), ((), ValueError, "row"),
+                            (((1.0, -2.0, 1.0),), ValueError, "gain"),
+                            (((1.0, 2.0, 1.0), (1.0, 3.0, 1.0)), ValueError, "repeated"),
+                            (3.0, TypeError, "sequence"),
+                            (((1.0, "k", 1.0),), TypeError, "gain")):
+        with pytest.raises(err, match=match):
+            decoder_error_rule(1.0, bad)
+        with pytest.raises(err, match=match):
+            VBLEOptions(conditional="exact", decoder_error_rule=bad)
+    # the fallback of the given rule where the residual carries no information
+    g = torch.Generator().manual_seed(0)
+    shape = (1, 32, 32)
+    op = Convolution(torch.ones(3, 3) / 9, shape)
+    mean = torch.rand(1, *shape, generator=g)
+    sigma = torch.full_like(mean, 0.05)
+    y = GaussianNoise(1e-3).sample(op(mean), generator=g)
+    c = estimate_decoder_error_scale(y, op, GaussianNoise(1e-3), mean, sigma, generator=g,
+                                     rule=table)
+    assert torch.equal(c, torch.full((1,), 0.5))
+    # end to end: the same restoration with two rules differs exactly by the gain ratio where
+    # the estimate is informative (same seed, same variational fit)
+    cae, shape, op, y = _tiny_blur_problem()
+    opts = {"steps": 3, "n_samples": 4, "conditional": "exact", "seed": 0}
+    a = vble_restore(y, op, GaussianNoise(0.01), cae,
+                     VBLEOptions(**opts, decoder_error_rule=((1.0, 1.0, 1e-3),)))
+    b = vble_restore(y, op, GaussianNoise(0.01), cae,
+                     VBLEOptions(**opts, decoder_error_rule=((1.0, 2.0, 1e-3),)))
+    sa, sb = float(a.params["decoder_error_scale"]), float(b.params["decoder_error_scale"])
+    assert sa > 1e-3 and sb == pytest.approx(2 * sa, rel=1e-6)
+    assert VBLEOptions(decoder_error_rule=table).decoder_error_rule == tuple(sorted(table))
+
+
 def test_antithetic_pairs_average_to_the_conditional_mean():
     # VBLEOptions.antithetic: the pair (x+, x-) shares the latent draw and negated perturbations,
     # so its average is the conditional mean mu(z) to solver precision, and x+ is the sample an

@@ -43,6 +43,29 @@ def test_example_quick_writes_rel_l2_per_model_and_case(tmp_path, monkeypatch):
     assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]
 
 
+def test_example_dgno_variant_is_recorded_and_kept_apart(tmp_path, monkeypatch):
+    """--dgno-top-k / --dgno-lr reach the loss and the optimiser, and their runs get their own
+    name, settings and checkpoint (the default run's results are not reused for them)."""
+    ex = _load(ROOT / "examples" / "darcy_neural_operators.py", "_ex_darcy_no3", monkeypatch)
+    from argparse import Namespace
+
+    args = Namespace(flux_weight=1.0, dgno_top_k=7, dgno_lr=5e-4)
+    assert ex._dgno_variant(args) == {"top_k": 7, "lr": 5e-4}
+    assert ex._dgno_name(args) == "dgno_topk7_lr0.0005"
+    assert ex._dgno_name(Namespace(flux_weight=1.0, dgno_top_k=None, dgno_lr=1e-3)) == "dgno"
+    assert ex.dgno_loss_options("smooth", 10, top_k=7).top_k == 7
+    out = tmp_path / "res.json"
+    base = ["--quick", "--json", str(out), "--models", "dgno", "--cases", "smooth",
+            "--cache-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "runs")]
+    ex.main(base + ["--dgno-top-k", "7", "--dgno-lr", "5e-4"])
+    run = json.loads(out.read_text())["runs"]["dgno_topk7_lr0.0005/smooth/0"]
+    assert run["settings"]["top_k"] == 7 and run["settings"]["lr"] == 5e-4
+    assert run["checkpoint"].endswith("_topk7_lr0.0005.pt") and math.isfinite(run["rel_l2"])
+    for bad in (["--dgno-top-k", "0"], ["--dgno-lr", "-1"]):
+        with pytest.raises(SystemExit):
+            ex.main(base + bad)
+
+
 def test_example_rejects_unknown_model(tmp_path, monkeypatch):
     ex = _load(ROOT / "examples" / "darcy_neural_operators.py", "_ex_darcy_no2", monkeypatch)
     with pytest.raises(SystemExit):
@@ -78,6 +101,25 @@ def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monk
     before = out.read_text()
     ex.main(args)  # rerun: finished runs are skipped
     assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]
+
+
+def test_burgers_dgno_variants_are_recorded_and_kept_apart(tmp_path, monkeypatch):
+    """--dgno-w-init / --dgno-pde-weight reach the model and the loss, are recorded in the
+    settings and get their own checkpoint (a rerun with other values does not reuse a run)."""
+    ex = _load(ROOT / "examples" / "burgers_neural_operators.py", "_ex_burgers_v", monkeypatch)
+    model = ex.build_dgno(0, 8, ex.torch.linspace(-1, 1, 128), weight_init=1.0)
+    assert bool((model.u_decoder.weights == 1.0).all())
+    out = tmp_path / "res.json"
+    base = ["--quick", "--models", "dgno", "--json", str(out), "--cache-dir",
+            str(tmp_path / "data"), "--run-dir", str(tmp_path / "runs"), "--fig-dir",
+            str(tmp_path / "figs")]
+    ex.main(base + ["--dgno-w-init", "1", "--dgno-pde-weight", "100"])
+    settings = json.loads(out.read_text())["runs"]["dgno"]["settings"]
+    assert settings["w_init"] == 1.0 and settings["pde_weight"] == 100.0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "burgers_dgno_e1_w16_s0_reference_w1_pw100.pt"]
+    with pytest.raises(SystemExit):
+        ex.main(base + ["--dgno-pde-weight", "0"])
 
 
 def test_stokes_example_fields_selects_the_supervised_runs(tmp_path, monkeypatch):

@@ -156,6 +156,11 @@ class VBLEOptions:
         gain and the fallback depend on the observation ratio :math:`\rho` and were fitted on
         held-out train crops (:func:`estimate_decoder_error_scale`,
         :func:`decoder_error_rule`).
+    decoder_error_rule : tuple of (float, float, float), optional
+        The table of :math:`(\rho, k, c_0)` rows that :func:`decoder_error_rule` interpolates,
+        for a CAE with its own fitted rule (e.g. a model being compared with the shipped one).
+        ``None`` (default): the shipped :data:`DECODER_ERROR_RULE`. Ignored when
+        ``decoder_error_scale`` is given.
     antithetic : bool, default True
         Antithetic perturb-and-MAP samples of the exact conditional (``conditional="exact"``
         and ``n_samples >= 4``): each latent draw :math:`z_j` gives the pair
@@ -227,6 +232,7 @@ class VBLEOptions:
     b_init: float = 1.0
     conditional: Literal["variational", "exact"] = "variational"
     decoder_error_scale: float | None = None
+    decoder_error_rule: tuple[tuple[float, float, float], ...] | None = None
     antithetic: bool = True
     cg_rtol: float = 1e-4
     cg_max_iter: int = 300
@@ -248,6 +254,9 @@ class VBLEOptions:
                              f"method={self.method!r}")
         if self.decoder_error_scale is not None:
             _check_float("decoder_error_scale", self.decoder_error_scale, positive=True)
+        if self.decoder_error_rule is not None:
+            object.__setattr__(self, "decoder_error_rule",
+                               _check_rule_table(self.decoder_error_rule))
         _check_float("cg_rtol", self.cg_rtol, positive=True)
         _check_int("cg_max_iter", self.cg_max_iter, 1)
         _check_int("steps", self.steps, 0)
@@ -672,18 +681,42 @@ def observation_ratio(op: LinearOperator, like: Tensor) -> float:
     return float(_observed(op, like).sum()) / math.prod(op.in_shape)
 
 
-def decoder_error_rule(ratio: float) -> tuple[float, float]:
-    r"""The shipped gain :math:`k(\rho)` and fallback :math:`c_0(\rho)` of the decoder error
-    scale (:func:`estimate_decoder_error_scale`).
+def _check_rule_table(table) -> tuple[tuple[float, float, float], ...]:
+    """Validate a ``(ratio, gain, fallback)`` table; return it as sorted tuples of floats."""
+    hint = ("pass rows (ratio, gain, fallback) of positive numbers with distinct ratios, e.g. "
+            "((0.25, 4.72, 1.50), (1.0, 1.71, 1.39))")
+    try:
+        rows = [tuple(row) for row in table]
+    except TypeError:
+        raise TypeError(f"decoder_error_rule must be a sequence of rows; {hint}") from None
+    if not rows or any(len(r) != 3 for r in rows):
+        raise ValueError(f"decoder_error_rule needs at least one row of 3 numbers; {hint}")
+    out = []
+    for r in rows:
+        out.append(tuple(check_real(n, v, positive=True, hint=hint)
+                         for n, v in zip(("ratio", "gain", "fallback"), r, strict=True)))
+    out.sort()
+    if len({r[0] for r in out}) != len(out):
+        raise ValueError(f"decoder_error_rule has repeated ratios; {hint}")
+    return tuple(out)  # type: ignore[return-value]
 
-    Linear interpolation in :math:`\log\rho` of both columns of the table
-    :data:`DECODER_ERROR_RULE` (fitted on held-out train crops by
+
+def decoder_error_rule(ratio: float, table: tuple[tuple[float, float, float], ...] | None = None
+                       ) -> tuple[float, float]:
+    r"""The gain :math:`k(\rho)` and fallback :math:`c_0(\rho)` of the decoder error scale
+    (:func:`estimate_decoder_error_scale`).
+
+    Linear interpolation in :math:`\log\rho` of both columns of ``table`` (default: the
+    shipped :data:`DECODER_ERROR_RULE`, fitted on held-out train crops by
     ``scripts/fit_vble_decoder_error.py``), constant outside the table.
 
     Parameters
     ----------
     ratio : float
         Observation ratio :math:`\rho > 0` (:func:`observation_ratio`).
+    table : tuple of (float, float, float), optional
+        Rows :math:`(\rho, k, c_0)` of another model's fitted rule
+        (:attr:`VBLEOptions.decoder_error_rule`).
 
     Returns
     -------
@@ -695,7 +728,7 @@ def decoder_error_rule(ratio: float) -> tuple[float, float]:
     TypeError
         ``ratio`` is not a real number.
     ValueError
-        Non-positive or non-finite ``ratio``.
+        Non-positive or non-finite ``ratio``; a malformed ``table``.
 
     Examples
     --------
@@ -703,9 +736,11 @@ def decoder_error_rule(ratio: float) -> tuple[float, float]:
     >>> gain, fallback = decoder_error_rule(1.0)
     >>> gain > 1.0 and fallback > 0.0
     True
+    >>> decoder_error_rule(0.5, ((1.0, 2.0, 1.0),))
+    (2.0, 1.0)
     """
     ratio = check_real("ratio", ratio, positive=True)
-    pts = sorted(DECODER_ERROR_RULE)
+    pts = sorted(DECODER_ERROR_RULE) if table is None else _check_rule_table(table)
     lr = math.log(ratio)
     if lr <= math.log(pts[0][0]):
         return pts[0][1], pts[0][2]
@@ -722,7 +757,9 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
                                  sigma: Tensor, *, generator: torch.Generator,
                                  probes: int = _TRACE_PROBES, gain: float | None = None,
                                  fallback: float | None = None,
-                                 threshold: float = C2_INFORMATIVE) -> Tensor:
+                                 threshold: float = C2_INFORMATIVE,
+                                 rule: tuple[tuple[float, float, float], ...] | None = None
+                                 ) -> Tensor:
     r"""Per-image factor :math:`c` of the decoder std, from moment matching of the residual.
 
     If :math:`x = D + c\,\sigma\odot u`, :math:`u \sim \mathcal N(0, I)`, and
@@ -758,6 +795,9 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
         :func:`observation_ratio`.
     threshold : float, default :data:`C2_INFORMATIVE`
         Smallest :math:`\hat c^2` taken as informative.
+    rule : tuple of (float, float, float), optional
+        The ``table`` of :func:`decoder_error_rule` for the defaults of ``gain`` and
+        ``fallback`` (default: the shipped rule).
 
     Returns
     -------
@@ -769,7 +809,7 @@ def estimate_decoder_error_scale(y: Tensor, op: LinearOperator, noise: NoiseMode
         Non-positive ``gain`` or ``fallback``, negative ``threshold``.
     """
     if gain is None or fallback is None:
-        k, f = decoder_error_rule(observation_ratio(op, mean))
+        k, f = decoder_error_rule(observation_ratio(op, mean), rule)
         gain = k if gain is None else gain
         fallback = f if fallback is None else fallback
     for name, v in (("gain", gain), ("fallback", fallback), ("threshold", threshold)):
@@ -1114,11 +1154,12 @@ def _sample(state: _Variational, options: VBLEOptions, gen: _ImageRNG | torch.Ge
         sig0 = crop(state.cae.decode_std(state.y_bar), state.size) / state.s
         if options.decoder_error_scale is None and len(gen.gens) == 1:
             scale = estimate_decoder_error_scale(state.y_obs, state.op, state.noise, x_zmmse,
-                                                 sig0, generator=gen.gens[0])
+                                                 sig0, generator=gen.gens[0],
+                                                 rule=options.decoder_error_rule)
         elif options.decoder_error_scale is None:  # image by image: each with its own stream
             scale = torch.cat([estimate_decoder_error_scale(
                 state.y_obs[b:b + 1], state.op, state.noise, x_zmmse[b:b + 1], sig0[b:b + 1],
-                generator=g) for b, g in enumerate(gen.gens)])
+                generator=g, rule=options.decoder_error_rule) for b, g in enumerate(gen.gens)])
         else:
             scale = torch.full((bsz,), options.decoder_error_scale, dtype=x_zmmse.dtype,
                                device=x_zmmse.device)
