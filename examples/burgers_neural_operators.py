@@ -173,7 +173,7 @@ def dgno_loss_settings(args) -> dict:
     else:
         out = {"dgno_loss": "light", "data_weight": 10.0, "pde_weight": 1.0,
                "residual_weight": None, "top_k": None, "squared_likelihood": False}
-    if getattr(args, "dgno_pde_weight", None) is not None:
+    if args.dgno_pde_weight is not None:
         out["pde_weight"] = args.dgno_pde_weight
     return out
 

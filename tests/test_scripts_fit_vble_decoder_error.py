@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "fit_vble_decoder_error.py"
+from script_loader import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("fit_vble_decoder_error", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/fit_vble_decoder_error.py", "fit_vble_decoder_error")
 
 
 def _record(setting, c_hat, c_true, power=0.8):

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "select_vble_model.py"
+from script_loader import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("select_vble_model", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/select_vble_model.py", "select_vble_model")
 
 
 def _records(psnr, n_good, n=8):
