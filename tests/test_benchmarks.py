@@ -5,26 +5,18 @@ Timings are never asserted: CI machines are shared and drift.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_operators.py"
 
 
 def _load(monkeypatch: pytest.MonkeyPatch):
-    # Load by path; registered in sys.modules while it runs (dataclasses look their module up
-    # there).
-    name = "_benchmarks_operators"
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "_benchmarks_operators", monkeypatch)
 
 
 def _finite(values) -> bool:
@@ -90,12 +82,8 @@ def test_no_benchmark_shadows_a_package():
 @pytest.mark.slow
 def test_training_precision_benchmark_quick(tmp_path, monkeypatch):
     """bench_training_precision.py --quick: structure and finite numbers (no timing asserted)."""
-    name = "_bench_training_precision"
-    spec = importlib.util.spec_from_file_location(
-        name, BENCH.parent / "bench_training_precision.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
+    module = load_script(BENCH.parent / "bench_training_precision.py",
+                         "_bench_training_precision", monkeypatch)
     out = tmp_path / "tp.json"
     res = module.main(["--quick", "--steps", "3", "--json", str(out)])
     data = json.loads(out.read_text())

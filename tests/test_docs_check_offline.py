@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from script_loader import load_script
 
-_PATH = Path(__file__).resolve().parents[1] / "docs" / "check_offline.py"
-_spec = importlib.util.spec_from_file_location("check_offline", _PATH)
-check_offline = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_offline)
+check_offline = load_script("docs/check_offline.py", "check_offline")
 
 LOCAL = """<html><head><script src="_static/mathjax/tex-chtml.js"></script>
 <link rel="stylesheet" href="_static/furo.css"/><link rel="canonical" href="https://x.org/a"/>

@@ -236,13 +236,9 @@ def test_help_lists_the_commands(capsys):
 
 
 def test_demo_script_writes_its_outputs(tiny_cae, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
+    from script_loader import load_script
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "satellite_demo.py"
-    spec = importlib.util.spec_from_file_location("_satellite_demo", script)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script("examples/satellite_demo.py", "_satellite_demo")
     _, model_path = tiny_cae
     out = tmp_path / "outputs"
     assert demo.main(["--out", str(out), "--quick", "--model", str(model_path), "--iters", "2",

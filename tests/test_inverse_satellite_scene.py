@@ -415,13 +415,9 @@ def test_netcdf_outputs_follow_cf_no_fill_value_on_coordinates(tmp_path):
 
 def test_tiling_benchmark_generates_and_restores_through_the_cli(tmp_path):
     """Smoke test of ``benchmarks/bench_satellite_tiling.py`` (no timing or memory asserted)."""
-    import importlib.util
-    from pathlib import Path
+    from script_loader import load_script
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_satellite_tiling.py"
-    spec = importlib.util.spec_from_file_location("_bench_satellite_tiling", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_satellite_tiling.py", "_bench_satellite_tiling")
     inp, out = tmp_path / "scene.tif", tmp_path / "r.nc"
     bench.generate(str(inp), 300, rows=128)
     with open_raster(inp) as src:
@@ -463,9 +459,9 @@ def test_degrade_and_restore_carry_the_nodata_through(tmp_path):
 
 def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
     """Smoke test of ``benchmarks/bench_satellite_throughput.py`` (structure only, no timing)."""
-    import importlib.util
     import json
-    from pathlib import Path
+
+    from script_loader import load_script
 
     vble = pytest.importorskip("inverse.vble")
     torch.manual_seed(0)
@@ -473,10 +469,7 @@ def test_throughput_benchmark_runs_on_cpu_with_small_settings(tmp_path):
         N=8, M=8, hyper_channels=(8, 8, 8), context_channels=8, entropy_channels=(8, 8),
         std_decoder=True)).eval()
     vble.save_cae(tiny, tmp_path / "tiny.pt")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_satellite_throughput.py"
-    spec = importlib.util.spec_from_file_location("_bench_satellite_throughput", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_satellite_throughput.py", "_bench_satellite_throughput")
     out = tmp_path / "tp.json"
     from inverse.satellite import demo_tile_path
 

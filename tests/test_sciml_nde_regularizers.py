@@ -259,20 +259,14 @@ def test_spiral_example_smoke(tmp_path):
 
 
 def test_benchmark_quick(tmp_path):
-    import importlib.util
     import json
-    import sys
 
-    spec = importlib.util.spec_from_file_location("_bench_nde",
-                                                  _ROOT / "benchmarks" / "bench_nde.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_bench_nde"] = mod
-    try:
-        spec.loader.exec_module(mod)
+    from script_loader import load_script
+
+    with pytest.MonkeyPatch.context() as mp:
+        mod = load_script("benchmarks/bench_nde.py", "_bench_nde", mp)
         out = tmp_path / "b.json"
         assert mod.main(["--quick", "--rounds", "1", "--json", str(out)]) == 0
-    finally:
-        del sys.modules["_bench_nde"]
     saved = json.loads(out.read_text())
     assert saved["all_nfe_equal"]
     assert all(math.isfinite(c["forward"]["ratio"]) for c in saved["cases"].values())

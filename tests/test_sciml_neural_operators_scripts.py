@@ -4,23 +4,18 @@ structure and finite numbers only; accuracy and timings are never asserted here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, name, monkeypatch)
 
 
 def test_example_quick_writes_rel_l2_per_model_and_case(tmp_path, monkeypatch):
@@ -84,7 +79,8 @@ def test_benchmark_quick_reports_speedups(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name,cases", [
-    ("burgers", {"multionet": {"full", "final"}, "dgno": {"full", "final"}}),
+    ("burgers", {"multionet": {"full", "final"}, "multionet_final": {"final"},
+                 "dgno": {"full", "final"}}),
     ("stokes", {"multionet": {"u", "v", "p"}, "dgno": {"u", "v", "p"}}),
 ])
 def test_pde_examples_quick_write_rel_l2_and_figures(name, cases, tmp_path, monkeypatch):
@@ -117,9 +113,74 @@ def test_burgers_dgno_variants_are_recorded_and_kept_apart(tmp_path, monkeypatch
     settings = json.loads(out.read_text())["runs"]["dgno"]["settings"]
     assert settings["w_init"] == 1.0 and settings["pde_weight"] == 100.0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
-        "burgers_dgno_e1_w16_s0_reference_w1_pw100.pt"]
+        "burgers_dgno_e1_w16_s0_reference_w1_pw100_n6-2-2.pt"]
     with pytest.raises(SystemExit):
         ex.main(base + ["--dgno-pde-weight", "0"])
+
+
+def test_burgers_data_options_and_the_final_time_model(tmp_path, monkeypatch):
+    """--nu / --ic-amplitude reach the generator (the amplitude scales u0 exactly), get their
+    own data file, checkpoint and settings; multionet_final maps u0 to u(., 1) with a 1-D trunk
+    and is scored at the final time only."""
+    import h5py
+    import numpy as np
+
+    ex = _load(ROOT / "examples" / "burgers_neural_operators.py", "_ex_burgers_d", monkeypatch)
+    out = tmp_path / "res.json"
+    base = ["--quick", "--models", "multionet_final", "--json", str(out), "--cache-dir",
+            str(tmp_path / "data"), "--run-dir", str(tmp_path / "runs"), "--fig-dir",
+            str(tmp_path / "figs")]
+    ex.main(base)
+    ex.main(base + ["--ic-amplitude", "1.5", "--nu", "0.05"])
+    run = json.loads(out.read_text())["runs"]["multionet_final"]
+    assert run["settings"]["ic_amplitude"] == 1.5 and run["settings"]["nu"] == 0.05
+    assert set(run["rel_l2"]) == {"final"}
+    files = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert files == ["burgers_n10_s0.h5", "burgers_n10_s0_nu0.05_A1.5.h5"]
+    d = tmp_path / "data"
+    with h5py.File(d / files[0]) as f0, h5py.File(d / files[1]) as f1:
+        u0, u1 = np.asarray(f0["u0"]), np.asarray(f1["u0"])
+        np.testing.assert_allclose(u1, 0.5 * u0, rtol=1e-12)
+        end0, end1 = np.asarray(f0["u_sol"])[:, -1], np.asarray(f1["u_sol"])[:, -1]
+        assert not np.allclose(end1, 0.5 * end0)  # nonlinear, and another viscosity
+    ex.main(base + ["--mirror"])
+    assert json.loads(out.read_text())["runs"]["multionet_final"]["settings"]["mirror"] is True
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "burgers_multionet_final_e1_w16_s0_mirror_n6-2-2.pt",
+        "burgers_multionet_final_e1_w16_s0_n6-2-2.pt",
+        "burgers_multionet_final_e1_w16_s0_nu0.05_A1.5_n6-2-2.pt"]
+    model = ex.build_multionet_final(0, 8)
+    x = ex.torch.linspace(-1, 1, 128)[:, None]
+    assert model(ex.torch.randn(3, 128), x).shape == (3, 128)
+    for bad in (["--nu", "0"], ["--ic-amplitude", "nan"]):
+        with pytest.raises(SystemExit):
+            ex.main(base + bad)
+
+
+def test_burgers_mirror_is_an_exact_symmetry(monkeypatch):
+    """-u(-x, t) solves Burgers' equation from -u0(-x) (the reference solver agrees to its
+    tolerance), and ``mirror`` swaps each sample for its image with probability 1/2."""
+    import numpy as np
+    import torch
+
+    from sciml.pde import solve_burgers
+
+    ex = _load(ROOT / "examples" / "burgers_neural_operators.py", "_ex_burgers_m", monkeypatch)
+    x, t = np.linspace(-1, 1, 65), np.linspace(0, 1, 6)
+
+    def u0(z):
+        return np.sin(np.pi * (z + 1)) * (0.8 + 0.5 * z) + 0.3 * np.sin(3 * np.pi * (z + 1) / 2)
+
+    u = solve_burgers(u0, x, t, n_cheb=64)
+    um = solve_burgers(lambda z: -u0(-z), x, t, n_cheb=64)
+    np.testing.assert_allclose(um, -u[:, ::-1], atol=1e-6)
+    assert np.abs(u[-1] + u[-1, ::-1]).max() > 0.05  # the test case itself is not symmetric
+    a, sol = torch.randn(400, 16), torch.randn(400, 3, 16)
+    a2, s2 = ex.mirror(a, sol, torch.Generator().manual_seed(0))
+    flipped = (a2 == -a.flip(-1)).all(1)
+    same = (a2 == a).all(1)
+    assert bool((flipped ^ same).all()) and 160 < int(flipped.sum()) < 240
+    assert torch.equal(s2[flipped], -sol[flipped].flip(-1)) and torch.equal(s2[same], sol[same])
 
 
 def test_stokes_example_fields_selects_the_supervised_runs(tmp_path, monkeypatch):
