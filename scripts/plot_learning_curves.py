@@ -124,11 +124,11 @@ def draw(data: dict[str, Any], out: Path) -> None:
            title=data.get("title") or "validation learning curves")
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="best")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
            ylabel="training loss (window mean)", ylim=(0, 1.1), xlim=(0, len(first)))
     ax.set_title(args.title + "  (proximal-matching loss 1 = collapsed)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(args.out)
     return 0
 
 

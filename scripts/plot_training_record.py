@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     prec = rec.get("precision", "fp32")
     fig.suptitle(args.title or f"{args.record.name}: {rec['cae_train']['steps']} steps, "
                  f"precision {prec}, {rec['cae_train']['seconds'] / 60:.0f} min")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(args.out)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
     return 0
 
 

@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
            ylabel="decoder fit ceiling (dB)", title="CAE capacity (N = 64, M = 192) vs training")
     bx.legend(fontsize=6.5, loc="lower right")
     bx.grid(True, which="both", lw=0.3, alpha=0.6)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    from sciml_inverse import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(args.out)
     return 0
 
 
