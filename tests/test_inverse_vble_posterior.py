@@ -527,6 +527,43 @@ def test_channels_last_is_the_same_arithmetic_and_leaves_the_cae_as_it_was():
         torch.testing.assert_close(v, before[k][0], rtol=0, atol=0)
 
 
+def test_overlapping_restorations_share_the_frozen_cae_and_equal_serial_ones():
+    """Concurrent vble_restore calls on one CAE (dask threads restoring tiles): a call that
+    ends inside another's run leaves the CAE frozen and channels-last for it (formerly the
+    first to finish restored the layout under the others, whose convolutions then rounded
+    differently from a serial run); threaded runs equal serial ones bit for bit, and the last
+    to leave restores the CAE."""
+    import threading
+
+    from inverse.vble._posterior import _frozen
+
+    cae = _xz_cae().float()
+    w = next(p for p in cae.parameters() if p.ndim == 4)
+    stride, flags = w.stride(), [p.requires_grad for p in cae.parameters()]
+    _, op, y = _blur_problem(seed=4)
+    noise = GaussianNoise(0.02)
+    opts = VBLEOptions(steps=3, n_samples=4, conditional="exact", channels_last=True)
+    with _frozen(cae, opts, torch.device("cpu")):
+        assert w.is_contiguous(memory_format=torch.channels_last) and not w.requires_grad
+        vble_restore(y, op, noise, cae, opts)
+        assert w.is_contiguous(memory_format=torch.channels_last) and not w.requires_grad
+    assert w.stride() == stride and [p.requires_grad for p in cae.parameters()] == flags
+    serial = [vble_restore(y * (1 + 0.1 * k), op, noise, cae, opts).x_mmse for k in range(3)]
+    threaded = [None] * 3
+
+    def work(k):
+        threaded[k] = vble_restore(y * (1 + 0.1 * k), op, noise, cae, opts).x_mmse
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, threaded, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert w.stride() == stride and [p.requires_grad for p in cae.parameters()] == flags
+
+
 def test_bf16_decoder_passes_move_the_restoration_much_less_than_its_std():
     """precision='bf16' (float32 on a CPU without native bfloat16) changes only the decoder
     passes of the optimization: the MMSE image moves by far less than the posterior std."""

@@ -38,8 +38,11 @@ MaudBqrd/VBLE and deepinv PR #1017; facts carried over, code written anew, their
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -993,6 +996,40 @@ def _to_channels_last(cae: torch.nn.Module, options: VBLEOptions,
     return saved
 
 
+#: CAEs inside a running :func:`vble_restore`: ``id(cae) -> [callers, saved storages, saved
+#: requires_grad flags]``. Concurrent calls on one CAE (dask threads restoring tiles) share the
+#: frozen, channels-last state; the last one to leave restores the model. Without this, the
+#: first to finish switched the weights back to their original layout under the others, whose
+#: remaining convolutions then rounded differently from a serial run.
+_IN_USE: dict[int, list] = {}
+_IN_USE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _frozen(cae: torch.nn.Module, options: VBLEOptions, device: torch.device) -> Iterator[None]:
+    """``cae`` without gradients and (see :func:`_to_channels_last`) channels-last for the
+    duration of the block; restored when the last concurrent user leaves."""
+    key = id(cae)
+    with _IN_USE_LOCK:
+        entry = _IN_USE.get(key)
+        if entry is None:
+            req = [p.requires_grad for p in cae.parameters()]
+            cae.requires_grad_(False)
+            entry = _IN_USE[key] = [0, _to_channels_last(cae, options, device), req]
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _IN_USE_LOCK:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _IN_USE[key]
+                for t, data in entry[1]:
+                    t.data = data
+                for p, r in zip(cae.parameters(), entry[2], strict=True):
+                    p.requires_grad_(r)
+
+
 def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: CompressiveAutoencoder,
                  options: VBLEOptions | None = None, x_init: Tensor | None = None,
                  progress: bool = False) -> VBLEResult:
@@ -1066,26 +1103,20 @@ def vble_restore(y: Tensor, op: LinearOperator, noise: NoiseModel, cae: Compress
     bsz = y.shape[0]
     gen = _ImageRNG(bsz, options.seed, device)
 
-    req = [p.requires_grad for p in cae.parameters()]
-    cae.requires_grad_(False)
-    saved = _to_channels_last(cae, options, device)
     bar = None
     try:
-        state = _Variational(y, op, noise, cae, options, x0)
-        if progress:
-            from tqdm.auto import tqdm
+        with _frozen(cae, options, device):
+            state = _Variational(y, op, noise, cae, options, x0)
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=options.steps, desc=f"{options.method} restoration", unit="it")
-        history, iterations = _optimize(state, options, gen, bar)
-        t_opt = time.perf_counter()
-        result = _sample(state, options, gen)
+                bar = tqdm(total=options.steps, desc=f"{options.method} restoration", unit="it")
+            history, iterations = _optimize(state, options, gen, bar)
+            t_opt = time.perf_counter()
+            result = _sample(state, options, gen)
     finally:
         if bar is not None:
             bar.close()
-        for t, data in saved:
-            t.data = data
-        for p, r in zip(cae.parameters(), req, strict=True):
-            p.requires_grad_(r)
     t_end = time.perf_counter()
     x_mmse, x_std, x_zmmse, samples = result
     params = {"y_bar": state.y_bar.detach(), "z_bar": state.z_bar.detach()}
