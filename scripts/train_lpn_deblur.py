@@ -26,6 +26,12 @@ The output is the weights file (``inverse.lpn.save_lpn``) plus a JSON sidecar (s
 the exact command. ``--steps auto`` (default) on CUDA measures steps/s on a short benchmark
 and sets the number of steps to fill ``--time-budget`` seconds; on the CPU it means
 ``--cpu-steps``. ``--quick`` is a seconds-long smoke run (tiny model, few steps).
+
+``--snapshot-every N`` (with ``--checkpoint``) also keeps the weights every N steps, for
+``scripts/score_lpn_snapshots.py`` (PnP PSNR against the steps); the chunks resume exactly, so
+the run is the same as without snapshots. ``--warmup-loss l2 --warmup-frac 1`` trains the LPN
+with the ℓ2 loss only (an MMSE denoiser that is still exactly a prox), the like-for-like
+comparison with the unconstrained CNN of ``scripts/train_denoiser_baseline.py``.
 """
 
 from __future__ import annotations
@@ -209,12 +215,15 @@ def identity_init_(model: LPN, lo: float = -0.3, hi: float = 1.3) -> None:
 
 def phases(num_steps: int, warmup_frac: float, gamma_min_rms: float,
            lr_l1: float | tuple[float, ...], lr_pm: float,
-           num_stages: int = 4, normalized: bool = False) -> tuple[TrainPhase, ...]:
+           num_stages: int = 4, normalized: bool = False,
+           warmup_loss: str = "l1") -> tuple[TrainPhase, ...]:
     """L1 warm-up for ``warmup_frac`` of the steps, then ``num_stages`` PM stages (γ halving).
 
     ``lr_l1`` may be several rates: the warm-up is then split into equal phases run at them in
     order (e.g. a fast start at 1e-2, then 1e-3). ``normalized``: the γ-normalized
     proximal-matching loss (a gradient scale that does not jump when γ halves).
+    ``warmup_loss="l2"`` makes the warm-up an ℓ2 (MMSE) phase; with ``warmup_frac=1`` the whole
+    run is the warm-up (no proximal matching).
     """
     rates = (lr_l1,) if isinstance(lr_l1, float) else tuple(lr_l1)
     n_l1 = int(round(num_steps * warmup_frac))
@@ -224,7 +233,7 @@ def phases(num_steps: int, warmup_frac: float, gamma_min_rms: float,
     for i, lr in enumerate(rates):
         n = n_l1 // len(rates) if i < len(rates) - 1 else n_l1 - (n_l1 // len(rates)) * i
         if n > 0:
-            out.append(TrainPhase("l1", n, lr))
+            out.append(TrainPhase(warmup_loss, n, lr))
     for s in range(num_stages):
         n = per if s < num_stages - 1 else n_pm - per * (num_stages - 1)
         if n > 0:
@@ -283,7 +292,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sigma-train", type=float, default=0.03)
     p.add_argument("--gamma-min-rms", type=float, default=None,
                    help="final proximal-matching γ on the RMS scale (default: σ_train)")
-    p.add_argument("--warmup-frac", type=float, default=0.4, help="fraction of L1 steps")
+    p.add_argument("--warmup-frac", type=float, default=0.4,
+                   help="fraction of warm-up steps (1: no proximal matching)")
+    p.add_argument("--warmup-loss", choices=("l1", "l2"), default="l1",
+                   help="loss of the warm-up (l2 with --warmup-frac 1: an MMSE-trained LPN, "
+                        "the control of scripts/train_denoiser_baseline.py)")
     p.add_argument("--lr-l1", default="1e-3",
                    help="L1 warm-up learning rate(s), comma-separated: equal sub-phases")
     p.add_argument("--lr-pm", type=float, default=2e-4)
@@ -311,8 +324,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mix", default="0.5,0.2,0.3", help="probabilities of pan, NAIP, natural")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="training checkpoint (optimizer state; resumed when it exists)")
+    p.add_argument("--snapshot-every", type=int, default=None,
+                   help="also save the weights every this many steps (and at the end) as "
+                        "<snapshot-dir>/step<NNNNNN>.pt, e.g. to score PnP against the steps; "
+                        "needs --checkpoint (training runs in chunks resumed from it)")
+    p.add_argument("--snapshot-dir", type=Path, default=None,
+                   help="folder of the snapshots (default: <out stem>_snapshots next to --out)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
+    if args.snapshot_every is not None:
+        if args.snapshot_every < 1:
+            p.error("--snapshot-every must be >= 1")
+        if args.checkpoint is None:
+            p.error("--snapshot-every needs --checkpoint PATH (the chunks resume from it)")
     if args.quick:
         args.hidden, args.layers, args.dilations = 8, 2, ""
         args.patch, args.batch, args.n_patches = 24, 8, 64
@@ -333,8 +357,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--lr-l1 must be comma-separated floats, got {args.lr_l1!r}")
     if len(args.mix) != 3 or min(args.mix) < 0 or sum(args.mix) <= 0:
         p.error("--mix needs three non-negative probabilities")
-    if not 0 <= args.warmup_frac < 1:
-        p.error("--warmup-frac must be in [0, 1)")
+    if not 0 <= args.warmup_frac <= 1:
+        p.error("--warmup-frac must be in [0, 1]")
     if args.sigma_train <= 0:
         p.error("--sigma-train must be > 0")
     return args
@@ -395,7 +419,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps = args.steps
     gamma_min = args.gamma_min_rms if args.gamma_min_rms is not None else args.sigma_train
     sched = phases(steps, args.warmup_frac, gamma_min, args.lr_l1, args.lr_pm,
-                   normalized=args.pm_loss == "normalized")
+                   normalized=args.pm_loss == "normalized", warmup_loss=args.warmup_loss)
     tcfg = LPNTrainOptions(phases=sched, batch_size=args.batch, sigma_noise=args.sigma_train,
                           seed=args.seed, grad_clip=args.grad_clip,
                           reset_optimizer=not args.keep_optimizer,
@@ -410,11 +434,27 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  phase {k} ({sched[k].describe()}) done after "
               f"{time.perf_counter() - t_train:.0f} s", flush=True)
 
-    hist = train_lpn(model, bank, tcfg, checkpoint=args.checkpoint, device=device,
-                     precision=args.precision,
-                     progress=sys.stderr.isatty(), on_phase_end=report)
-    sps = steps / hist.wall_time
-    print(f"trained {hist.final_step} steps in {hist.wall_time:.1f} s ({sps:.2f} steps/s); "
+    def run(stop_after: int | None):
+        return train_lpn(model, bank, tcfg, checkpoint=args.checkpoint, device=device,
+                         precision=args.precision, stop_after=stop_after,
+                         progress=sys.stderr.isatty(), on_phase_end=report)
+
+    if args.snapshot_every is None:
+        hist = run(None)
+        wall = hist.wall_time
+    else:
+        snap_dir = args.snapshot_dir or args.out.parent / f"{args.out.stem}_snapshots"
+        snap_dir.mkdir(parents=True, exist_ok=True)
+        wall, done = 0.0, 0
+        while done < steps:
+            hist = run(min(steps, (done // args.snapshot_every + 1) * args.snapshot_every))
+            wall += hist.wall_time
+            done = hist.final_step
+            save_lpn(copy.deepcopy(model).cpu(), snap_dir / f"step{done:06d}.pt")
+            print(f"  snapshot {snap_dir / f'step{done:06d}.pt'} "
+                  f"(loss {hist.loss[-1]:.4g}, {wall:.0f} s)", flush=True)
+    sps = steps / wall if wall > 0 else float("nan")
+    print(f"trained {hist.final_step} steps in {wall:.1f} s ({sps:.2f} steps/s); "
           f"final loss {hist.loss[-1]:.4g}")
 
     # ---- save
@@ -430,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_parameters": n_params,
         "receptive_field": cfg.receptive_field,
         "steps": hist.final_step,
-        "train_seconds": round(hist.wall_time, 2),
+        "train_seconds": round(wall, 2),
         "steps_per_second": round(sps, 3),
         "benchmark_steps_per_second": None if sps_bench is None else round(sps_bench, 3),
         "device": device_name,

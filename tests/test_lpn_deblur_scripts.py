@@ -52,6 +52,9 @@ def test_training_schedule_splits_steps(train_script):
     assert [p.loss for p in ph] == ["l1", "l1", "pm", "pm", "pm", "pm"]
     assert [p.lr for p in ph[:2]] == [1e-2, 1e-3] and ph[0].steps + ph[1].steps == 40
     assert [p.gamma_rms for p in ph[2:]] == pytest.approx([0.24, 0.12, 0.06, 0.03])
+    # an MMSE-trained LPN: the whole run is the l2 warm-up, no proximal matching
+    ph = train_script["phases"](100, 1.0, 0.03, (1e-3, 1e-4), 2e-4, warmup_loss="l2")
+    assert [(p.loss, p.steps, p.lr) for p in ph] == [("l2", 50, 1e-3), ("l2", 50, 1e-4)]
 
 
 def test_time_budget_sets_the_number_of_steps(tmp_path, train_script):
@@ -69,6 +72,8 @@ def test_training_script_rejects_bad_arguments(train_script):
         train_script["main"](["--steps", "many"])
     with pytest.raises(SystemExit):
         train_script["main"](["--mix", "1,0"])
+    with pytest.raises(SystemExit):
+        train_script["main"](["--warmup-frac", "1.5"])
 
 
 def test_patch_bank_shapes_and_augmentation(train_script):
