@@ -119,7 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--steps, --nf must be >= 1, --depth >= 2 and --sigma-train > 0")
     if args.snapshot_every is not None and args.snapshot_every < 1:
         p.error("--snapshot-every must be >= 1")
-    args.mix = tuple(float(m) for m in args.mix.split(","))
+    try:
+        args.mix = tuple(float(m) for m in args.mix.split(","))
+    except ValueError:
+        p.error(f"--mix must be three comma-separated probabilities, got {args.mix!r}")
+    if len(args.mix) != 3 or min(args.mix) < 0 or sum(args.mix) <= 0:
+        p.error("--mix needs three non-negative probabilities (pan, NAIP, natural)")
     return args
 
 

@@ -88,7 +88,8 @@ def test_baseline_denoiser_trains_resumes_exactly_and_round_trips(tmp_path, scri
 
 
 def test_baseline_rejects_bad_arguments(tmp_path, scripts, cache):
-    for bad in (["--steps", "0"], ["--depth", "1"], ["--snapshot-every", "0"]):
+    for bad in (["--steps", "0"], ["--depth", "1"], ["--snapshot-every", "0"], ["--mix", "1,0"],
+                ["--mix", "a,b,c"], ["--mix", "-1,1,1"]):
         with pytest.raises(SystemExit):
             scripts[1].main(["--data-cache", str(cache), "--out", str(tmp_path / "m.pt"),
                              "--checkpoint", str(tmp_path / "c.ck"), *bad])
