@@ -92,6 +92,21 @@ def step_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The denoising task's input: ``x`` plus white noise of std ``sigma`` (fixed seed)."""
+    gen = torch.Generator().manual_seed(DENOISE_SEED)
+    return x + sigma * torch.randn(x.shape, generator=gen)
+
+
+def _save(fig, out: Path) -> None:
+    """Write a figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
 def _per_crop(xhat: torch.Tensor, x: torch.Tensor) -> list[float]:
     return [round(v, 3) for v in psnr(xhat.clamp(0, 1), x).tolist()]
 
@@ -108,8 +123,7 @@ def tv_reference(E, x: torch.Tensor, sigma_train: float, iters: int, seed0: int)
         out[name] = E.grid_choice(E.TV_GRID, res.x, x)
         best = E.TV_GRID.index(out[name]["lam"])
         out[name]["per_crop"] = _per_crop(res.x[best], x)
-    gen = torch.Generator().manual_seed(DENOISE_SEED)
-    y = x + sigma_train * torch.randn(x.shape, generator=gen)
+    y = _noisy(x, sigma_train)
     tv = TVPrior()
     p = [float(psnr(tv.prox(y, g).clamp(0, 1), x).mean()) for g in TV_DENOISE_GRID]
     best = int(np.argmax(p))
@@ -132,9 +146,7 @@ def score(E, path: Path, x: torch.Tensor, sigma_train: float, iters: int, seed0:
         rec[f"{name}_per_crop"] = _per_crop(res.x, x)
         # the relative fixed-point residual of the last iteration (large: ADMM did not settle)
         rec[f"{name}_residual"] = float(res.history.residual[-1].max())
-    gen = torch.Generator().manual_seed(DENOISE_SEED)
-    y = x + s_train * torch.randn(x.shape, generator=gen)
-    xd = prior.prox(y)
+    xd = prior.prox(_noisy(x, s_train))
     rec["denoise"] = float(psnr(xd.clamp(0, 1), x).mean())
     rec["denoise_per_crop"] = _per_crop(xd, x)
     rec["seconds"] = round(time.perf_counter() - t0, 1)
@@ -215,9 +227,7 @@ def plot_lipschitz(data: dict, out: Path, labels: dict[str, str] | None = None) 
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    _save(fig, out)
 
 
 def plot(data: dict, out: Path, phases: list[int], labels: dict[str, str] | None = None) -> None:
@@ -260,9 +270,7 @@ def plot(data: dict, out: Path, phases: list[int], labels: dict[str, str] | None
     fig.suptitle(f"PnP-ADMM on {data['setup']['crops']} {data['setup']['split']} crops against "
                  f"training steps" + (" (grey lines: phase ends)" if phases else ""), fontsize=9)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    _save(fig, out)
 
 
 def plot_per_crop(data: dict, out: Path, labels: dict[str, str] | None = None) -> None:
@@ -298,9 +306,7 @@ def plot_per_crop(data: dict, out: Path, labels: dict[str, str] | None = None) -
     axes[0].set_ylabel("PSNR − TV (dB), per crop")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    _save(fig, out)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -362,9 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
               flush=True)
     if args.lipschitz:
         c = args.size // 2
-        gen = torch.Generator().manual_seed(DENOISE_SEED)
-        noisy = x + args.sigma_train * torch.randn(x.shape, generator=gen)
-        noisy = noisy[..., max(c - 32, 0):c + 32, max(c - 32, 0):c + 32]
+        noisy = _noisy(x, args.sigma_train)[..., max(c - 32, 0):c + 32, max(c - 32, 0):c + 32]
         for r in data["scores"]:
             if "lipschitz" not in r and Path(r["file"]).exists():
                 prior = load_denoiser(Path(r["file"]), args.sigma_train)[0]

@@ -26,7 +26,6 @@ Snapshots (``<out stem>_snapshots/step<NNNNNN>.pt``) and the output are
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import shlex
 import sys
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
             snap_dir.mkdir(parents=True, exist_ok=True)
             save_denoiser(model, snap_dir / f"step{done:06d}.pt", config, {"step": done})
         print(f"  step {done}: loss {res.history['loss'][-1]:.4g} ({wall:.0f} s)", flush=True)
-    save_denoiser(copy.deepcopy(model), args.out, config,
+    save_denoiser(model, args.out, config,
                   {"step": done, "command": command, "train_seconds": round(wall, 1)})
     meta = {"weights": args.out.name, **run_cfg, "num_parameters": n_params,
             "precision": args.precision, "train_seconds": round(wall, 1),

@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> dict:
             hist = run(min(steps, (done // args.snapshot_every + 1) * args.snapshot_every))
             wall += hist.wall_time
             done = hist.final_step
-            save_lpn(copy.deepcopy(model).cpu(), snap_dir / f"step{done:06d}.pt")
+            save_lpn(model, snap_dir / f"step{done:06d}.pt")  # weights stored on the CPU
             print(f"  snapshot {snap_dir / f'step{done:06d}.pt'} "
                   f"(loss {hist.loss[-1]:.4g}, {wall:.0f} s)", flush=True)
     sps = steps / wall if wall > 0 else float("nan")
